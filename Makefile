@@ -1,0 +1,44 @@
+# tactful: the two commands a fresh clone needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TACTFUL := $(BIN)/tactful
+
+.PHONY: install test test-unit test-integration lint demo demo-offline validate bench-engine clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The whole suite: lint, the fast unit tier, then the tier against the real broker.
+test: install lint test-unit test-integration
+
+test-unit: install
+	$(BIN)/pytest -q -m "not integration" tests
+
+lint: install
+	$(BIN)/ruff check streams tests
+	$(BIN)/mypy
+
+validate: install
+	$(TACTFUL) validate topologies
+
+# Offline: the shipped synthetic journeys through `tactful replay`.
+demo-offline: install
+	@mkdir -p out
+	$(TACTFUL) generate --customers 200 --seed 7 --out out/demo-events.jsonl
+	$(TACTFUL) replay --topologies topologies --events out/demo-events.jsonl --out out/demo-decisions.jsonl
+	@echo; echo "First decisions (out/demo-decisions.jsonl):"; head -n 12 out/demo-decisions.jsonl
+
+bench-engine: install
+	$(TACTFUL) bench replay --events 1000000 --customers 100000
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+
+include deploy/local.mk

@@ -1,0 +1,113 @@
+"""Touchpoint events (contract section 1) and their validation.
+
+:func:`validate_event` turns a decoded record (a mapping, from JSON or Avro)
+into an :class:`Event`, or raises :class:`~streams.errors.InvalidEvent` with a
+machine-readable reason. Beyond the contract, hostile payloads are bounded:
+the limits below are the project's, documented in ``docs/contract-notes.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.errors import InvalidEvent
+from streams.timeutil import parse_time
+
+TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_.]*")
+MAX_EVENT_ID = 256
+MAX_CUSTOMER_ID = 128
+MAX_TYPE = 64
+MAX_CHANNEL = 64
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_KEY = 128
+MAX_ATTRIBUTE_VALUE = 1024
+
+# Reasons an event is invalid; they are the dead-letter ``reason`` values.
+R_NOT_OBJECT = "not_an_object"
+R_EVENT_ID = "invalid_event_id"
+R_CUSTOMER_ID = "invalid_customer_id"
+R_TYPE = "invalid_type"
+R_OCCURRED_AT = "invalid_occurred_at"
+R_CHANNEL = "invalid_channel"
+R_ATTRIBUTES = "invalid_attributes"
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated touchpoint. Times are epoch milliseconds. Treat as read-only."""
+
+    event_id: str
+    customer_id: str
+    type: str
+    occurred_at: int
+    channel: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro / JSON record form (``occurred_at`` stays epoch ms)."""
+        return {
+            "event_id": self.event_id,
+            "customer_id": self.customer_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "channel": self.channel,
+            "attributes": dict(self.attributes),
+        }
+
+
+def validate_event(raw: object) -> Event:
+    """Check one decoded record against contract section 1.
+
+    Unknown extra fields are ignored; a null optional field counts as absent.
+    """
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent(R_NOT_OBJECT, f"an event must be an object, got {type(raw).__name__}")
+
+    event_id = raw.get("event_id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent(R_EVENT_ID, "event_id must be a non-empty string")
+    if len(event_id) > MAX_EVENT_ID:
+        raise InvalidEvent(R_EVENT_ID, f"event_id is longer than {MAX_EVENT_ID} characters")
+
+    customer_id = raw.get("customer_id")
+    if not isinstance(customer_id, str) or not 1 <= len(customer_id) <= MAX_CUSTOMER_ID:
+        raise InvalidEvent(R_CUSTOMER_ID, "customer_id must be a string of 1..128 characters")
+
+    etype = raw.get("type")
+    if not isinstance(etype, str) or len(etype) > MAX_TYPE or not TYPE_PATTERN.fullmatch(etype):
+        raise InvalidEvent(R_TYPE, "type must match [a-z][a-z0-9_.]* and be at most 64 characters")
+
+    if "occurred_at" not in raw or raw["occurred_at"] is None:
+        raise InvalidEvent(R_OCCURRED_AT, "occurred_at is required")
+    try:
+        occurred_at = parse_time(raw["occurred_at"])
+    except ValueError as exc:
+        raise InvalidEvent(R_OCCURRED_AT, str(exc)) from exc
+
+    channel = raw.get("channel")
+    if channel is not None and (
+        not isinstance(channel, str) or not 1 <= len(channel) <= MAX_CHANNEL
+    ):
+        raise InvalidEvent(R_CHANNEL, "channel must be a string of 1..64 characters")
+
+    attrs_raw = raw.get("attributes")
+    attributes: dict[str, str]
+    if attrs_raw is None:
+        attributes = {}
+    elif not isinstance(attrs_raw, Mapping):
+        raise InvalidEvent(R_ATTRIBUTES, "attributes must be a map of string to string")
+    else:
+        if len(attrs_raw) > MAX_ATTRIBUTES:
+            raise InvalidEvent(R_ATTRIBUTES, f"more than {MAX_ATTRIBUTES} attributes")
+        attributes = {}
+        for k, v in attrs_raw.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise InvalidEvent(R_ATTRIBUTES, "attributes must be a map of string to string")
+            if len(k) > MAX_ATTRIBUTE_KEY or len(v) > MAX_ATTRIBUTE_VALUE:
+                raise InvalidEvent(R_ATTRIBUTES, "an attribute key or value is too long")
+            attributes[k] = v
+
+    return Event(event_id, customer_id, etype, occurred_at, channel, attributes)
