@@ -1,0 +1,141 @@
+"""One partition's driver around the engine: stream time, watermark, lateness,
+duplicates and timers. `replay` and the live workers both run this class, so
+they decide alike; they differ only in where state lives (a dict, a Faust
+table) and where decisions go.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from enum import Enum
+from typing import Protocol
+
+from streams.decisions import Decision
+from streams.engine.engine import Engine
+from streams.engine.state import CustomerState
+from streams.events import Event
+
+
+class StateStore(Protocol):
+    """Where per-customer state lives."""
+
+    def get(self, customer_id: str) -> CustomerState | None: ...
+    def put(self, customer_id: str, state: CustomerState) -> None: ...
+    def delete(self, customer_id: str) -> None: ...
+
+
+class DictStore:
+    """In-memory store, for replay and tests."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, CustomerState] = {}
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        return self.data.get(customer_id)
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        self.data[customer_id] = state
+
+    def delete(self, customer_id: str) -> None:
+        self.data.pop(customer_id, None)
+
+
+class Outcome(Enum):
+    EVALUATED = "evaluated"
+    IGNORED = "ignored"  # valid and on time, but no topology reads its type
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+class Processor:
+    """Feeds one partition's events, in arrival order, through the engine."""
+
+    def __init__(self, engine: Engine, store: StateStore) -> None:
+        self.engine = engine
+        self.store = store
+        self.lateness = engine.policies.lateness
+        self.stream_time: int | None = None
+        self._floor: int | None = None  # a watermark set from outside (replay --until)
+        self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
+
+    @property
+    def watermark(self) -> int | None:
+        wm = None if self.stream_time is None else self.stream_time - self.lateness
+        if self._floor is not None and (wm is None or self._floor > wm):
+            return self._floor
+        return wm
+
+    def process(self, ev: Event) -> tuple[Outcome, list[Decision]]:
+        reads = self.engine.reads(ev.type)
+        cid = ev.customer_id
+        if reads:
+            state = self.store.get(cid)
+            # Duplicates are recognised before lateness (contract section 2).
+            if state is not None and state.has_event(ev.event_id):
+                return Outcome.DUPLICATE, []
+        wm = self.watermark
+        if wm is not None and ev.occurred_at < wm:
+            return Outcome.LATE, []
+        decisions: list[Decision] = []
+        if self.stream_time is None or ev.occurred_at > self.stream_time:
+            self.stream_time = ev.occurred_at
+            if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
+                decisions.extend(self._fire_due())
+        if not reads:
+            return Outcome.IGNORED, decisions
+        # Timers may just have changed this customer's state: read it again.
+        state = self.store.get(cid) or CustomerState()
+        before = state.next_deadline()
+        decisions.extend(self.engine.on_event(state, ev))
+        self._settle(cid, state, before)
+        if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
+            decisions.extend(self._fire_due())
+        return Outcome.EVALUATED, decisions
+
+    def advance_stream_time(self, t: int) -> list[Decision]:
+        """Move stream time forward (idle partitions, live); fires due timers."""
+        if self.stream_time is None or t > self.stream_time:
+            self.stream_time = t
+        return self._fire_due()
+
+    def advance_watermark(self, watermark: int) -> list[Decision]:
+        """Set the watermark to at least ``watermark`` (replay's ``--until``); fires due timers."""
+        if self.watermark is None or watermark > self.watermark:
+            self._floor = watermark
+        return self._fire_due()
+
+    def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
+        """Rebuild the timer index from stored state (a restarted live worker)."""
+        self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
+        heapq.heapify(self._timers)
+
+    def pending_timers(self) -> int:
+        return len(self._timers)
+
+    def _fire_due(self) -> list[Decision]:
+        wm = self.watermark
+        out: list[Decision] = []
+        if wm is None:
+            return out
+        heap = self._timers
+        while heap and heap[0][0] <= wm:
+            deadline, cid = heapq.heappop(heap)
+            state = self.store.get(cid)
+            if state is None or state.next_deadline() != deadline:
+                continue  # stale entry: fired already, or the customer's earliest moved
+            out.extend(self.engine.on_deadline(state, cid, deadline))
+            self._settle(cid, state, None)
+        return out
+
+    def _settle(self, cid: str, state: CustomerState, previous_deadline: int | None) -> None:
+        wm = self.watermark
+        if wm is not None:
+            self.engine.prune(state, wm)
+        if state.is_empty():
+            self.store.delete(cid)
+            return
+        self.store.put(cid, state)
+        nd = state.next_deadline()
+        if nd is not None and nd != previous_deadline:
+            heapq.heappush(self._timers, (nd, cid))

@@ -1,0 +1,175 @@
+"""Per-customer engine state: a compact value for a changelog-backed table.
+
+It holds only what decisions can depend on: the events some topology reads
+(with only the attributes some rule reads), active and recently ended
+suppressions, recent emitted engagements (for caps), the last fire time of
+each topology (for cooldown) and pending absence timers. Everything is pruned
+by ``retention``; see :meth:`CustomerState.prune`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.errors import StateError
+
+FORMAT_VERSION = 1
+
+
+class StoredEvent:
+    """A touchpoint kept in state. ``done`` names topologies it completed a match for."""
+
+    __slots__ = ("attributes", "channel", "done", "event_id", "seq", "t", "type")
+
+    def __init__(
+        self, seq: int, t: int, event_id: str, type: str, channel: str | None,
+        attributes: dict[str, str], done: set[str] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.t = t
+        self.event_id = event_id
+        self.type = type
+        self.channel = channel
+        self.attributes = attributes
+        self.done = done
+
+    def is_done(self, topology: str) -> bool:
+        return self.done is not None and topology in self.done
+
+    def mark_done(self, topology: str) -> None:
+        if self.done is None:
+            self.done = {topology}
+        else:
+            self.done.add(topology)
+
+    def __repr__(self) -> str:
+        return f"StoredEvent({self.event_id!r}, {self.type!r}, t={self.t}, seq={self.seq})"
+
+
+@dataclass(slots=True)
+class Suppression:
+    topology: str
+    channel: str
+    category: str
+    start: int
+    end: int
+    decision_id: str
+
+    def active_at(self, t: int) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(slots=True, order=True)
+class Timer:
+    deadline: int
+    topology: str
+    seq: int  # the arming `after` event
+
+
+@dataclass(slots=True)
+class CustomerState:
+    next_seq: int = 0
+    events: list[StoredEvent] = field(default_factory=list)  # in (t, seq) order
+    suppressions: list[Suppression] = field(default_factory=list)
+    engagements: list[tuple[int, str]] = field(default_factory=list)  # (effective_at, channel)
+    last_fired: dict[str, int] = field(default_factory=dict)
+    timers: list[Timer] = field(default_factory=list)  # sorted
+
+    # -- events -------------------------------------------------------------------
+
+    def has_event(self, event_id: str) -> bool:
+        return any(e.event_id == event_id for e in self.events)
+
+    def insert(self, ev: StoredEvent) -> int:
+        """Insert in (t, seq) order; returns the index. ``ev.seq`` is the newest."""
+        i = bisect_right(self.events, ev.t, key=lambda e: e.t)
+        self.events.insert(i, ev)
+        return i
+
+    def find(self, seq: int) -> StoredEvent | None:
+        for e in self.events:
+            if e.seq == seq:
+                return e
+        return None
+
+    def next_deadline(self) -> int | None:
+        return self.timers[0].deadline if self.timers else None
+
+    # -- pruning ----------------------------------------------------------------------
+
+    def prune(self, cutoff: int, max_cap_window: int, max_cooldown: int) -> None:
+        """Drop what no future decision can depend on.
+
+        ``cutoff`` is ``watermark - retention``. Every window is at most
+        ``retention`` long and every future event is at or after the watermark,
+        so no future match can include an event before the cutoff, and no
+        future match is effective before it. Engagements stay while a cap
+        window reaching back from the cutoff can count them, fire times while a
+        cooldown can still hold back a match, events while a timer needs them.
+        """
+        if self.events and self.events[0].t < cutoff:
+            armed = {tm.seq for tm in self.timers}
+            self.events = [e for e in self.events if e.t >= cutoff or e.seq in armed]
+        if self.suppressions:
+            self.suppressions = [s for s in self.suppressions if s.end > cutoff]
+        if self.engagements:
+            keep_from = cutoff - max_cap_window
+            self.engagements = [g for g in self.engagements if g[0] > keep_from]
+        if self.last_fired:
+            keep_from = cutoff - max_cooldown
+            self.last_fired = {k: v for k, v in self.last_fired.items() if v >= keep_from}
+
+    def is_empty(self) -> bool:
+        return not (self.events or self.suppressions or self.engagements or self.last_fired or self.timers)
+
+    # -- serialisation ---------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_obj())
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "n": self.next_seq,
+            "e": [
+                [e.seq, e.t, e.event_id, e.type, e.channel, e.attributes or None,
+                 sorted(e.done) if e.done else None]
+                for e in self.events
+            ],
+            "s": [[s.topology, s.channel, s.category, s.start, s.end, s.decision_id] for s in self.suppressions],
+            "g": [list(g) for g in self.engagements],
+            "f": self.last_fired,
+            "m": [[tm.deadline, tm.topology, tm.seq] for tm in self.timers],
+        }
+
+    @staticmethod
+    def from_bytes(data: bytes) -> CustomerState:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise StateError(f"customer state is not valid JSON: {exc}") from exc
+        return CustomerState.from_obj(obj)
+
+    @staticmethod
+    def from_obj(obj: Mapping[str, Any]) -> CustomerState:
+        try:
+            if obj.get("v") != FORMAT_VERSION:
+                raise StateError(f"unknown customer state format {obj.get('v')!r}")
+            return CustomerState(
+                next_seq=int(obj["n"]),
+                events=[
+                    StoredEvent(seq, t, eid, typ, ch, attrs or {}, set(done) if done else None)
+                    for seq, t, eid, typ, ch, attrs, done in obj["e"]
+                ],
+                suppressions=[Suppression(*s) for s in obj["s"]],
+                engagements=[(int(t), str(c)) for t, c in obj["g"]],
+                last_fired={str(k): int(v) for k, v in obj["f"].items()},
+                timers=[Timer(d, tp, seq) for d, tp, seq in obj["m"]],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"customer state is malformed: {exc!r}") from exc
