@@ -105,6 +105,28 @@ class Processor:
             self._floor = watermark
         return self._fire_due()
 
+    def sweep(self, customers: Iterable[str]) -> int:
+        """Prune these customers' state (those no event touched lately); returns how many were dropped.
+
+        Timers are not fired here: that stays with watermark movement, so a
+        sweep never changes a decision.
+        """
+        wm = self.watermark
+        dropped = 0
+        if wm is None:
+            return dropped
+        for cid in customers:
+            state = self.store.get(cid)
+            if state is None:
+                continue
+            self.engine.prune(state, wm)
+            if state.is_empty():
+                self.store.delete(cid)
+                dropped += 1
+            else:
+                self.store.put(cid, state)
+        return dropped
+
     def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the timer index from stored state (a restarted live worker)."""
         self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
