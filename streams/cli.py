@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -41,18 +42,44 @@ def validate(folder: str) -> None:
     catalog = _load_catalog(folder)
     for t in catalog.topologies:
         click.echo(f"ok  {t.name} v{t.version}  ({t.file}, priority {t.priority})")
-    click.echo(f"{len(catalog.topologies)} topologies valid; policies: lateness "
-               f"{catalog.policies.lateness // 1000}s, retention {catalog.policies.retention // 86_400_000}d")
+    click.echo(
+        f"{len(catalog.topologies)} topologies valid; policies: lateness "
+        f"{catalog.policies.lateness // 1000}s, retention {catalog.policies.retention // 86_400_000}d"
+    )
 
 
 @main.command()
-@click.option("--topologies", "topologies", required=True, type=click.Path(file_okay=False), help="Folder of topology *.yaml files and an optional policies.yaml.")
-@click.option("--events", "events", required=True, type=click.Path(dir_okay=False), help="JSON Lines or Avro object container file.")
-@click.option("--until", "until", default=None, help="Move the watermark here after the last event (epoch ms or ISO-8601).")
-@click.option("--out", "out", default=None, type=click.Path(dir_okay=False), help="Write decisions here instead of standard output.")
+@click.option(
+    "--topologies",
+    "topologies",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of topology *.yaml files and an optional policies.yaml.",
+)
+@click.option(
+    "--events",
+    "events",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="JSON Lines or Avro object container file.",
+)
+@click.option(
+    "--until", "until", default=None, help="Move the watermark here after the last event (epoch ms or ISO-8601)."
+)
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write decisions here instead of standard output.",
+)
 @click.option("--audit", is_flag=True, help="Write every decision with its status and cause.")
-@click.option("--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal).")
-def replay(topologies: str, events: str, until: str | None, out: str | None, audit: bool, progress: bool | None) -> None:
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal)."
+)
+def replay(
+    topologies: str, events: str, until: str | None, out: str | None, audit: bool, progress: bool | None
+) -> None:
     """Run topologies over a file of events with no broker (contract section 6)."""
     from streams.replay import read_events, replay_numbered
     from streams.timeutil import parse_time_option
@@ -70,18 +97,124 @@ def replay(topologies: str, events: str, until: str | None, out: str | None, aud
     started = time.perf_counter()
     ticker = _Ticker(enabled=show)
     try:
-        result = replay_numbered(catalog, read_events(Path(events)), until_ms, on_reject=reject, on_progress=ticker.tick)
+        result = replay_numbered(
+            catalog, read_events(Path(events)), until_ms, on_reject=reject, on_progress=ticker.tick
+        )
     except EventsFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_EVENTS_UNREADABLE)
     ticker.done()
     elapsed = time.perf_counter() - started
     sink: IO[bytes]
-    with (open(out, "wb") if out else _stdout()) as sink:
+    with open(out, "wb") if out else _stdout() as sink:
         for d in result.all_decisions:
             if audit or d.emitted:
                 sink.write(orjson.dumps(d.to_json(audit=audit)) + b"\n")
     _print_summary(result.summary, elapsed)
+
+
+@main.command()
+@click.option("--customers", default=1000, show_default=True, type=click.IntRange(1), help="How many customers.")
+@click.option(
+    "--events", "total", default=None, type=click.IntRange(1), help="Exactly this many valid events (noise fills up)."
+)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--start", default="2026-05-04T00:00:00Z", show_default=True, help="Time of the first event.")
+@click.option("--days", default=3.0, show_default=True, type=click.FloatRange(min=0.01))
+@click.option(
+    "--scenario-rate",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of customers living a shipped scenario.",
+)
+@click.option(
+    "--out-of-order",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of events arriving displaced (within lateness).",
+)
+@click.option(
+    "--duplicates", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Share of events sent twice."
+)
+@click.option(
+    "--invalid", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Share of broken events added."
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output file: .jsonl, or .avro for an Avro object container.",
+)
+def generate(
+    customers: int,
+    total: int | None,
+    seed: int,
+    start: str,
+    days: float,
+    scenario_rate: float,
+    out_of_order: float,
+    duplicates: float,
+    invalid: float,
+    out: str,
+) -> None:
+    """Write synthetic touchpoint journeys (the shipped scenarios amid browsing noise)."""
+    from streams import generate as gen
+    from streams.timeutil import parse_time_option
+
+    try:
+        start_ms = parse_time_option(start)
+        events = (
+            functools.partial(gen.generate_events, total, customers, seed)
+            if total
+            else functools.partial(gen.generate, customers, seed)
+        )
+        result = gen.write(
+            out,
+            events(
+                start_ms=start_ms,
+                days=days,
+                scenario_rate=scenario_rate,
+                out_of_order_rate=out_of_order,
+                duplicate_rate=duplicates,
+                invalid_rate=invalid,
+            ),
+        )
+    except TactfulError as exc:
+        raise click.UsageError(str(exc)) from exc
+    extra = f" ({result.skipped} that Avro cannot hold were left out)" if result.skipped else ""
+    click.echo(f"wrote {result.written:,} events for {customers:,} customers to {out}{extra}", err=True)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print figures (they assert nothing)."""
+
+
+@bench.command("replay")
+@click.option("--topologies", default="topologies", show_default=True, type=click.Path(file_okay=False))
+@click.option("--events", "total", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--workdir",
+    default="out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the generated input is cached.",
+)
+def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir: str) -> None:
+    """Replay generated events through the engine on one core; print events/s, memory, state size."""
+    from streams.bench import engine as bench_engine
+
+    catalog = _load_catalog(topologies)
+    folder = Path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    click.echo(f"generating {total:,} events for {customers:,} customers (cached in {folder})...", err=True)
+    path = bench_engine.events_file(folder, total, customers, seed)
+    click.echo(bench_engine.report(bench_engine.run(catalog, path, customers)))
 
 
 class _Ticker:
@@ -117,8 +250,12 @@ def _stdout() -> IO[bytes]:
 
 def _print_summary(summary: dict[str, object], elapsed: float) -> None:
     events = summary["events"]
-    parts = [f"{events} events", f"{summary['invalid']} invalid", f"{summary['late']} late",
-             f"{summary['duplicates']} duplicates"]
+    parts = [
+        f"{events} events",
+        f"{summary['invalid']} invalid",
+        f"{summary['late']} late",
+        f"{summary['duplicates']} duplicates",
+    ]
     click.echo(f"summary: {', '.join(parts)} in {elapsed:.2f}s", err=True)
     decisions = summary["decisions"]
     assert isinstance(decisions, dict)

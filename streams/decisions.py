@@ -19,25 +19,49 @@ SKIPPED = "skipped"
 
 # Field order of the JSON output (contract section 5).
 FIELDS = (
-    "decision_id", "customer_id", "kind", "channel", "action", "category", "topology",
-    "topology_version", "effective_at", "expires_at", "not_before", "evidence", "reason",
+    "decision_id",
+    "customer_id",
+    "kind",
+    "channel",
+    "action",
+    "category",
+    "topology",
+    "topology_version",
+    "effective_at",
+    "expires_at",
+    "not_before",
+    "evidence",
+    "reason",
 )
 
 
 def decision_id(
-    topology: str, version: int, customer_id: str, evidence: tuple[str, ...],
-    kind: str, channel: str, category: str | None, action: str | None,
+    topology: str,
+    version: int,
+    customer_id: str,
+    evidence: tuple[str, ...],
+    kind: str,
+    channel: str,
+    category: str | None,
+    action: str | None,
 ) -> str:
     """Same topology, version, customer, evidence and action -> same id.
 
     Fields are joined with ASCII unit/record separators, which cannot occur in
     the validated identifiers, so distinct inputs never collide by concatenation.
     """
-    text = "\x1f".join((
-        topology, str(version), customer_id, "\x1e".join(evidence),
-        kind, channel, category if category is not None else "\x00",
-        action if action is not None else "\x00",
-    ))
+    text = "\x1f".join(
+        (
+            topology,
+            str(version),
+            customer_id,
+            "\x1e".join(evidence),
+            kind,
+            channel,
+            category if category is not None else "\x00",
+            action if action is not None else "\x00",
+        )
+    )
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 

@@ -44,9 +44,9 @@ class ReplayResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        by_kind: dict[str, dict[str, int]] = {}
+        by_kind: dict[str, Counter[str]] = {}
         for d in self.all_decisions:
-            by_kind.setdefault(d.kind, Counter())[d.status] += 1  # type: ignore[index]
+            by_kind.setdefault(d.kind, Counter())[d.status] += 1
         return {
             "events": self.counts["events"],
             "invalid": self.counts["invalid"],

@@ -128,9 +128,7 @@ class Engine:
 
     # -- matching -------------------------------------------------------------------------
 
-    def _sequence_matches(
-        self, topo: Topology, cond: Sequence, events: list[StoredEvent], index: int
-    ) -> list[Match]:
+    def _sequence_matches(self, topo: Topology, cond: Sequence, events: list[StoredEvent], index: int) -> list[Match]:
         new = events[index]
         if not any(s.pattern.test(new) for s in cond.steps):
             return []
@@ -153,9 +151,7 @@ class Engine:
             found.append(Match(topo, cand.t, tuple(filling), binds, cand))
         return found
 
-    def _count_matches(
-        self, topo: Topology, cond: Count, events: list[StoredEvent], index: int
-    ) -> list[Match]:
+    def _count_matches(self, topo: Topology, cond: Count, events: list[StoredEvent], index: int) -> list[Match]:
         new = events[index]
         if not cond.pattern.test(new):
             return []
@@ -224,8 +220,13 @@ class Engine:
         return out
 
     def _engage(
-        self, state: CustomerState, m: Match, customer: str, evidence: tuple[str, ...],
-        action: Engage, made_now: set[str],
+        self,
+        state: CustomerState,
+        m: Match,
+        customer: str,
+        evidence: tuple[str, ...],
+        action: Engage,
+        made_now: set[str],
     ) -> Decision:
         name = action.action.render(m.bindings)
         category = action.category.render(m.bindings) if action.category else None
@@ -273,7 +274,8 @@ class Engine:
         for cap in self.policies.caps:
             floor = t - cap.per
             n = sum(
-                1 for at, ch in state.engagements
+                1
+                for at, ch in state.engagements
                 if floor < at <= t and (cap.channel == ANY_CATEGORY or ch == cap.channel)
             )
             if cap.channel in (ANY_CATEGORY, d.channel) and n + 1 > cap.max:
@@ -295,29 +297,58 @@ class Engine:
         out = []
         for channel, category in released:
             did = decision_id(topo.name, topo.version, customer, (ev.event_id,), RELEASE, channel, category, None)
-            out.append(Decision(
-                did, customer, RELEASE, channel, None, category, topo.name, topo.version, ev.t,
-                None, None, (ev.event_id,),
-                f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
-            ))
+            out.append(
+                Decision(
+                    did,
+                    customer,
+                    RELEASE,
+                    channel,
+                    None,
+                    category,
+                    topo.name,
+                    topo.version,
+                    ev.t,
+                    None,
+                    None,
+                    (ev.event_id,),
+                    f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
+                )
+            )
         return out
 
     @staticmethod
     def _decision(
-        m: Match, customer: str, evidence: tuple[str, ...], kind: str, channel: str,
-        category: str | None, action: str | None,
+        m: Match,
+        customer: str,
+        evidence: tuple[str, ...],
+        kind: str,
+        channel: str,
+        category: str | None,
+        action: str | None,
     ) -> Decision:
         topo = m.topology
         did = decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action)
         return Decision(
-            did, customer, kind, channel, action, category, topo.name, topo.version,
-            m.effective, None, None, evidence, f"{topo.name} v{topo.version} matched {_types(m)}.",
+            did,
+            customer,
+            kind,
+            channel,
+            action,
+            category,
+            topo.name,
+            topo.version,
+            m.effective,
+            None,
+            None,
+            evidence,
+            f"{topo.name} v{topo.version} matched {_types(m)}.",
         )
 
 
 def _types(m: Match) -> str:
-    if isinstance(m.topology.when, Absence):
-        return f"{m.evidence[0].type} with no {m.topology.when.missing.event} for {format_duration(m.topology.when.duration)}"
+    when = m.topology.when
+    if isinstance(when, Absence):
+        return f"{m.evidence[0].type} with no {when.missing.event} for {format_duration(when.duration)}"
     return ", ".join(e.type for e in m.evidence)
 
 

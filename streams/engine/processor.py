@@ -74,13 +74,18 @@ class Processor:
             # Duplicates are recognised before lateness (contract section 2).
             if state is not None and state.has_event(ev.event_id):
                 return Outcome.DUPLICATE, []
-        wm = self.watermark
-        if wm is not None and ev.occurred_at < wm:
-            return Outcome.LATE, []
+        t = ev.occurred_at
+        stream_time = self.stream_time
+        if stream_time is not None:
+            wm = stream_time - self.lateness
+            if self._floor is not None and self._floor > wm:
+                wm = self._floor
+            if t < wm:
+                return Outcome.LATE, []
         decisions: list[Decision] = []
-        if self.stream_time is None or ev.occurred_at > self.stream_time:
-            self.stream_time = ev.occurred_at
-            if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
+        if stream_time is None or t > stream_time:
+            self.stream_time = t
+            if self._timers and self._timers[0][0] <= t - self.lateness:
                 decisions.extend(self._fire_due())
         if not reads:
             return Outcome.IGNORED, decisions

@@ -27,8 +27,14 @@ class StoredEvent:
     __slots__ = ("attributes", "channel", "done", "event_id", "seq", "t", "type")
 
     def __init__(
-        self, seq: int, t: int, event_id: str, type: str, channel: str | None,
-        attributes: dict[str, str], done: set[str] | None = None,
+        self,
+        seq: int,
+        t: int,
+        event_id: str,
+        type: str,
+        channel: str | None,
+        attributes: dict[str, str],
+        done: set[str] | None = None,
     ) -> None:
         self.seq = seq
         self.t = t
@@ -137,8 +143,7 @@ class CustomerState:
             "v": FORMAT_VERSION,
             "n": self.next_seq,
             "e": [
-                [e.seq, e.t, e.event_id, e.type, e.channel, e.attributes or None,
-                 sorted(e.done) if e.done else None]
+                [e.seq, e.t, e.event_id, e.type, e.channel, e.attributes or None, sorted(e.done) if e.done else None]
                 for e in self.events
             ],
             "s": [[s.topology, s.channel, s.category, s.start, s.end, s.decision_id] for s in self.suppressions],

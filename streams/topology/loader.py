@@ -139,7 +139,9 @@ def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
         doc = ctx.mapping(data, "", TOP_KEYS, {"topology", "version", "when", "then"})
     except _Invalid:
         return None
-    name = ctx.attempt(lambda: ctx.string(doc.get("topology"), "topology", NAME_PATTERN, "a name matching [a-z][a-z0-9_]*"))
+    name = ctx.attempt(
+        lambda: ctx.string(doc.get("topology"), "topology", NAME_PATTERN, "a name matching [a-z][a-z0-9_]*")
+    )
     version = ctx.attempt(lambda: ctx.integer(doc.get("version"), "version", 0)) if "version" in doc else None
     description = doc.get("description", "")
     if not isinstance(description, str):
@@ -206,7 +208,9 @@ def _condition(value: Any, ctx: _Ctx, bindings: dict[str, str], retention: int) 
     m = ctx.mapping(value, "when", {"sequence", "count", "absence", "within", "unless"})
     kinds = [k for k in ("sequence", "count", "absence") if k in m]
     if len(kinds) != 1:
-        raise ctx.fail("when", "expected exactly one of sequence, count, absence" + (f"; got {', '.join(kinds)}" if kinds else ""))
+        raise ctx.fail(
+            "when", "expected exactly one of sequence, count, absence" + (f"; got {', '.join(kinds)}" if kinds else "")
+        )
     kind = kinds[0]
     if kind != "sequence":
         for k in ("within", "unless"):
@@ -227,7 +231,10 @@ def _condition(value: Any, ctx: _Ctx, bindings: dict[str, str], retention: int) 
                 within = None
                 if "within" in sm:
                     if i == 0:
-                        raise ctx.fail(f"{key}.within", "the first step has no previous step; use when.within for the whole sequence")
+                        raise ctx.fail(
+                            f"{key}.within",
+                            "the first step has no previous step; use when.within for the whole sequence",
+                        )
                     within = _window(sm["within"], ctx, f"{key}.within", retention)
                 steps.append(Step(pattern, bind, within))
             except _Invalid:
@@ -239,14 +246,16 @@ def _condition(value: Any, ctx: _Ctx, bindings: dict[str, str], retention: int) 
         return Sequence(tuple(steps), span, unless)
     if kind == "count":
         key = "when.count"
-        cm = ctx.mapping(m["count"], key, {"event", "where", "at_least", "within", "as"}, {"event", "at_least", "within"})
+        cm = ctx.mapping(
+            m["count"], key, {"event", "where", "at_least", "within", "as"}, {"event", "at_least", "within"}
+        )
         pattern = _pattern(cm, ctx, key, {"at_least", "within", "as"})
         at_least = ctx.integer(cm.get("at_least"), f"{key}.at_least", 1)
         within = _window(cm.get("within"), ctx, f"{key}.within", retention)
         return Count(pattern, at_least, within, _bind(cm, ctx, key, bindings))
     key = "when.absence"
     am = ctx.mapping(m["absence"], key, {"after", "missing", "for"}, {"after", "missing", "for"})
-    after_raw = am.get("after")
+    after_raw = ctx.mapping(am.get("after"), f"{key}.after", {"event", "where", "as"}, {"event"})
     after = _pattern(after_raw, ctx, f"{key}.after", {"as"})
     bind = _bind(after_raw, ctx, f"{key}.after", bindings)
     missing = _pattern(am.get("missing"), ctx, f"{key}.missing")
@@ -284,13 +293,17 @@ def _actions(value: Any, ctx: _Ctx, bindings: dict[str, str] | None) -> tuple[Ac
                 category = _template(sm.get("category", ANY_CATEGORY), ctx, f"{key}.category", bindings)
                 actions.append(Suppress(channels, category, ctx.duration(sm.get("for"), f"{key}.for")))
             else:
-                em = ctx.mapping(body, key, {"channel", "action", "category", "expires", "priority"}, {"channel", "action"})
+                em = ctx.mapping(
+                    body, key, {"channel", "action", "category", "expires", "priority"}, {"channel", "action"}
+                )
                 channel = ctx.string(em.get("channel"), f"{key}.channel")
                 action = _template(em.get("action"), ctx, f"{key}.action", bindings)
-                category = _template(em["category"], ctx, f"{key}.category", bindings) if "category" in em else None
+                engage_category = (
+                    _template(em["category"], ctx, f"{key}.category", bindings) if "category" in em else None
+                )
                 expires = ctx.duration(em["expires"], f"{key}.expires") if "expires" in em else None
                 priority = ctx.integer(em["priority"], f"{key}.priority") if "priority" in em else None
-                actions.append(Engage(channel, action, category, expires, priority))
+                actions.append(Engage(channel, action, engage_category, expires, priority))
         except _Invalid:
             ok = False
     if not ok:
@@ -344,7 +357,9 @@ def _clock(value: Any, ctx: _Ctx, key: str) -> int:
 
 def _quiet(value: Any, ctx: _Ctx) -> QuietHours:
     key = "quiet_hours"
-    qm = ctx.mapping(value, key, {"from", "to", "channels", "timezone_attribute", "default_timezone"}, {"from", "to", "channels"})
+    qm = ctx.mapping(
+        value, key, {"from", "to", "channels", "timezone_attribute", "default_timezone"}, {"from", "to", "channels"}
+    )
     start = ctx.attempt(lambda: _clock(qm.get("from"), ctx, f"{key}.from"))
     end = ctx.attempt(lambda: _clock(qm.get("to"), ctx, f"{key}.to"))
     channels = ctx.strings(qm.get("channels"), f"{key}.channels")

@@ -265,10 +265,7 @@ class Catalog:
             keys.add(policies.quiet_hours.timezone_attribute)
         types = set(releases) | set(triggers) | set(arms)
         roles = {
-            t: Roles(
-                tuple(releases.get(t, ())), tuple(triggers.get(t, ())), tuple(arms.get(t, ()))
-            )
-            for t in types
+            t: Roles(tuple(releases.get(t, ())), tuple(triggers.get(t, ())), tuple(arms.get(t, ()))) for t in types
         }
         return Catalog(ordered, policies, roles, frozenset(keys))
 

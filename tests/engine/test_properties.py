@@ -26,9 +26,22 @@ T0 = parse_time("2026-05-04T09:00:00Z")
 LATENESS = 10 * MINUTE
 
 TYPES = [
-    "purchase", "activation_failed", "activation_succeeded", "support_contact", "cart_add",
-    "login_failed", "password_reset", "order_shipped", "delivery_delayed", "order_delivered",
-    "complaint", "complaint_resolved", "service_outage", "service_restored", "page_view", "search",
+    "purchase",
+    "activation_failed",
+    "activation_succeeded",
+    "support_contact",
+    "cart_add",
+    "login_failed",
+    "password_reset",
+    "order_shipped",
+    "delivery_delayed",
+    "order_delivered",
+    "complaint",
+    "complaint_resolved",
+    "service_outage",
+    "service_restored",
+    "page_view",
+    "search",
 ]
 ATTRS = {
     "category": ["phone", "tablet", "shoes"],
@@ -54,14 +67,16 @@ def journeys(draw: st.DrawFn, max_events: int = 60, span_minutes: int = 4 * 24 *
     events = []
     for i in range(n):
         attrs = {k: draw(st.sampled_from(v)) for k, v in ATTRS.items() if draw(st.booleans())}
-        events.append({
-            "event_id": f"e{i}",
-            "customer_id": draw(st.sampled_from(["c1", "c2", "c3"])),
-            "type": draw(st.sampled_from(TYPES)),
-            "occurred_at": T0 + draw(st.integers(0, span_minutes)) * MINUTE,
-            "channel": draw(st.sampled_from(["web", "app", "store", "call_center", None])),
-            "attributes": attrs,
-        })
+        events.append(
+            {
+                "event_id": f"e{i}",
+                "customer_id": draw(st.sampled_from(["c1", "c2", "c3"])),
+                "type": draw(st.sampled_from(TYPES)),
+                "occurred_at": T0 + draw(st.integers(0, span_minutes)) * MINUTE,
+                "channel": draw(st.sampled_from(["web", "app", "store", "call_center", None])),
+                "attributes": attrs,
+            }
+        )
     events.sort(key=lambda e: e["occurred_at"])
     return events
 
@@ -98,7 +113,9 @@ def test_delivering_any_event_twice_changes_nothing(events: list[dict[str, Any]]
 
 @FAST
 @given(journeys(), st.randoms(use_true_random=False))
-def test_interleaving_customers_within_lateness_changes_nothing(events: list[dict[str, Any]], rnd: random.Random) -> None:
+def test_interleaving_customers_within_lateness_changes_nothing(
+    events: list[dict[str, Any]], rnd: random.Random
+) -> None:
     base, base_late = decide(events)
     # Jitter arrival by up to half the lateness, then restore each customer's own order.
     keyed = sorted(events, key=lambda e: e["occurred_at"] + rnd.randrange(LATENESS // 2))
@@ -146,8 +163,9 @@ def one_customer_prefix(draw: st.DrawFn) -> list[dict[str, Any]]:
         attrs = {"category": draw(st.sampled_from(["phone", "tablet", "shoes"]))}
         if etype == "support_contact":
             attrs["resolved"] = "true"  # only the final contact may complete the sequence
-        events.append({"event_id": f"p{i}", "customer_id": "c1", "type": etype,
-                       "occurred_at": T0 + offset, "attributes": attrs})
+        events.append(
+            {"event_id": f"p{i}", "customer_id": "c1", "type": etype, "occurred_at": T0 + offset, "attributes": attrs}
+        )
     # At most three failures: the count completes only with the final event.
     failures = [e for e in events if e["type"] == "login_failed"]
     for extra in failures[3:]:
@@ -169,8 +187,13 @@ def test_events_before_the_completing_one_may_arrive_in_any_order(
     no_unless_catalog: Catalog, prefix: list[dict[str, Any]], rnd: random.Random, last_type: str
 ) -> None:
     catalog = no_unless_catalog
-    final = {"event_id": "last", "customer_id": "c1", "type": last_type,
-             "occurred_at": T0 + 6 * 60_000, "attributes": {"resolved": "false"}}
+    final = {
+        "event_id": "last",
+        "customer_id": "c1",
+        "type": last_type,
+        "occurred_at": T0 + 6 * 60_000,
+        "attributes": {"resolved": "false"},
+    }
     shuffled = list(prefix)
     rnd.shuffle(shuffled)
     base, _ = decide([*prefix, final], catalog)

@@ -37,16 +37,20 @@ def test_the_shipped_folder_validates() -> None:
 
     names = {t.name for t in load_folder(FOLDER).topologies}
     assert names >= {
-        "post_purchase_friction", "activation_nudge", "abandoned_cart_reminder", "failed_login_guard",
-        "delivery_delay_apology", "complaint_escalation", "service_outage_hold",
+        "post_purchase_friction",
+        "activation_nudge",
+        "abandoned_cart_reminder",
+        "failed_login_guard",
+        "delivery_delay_apology",
+        "complaint_escalation",
+        "service_outage_hold",
     }
     assert all(t.description for t in load_folder(FOLDER).topologies)
 
 
 class TestPostPurchaseFriction:
     def journey(self, resolved: str = "false", activated_between: bool = False) -> list[dict[str, Any]]:
-        evs = [ev("purchase", T0, channel="store", category="phone"),
-               ev("activation_failed", T0 + HOUR, channel="app")]
+        evs = [ev("purchase", T0, channel="store", category="phone"), ev("activation_failed", T0 + HOUR, channel="app")]
         if activated_between:
             evs.append(ev("activation_succeeded", T0 + 2 * HOUR, channel="app"))
         evs.append(ev("support_contact", T0 + 3 * HOUR, channel="call_center", resolved=resolved))
@@ -129,16 +133,21 @@ class TestDeliveryDelayApology:
         assert {d[2] for d in got if d[1] == "SUPPRESS"} == {"ads", "email", "push"}
 
     def test_not_when_already_delivered_or_never_shipped(self) -> None:
-        delivered = [ev("order_shipped", T0, category="furniture"), ev("order_delivered", T0 + HOUR),
-                     ev("delivery_delayed", T0 + 2 * HOUR)]
+        delivered = [
+            ev("order_shipped", T0, category="furniture"),
+            ev("order_delivered", T0 + HOUR),
+            ev("delivery_delayed", T0 + 2 * HOUR),
+        ]
         assert fired(delivered) == []
         assert fired([ev("delivery_delayed", T0)]) == []
 
 
 class TestComplaintEscalation:
     def test_second_complaint_within_thirty_days(self) -> None:
-        evs = [ev("complaint", T0, channel="email", category="billing"),
-               ev("complaint", T0 + 10 * 24 * HOUR, channel="call_center", category="billing")]
+        evs = [
+            ev("complaint", T0, channel="email", category="billing"),
+            ev("complaint", T0 + 10 * 24 * HOUR, channel="call_center", category="billing"),
+        ]
         got = fired(evs)
         assert ("complaint_escalation", "ENGAGE", "call_center", "billing") in got
         assert {d[2] for d in got if d[1] == "SUPPRESS"} == {"ads", "email", "sms", "push"}
