@@ -1,0 +1,468 @@
+"""Avro records: the Confluent wire format, object container files, record forms.
+
+The schemas in ``avro/*.avsc`` (shipped as ``streams/_avro``) are the single
+source for every record tactful reads or writes. Three record forms appear:
+
+* **Avro form**: a dict with exactly the fields of the ``.avsc``; every time is
+  epoch milliseconds (an ``int``). :func:`encode` and :func:`write_ocf` take it;
+  :func:`decode` and :func:`read_ocf` return it (never ``datetime`` objects).
+* **JSON form of a touchpoint**: the fields of contract section 1, as
+  :func:`~streams.events.validate_event` accepts them; ``occurred_at`` is epoch
+  milliseconds or an ISO-8601 string.
+* **JSON form of a decision**: the fields of contract section 5 plus the audit
+  ``status`` and ``cause``; times are epoch milliseconds or ISO-8601 strings.
+
+Schema ids without a schema registry: :func:`local_schema_id` is the first four
+bytes of the SHA-256 of the schema's Parsing Canonical Form, big-endian, with
+the top bit cleared (a positive int32, as Confluent ids are). Parsing Canonical
+Form drops docs, defaults and logical types, so the id names exactly the binary
+layout a reader needs, and every process computes the same id with no
+coordination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+from fastavro.write import Writer
+
+from streams.codec import MAX_RECORD_BYTES
+from streams.errors import ConfigError, EventsFileError, MalformedRecord, UnknownSchema
+from streams.events import Event
+from streams.timeutil import parse_time
+
+ParsedSchema = dict[str, Any]
+"""A schema as returned by :func:`fastavro.parse_schema`."""
+
+Resolver = Callable[[int], ParsedSchema | None]
+"""Schema id -> writer schema; ``None`` or a :class:`LookupError` when unknown."""
+
+TOUCHPOINT = "touchpoint"
+DECISION = "decision"
+
+_HEADER = struct.Struct(">BI")  # Confluent wire format: magic byte 0, schema id
+_MAGIC = 0
+_MAX_SCHEMA_ID = 0xFFFF_FFFF
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+# What fastavro raises on bytes that are not a record of the schema. Found by
+# fuzzing: truncated input is EOFError, a bad varint, union or enum index is
+# IndexError, bad UTF-8 is UnicodeDecodeError (a ValueError); logical types add
+# ValueError / OverflowError for out-of-range times.
+_DECODE_ERRORS = (EOFError, IndexError, KeyError, ValueError, OverflowError, struct.error)
+_ENCODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
+_OCF_ERRORS = (*_DECODE_ERRORS, TypeError, zlib.error)
+
+_DECISION_TIMES = ("effective_at", "expires_at", "not_before")
+_DECISION_OPTIONAL = ("action", "category", "expires_at", "not_before", "cause")
+_DECISION_REQUIRED = (
+    "decision_id",
+    "customer_id",
+    "kind",
+    "channel",
+    "topology",
+    "topology_version",
+    "effective_at",
+    "evidence",
+    "reason",
+)
+
+
+# --- schemas -------------------------------------------------------------------
+
+
+def schema_path(name: str) -> Path:
+    """The ``.avsc`` file for ``name`` (``"touchpoint"`` or ``"touchpoint.avsc"``).
+
+    Looks in ``streams/_avro`` (an installed wheel) first, then ``<repo>/avro``
+    (a source checkout). Raises :class:`FileNotFoundError`: a missing schema is
+    a broken installation, not bad input.
+    """
+    filename = name if name.endswith(".avsc") else f"{name}.avsc"
+    streams_dir = Path(__file__).resolve().parent.parent
+    folders = (streams_dir / "_avro", streams_dir.parent / "avro")
+    for folder in folders:
+        candidate = folder / filename
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"Avro schema {filename} not found in {' or '.join(map(str, folders))}")
+
+
+@cache
+def _schema_json(name: str) -> str:
+    return schema_path(name).read_text(encoding="utf-8")
+
+
+def schema_json(name: str) -> dict[str, Any]:
+    """The schema ``name`` as plain JSON (a fresh copy each call, safe to change)."""
+    return cast(dict[str, Any], json.loads(_schema_json(name)))
+
+
+@cache
+def load_schema(name: str) -> ParsedSchema:
+    """The schema ``name``, parsed by fastavro for writing. Read once, then cached."""
+    return cast(ParsedSchema, fastavro.parse_schema(schema_json(name)))
+
+
+def touchpoint_schema() -> ParsedSchema:
+    """``tactful.Touchpoint``, parsed."""
+    return load_schema(TOUCHPOINT)
+
+
+def decision_schema() -> ParsedSchema:
+    """``tactful.Decision``, parsed."""
+    return load_schema(DECISION)
+
+
+def local_schema_id(schema: Mapping[str, Any] | str | list[Any]) -> int:
+    """The deterministic id of ``schema`` (plain JSON or parsed): see the module doc."""
+    canonical = to_parsing_canonical_form(cast(Any, schema))
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
+
+
+def reading_schema(schema: Mapping[str, Any]) -> ParsedSchema:
+    """``schema`` (plain JSON) parsed for decoding, with ``timestamp-millis`` dropped.
+
+    The binary layout is the same, so decoding yields the epoch-millisecond
+    ``long`` directly instead of a ``datetime`` we would convert back (about a
+    fifth of the decoding time of a touchpoint).
+    """
+    plain = json.loads(json.dumps(schema))
+    _drop_millis(plain)
+    return cast(ParsedSchema, fastavro.parse_schema(plain))
+
+
+def _drop_millis(node: object) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _drop_millis(item)
+    elif isinstance(node, dict):
+        if node.get("logicalType") == "timestamp-millis":
+            del node["logicalType"]
+        for key in ("type", "fields", "items", "values"):
+            if key in node:
+                _drop_millis(node[key])
+
+
+class LocalRegistry:
+    """Schema ids without a schema registry: each schema's id is :func:`local_schema_id`.
+
+    Its :meth:`resolve` is a :data:`Resolver` for :func:`decode`.
+    """
+
+    def __init__(self) -> None:
+        self._readers: dict[int, ParsedSchema] = {}
+        self._canonical: dict[int, str] = {}
+
+    def register(self, schema: Mapping[str, Any]) -> int:
+        """Add ``schema`` (plain JSON) and return its id."""
+        schema_id = local_schema_id(schema)
+        canonical = to_parsing_canonical_form(cast(Any, schema))
+        known = self._canonical.get(schema_id)
+        if known is not None and known != canonical:
+            # 31 bits of SHA-256 make this all but impossible; refuse rather
+            # than decode one schema's records with another.
+            raise ConfigError(f"Avro schema id {schema_id} is taken by another schema")
+        self._canonical[schema_id] = canonical
+        self._readers[schema_id] = reading_schema(schema)
+        return schema_id
+
+    def resolve(self, schema_id: int) -> ParsedSchema | None:
+        """The reading schema for ``schema_id``, or ``None`` when it is not registered."""
+        return self._readers.get(schema_id)
+
+
+@cache
+def local_registry() -> LocalRegistry:
+    """The registry of the project's own schemas (touchpoint and decision)."""
+    registry = LocalRegistry()
+    registry.register(schema_json(TOUCHPOINT))
+    registry.register(schema_json(DECISION))
+    return registry
+
+
+@cache
+def touchpoint_schema_id() -> int:
+    """The local id of ``tactful.Touchpoint``."""
+    return local_schema_id(schema_json(TOUCHPOINT))
+
+
+@cache
+def decision_schema_id() -> int:
+    """The local id of ``tactful.Decision``."""
+    return local_schema_id(schema_json(DECISION))
+
+
+# --- Confluent wire format ---------------------------------------------------------
+
+
+def encode(record: Mapping[str, Any], schema: ParsedSchema, schema_id: int) -> bytes:
+    """An Avro-form ``record`` -> Confluent wire format (magic 0, id, Avro body).
+
+    Raises :class:`MalformedRecord` (``malformed``) when the record does not fit
+    the schema and (``too_large``) when the result would exceed
+    :data:`MAX_RECORD_BYTES`, so nothing is written that a reader would refuse.
+    """
+    if not 0 <= schema_id <= _MAX_SCHEMA_ID:
+        raise ValueError(f"a schema id is an unsigned 32-bit integer, got {schema_id}")
+    buf = io.BytesIO()
+    buf.write(_HEADER.pack(_MAGIC, schema_id))
+    try:
+        fastavro.schemaless_writer(buf, schema, record)
+    except _ENCODE_ERRORS as exc:
+        raise MalformedRecord(
+            "malformed", f"record does not fit Avro schema {schema.get('name')}: {exc}"
+        ) from exc
+    data = buf.getvalue()
+    if len(data) > MAX_RECORD_BYTES:
+        raise MalformedRecord(
+            "too_large", f"encoded record is {len(data)} bytes, more than {MAX_RECORD_BYTES}"
+        )
+    return data
+
+
+def decode(data: bytes | bytearray, resolve: Resolver) -> dict[str, Any]:
+    """Confluent wire format -> an Avro-form record (times as epoch-ms ints).
+
+    Raises :class:`MalformedRecord` with reason ``too_large`` (over
+    :data:`MAX_RECORD_BYTES`, checked before anything is parsed), ``malformed``
+    (bad magic byte, truncated, undecodable or trailing bytes) or
+    ``not_an_object`` (the schema is not a record), and :class:`UnknownSchema`
+    (``unknown_schema``) when ``resolve`` does not know the id.
+    """
+    size = len(data)
+    if size > MAX_RECORD_BYTES:
+        raise MalformedRecord("too_large", f"record is {size} bytes, more than {MAX_RECORD_BYTES}")
+    if size < _HEADER.size:
+        raise MalformedRecord("malformed", f"record is {size} bytes, shorter than the header")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise MalformedRecord("malformed", f"magic byte is {magic}, expected 0")
+    schema = _resolve(resolve, schema_id)
+    buf = io.BytesIO(data)
+    buf.seek(_HEADER.size)
+    try:
+        record = fastavro.schemaless_reader(buf, schema)
+    except _DECODE_ERRORS as exc:
+        raise MalformedRecord(
+            "malformed", f"Avro body does not decode with schema id {schema_id}: {exc}"
+        ) from exc
+    if buf.tell() != size:
+        # Leftover bytes mean the writer used another layout than the id says.
+        raise MalformedRecord(
+            "malformed", f"{size - buf.tell()} bytes left after the record (schema id {schema_id})"
+        )
+    if not isinstance(record, dict):
+        raise MalformedRecord("not_an_object", f"schema id {schema_id} is not a record schema")
+    return _millis_inplace(record)
+
+
+def _resolve(resolve: Resolver, schema_id: int) -> ParsedSchema:
+    try:
+        schema = resolve(schema_id)
+    except LookupError as exc:
+        raise UnknownSchema("unknown_schema", f"schema id {schema_id} is not known") from exc
+    if schema is None:
+        raise UnknownSchema("unknown_schema", f"schema id {schema_id} is not known")
+    return schema
+
+
+def encode_touchpoint(event: Event) -> bytes:
+    """A validated event -> wire format with the local ``tactful.Touchpoint`` id."""
+    return encode(event_to_avro(event), touchpoint_schema(), touchpoint_schema_id())
+
+
+def encode_decision(decision: Mapping[str, Any]) -> bytes:
+    """A JSON-form decision -> wire format with the local ``tactful.Decision`` id."""
+    return encode(decision_to_avro(decision), decision_schema(), decision_schema_id())
+
+
+# --- object container files --------------------------------------------------------
+
+
+def read_ocf(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The records of an Avro object container file, in file order, in Avro form.
+
+    Lazy: the file is opened when iteration starts. Raises
+    :class:`EventsFileError` (cause chained) when the file cannot be opened, is
+    not an object container file of records, or is corrupt.
+    """
+    try:
+        with open(path, "rb") as fo:
+            yield from _ocf_records(fo, os.fspath(path))
+    except OSError as exc:
+        raise EventsFileError(f"cannot read {os.fspath(path)}: {exc}") from exc
+
+
+def _ocf_records(fo: BinaryIO, name: str) -> Iterator[dict[str, Any]]:
+    try:
+        reader = fastavro.reader(fo)
+    except _OCF_ERRORS as exc:
+        raise EventsFileError(f"{name} is not an Avro object container file: {exc}") from exc
+    if not isinstance(reader.writer_schema, dict) or reader.writer_schema.get("type") != "record":
+        raise EventsFileError(f"{name}: the file's Avro schema is not a record")
+    count = 0
+    try:
+        for record in reader:
+            count += 1
+            yield _millis_inplace(cast(dict[str, Any], record))
+    except _OCF_ERRORS as exc:
+        raise EventsFileError(f"{name}: record {count + 1} cannot be read: {exc}") from exc
+
+
+def write_ocf(
+    path: str | os.PathLike[str] | BinaryIO,
+    records: Iterable[Mapping[str, Any]],
+    schema: ParsedSchema,
+    *,
+    codec: str = "deflate",
+) -> int:
+    """Write Avro-form ``records`` to an object container file; return how many.
+
+    Streams: records are encoded one by one into blocks. Raises
+    :class:`MalformedRecord` naming the 1-based record number that does not fit.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as fo:
+            return _write_ocf(fo, records, schema, codec)
+    return _write_ocf(path, records, schema, codec)
+
+
+def _write_ocf(
+    fo: BinaryIO, records: Iterable[Mapping[str, Any]], schema: ParsedSchema, codec: str
+) -> int:
+    writer = Writer(fo, schema, codec=codec)
+    count = 0
+    for record in records:
+        count += 1
+        try:
+            writer.write(cast(dict[str, Any], record))
+        except _ENCODE_ERRORS as exc:
+            raise MalformedRecord(
+                "malformed", f"record {count} does not fit Avro schema {schema.get('name')}: {exc}"
+            ) from exc
+    writer.flush()
+    return count
+
+
+# --- record forms ------------------------------------------------------------------
+
+
+def event_to_avro(event: Event) -> dict[str, Any]:
+    """A validated :class:`Event` -> Avro-form touchpoint (no attributes -> null)."""
+    return {
+        "event_id": event.event_id,
+        "customer_id": event.customer_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "channel": event.channel,
+        "attributes": dict(event.attributes) if event.attributes else None,
+    }
+
+
+def touchpoint_to_avro(raw: object) -> dict[str, Any]:
+    """A JSON-form touchpoint -> Avro form, without judging it against contract section 1.
+
+    Only what the schema cannot hold is refused, so an event that breaks a
+    contract rule but fits the schema (an empty ``event_id``, a bad ``type``) is
+    kept and left for :func:`~streams.events.validate_event` to reject where it
+    is read. Raises :class:`MalformedRecord` (``not_an_object`` / ``malformed``).
+    """
+    if not isinstance(raw, Mapping):
+        raise MalformedRecord("not_an_object", f"expected an object, got {type(raw).__name__}")
+    record: dict[str, Any] = {}
+    for key in ("event_id", "customer_id", "type"):
+        value = raw.get(key)
+        if not isinstance(value, str):
+            raise MalformedRecord("malformed", f"{key} must be a string to fit tactful.Touchpoint")
+        record[key] = value
+    try:
+        record["occurred_at"] = parse_time(raw.get("occurred_at"))
+    except ValueError as exc:
+        raise MalformedRecord("malformed", f"occurred_at cannot be written: {exc}") from exc
+    channel = raw.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        raise MalformedRecord("malformed", "channel must be a string to fit tactful.Touchpoint")
+    record["channel"] = channel
+    record["attributes"] = _string_map(raw.get("attributes"))
+    return record
+
+
+def _string_map(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise MalformedRecord("malformed", "attributes must map strings to strings")
+    return dict(value)
+
+
+def touchpoint_from_avro(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An Avro-decoded touchpoint from any reader -> the dict :func:`validate_event` takes.
+
+    :func:`decode` and :func:`read_ocf` already return this form; this is for
+    records decoded elsewhere, whose ``occurred_at`` may be a ``datetime``.
+    """
+    return _millis_inplace(dict(record))
+
+
+def decision_to_avro(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-form decision -> Avro form.
+
+    Takes the section-5 fields, with times as epoch milliseconds or ISO-8601
+    strings, plus optional ``status`` (default ``emitted``) and ``cause``.
+    Missing optional fields become null; extra keys are dropped. Raises
+    :class:`MalformedRecord` (``malformed``) when a required field is missing
+    or a time does not parse.
+    """
+    missing = [key for key in _DECISION_REQUIRED if key not in decision]
+    if missing:
+        raise MalformedRecord("malformed", f"decision lacks {', '.join(missing)}")
+    record = {key: decision[key] for key in _DECISION_REQUIRED}
+    for key in _DECISION_OPTIONAL:
+        record[key] = decision.get(key)
+    record["status"] = decision.get("status") or "emitted"
+    record["evidence"] = list(decision["evidence"])
+    for key in _DECISION_TIMES:
+        if record[key] is not None:
+            try:
+                record[key] = parse_time(record[key])
+            except ValueError as exc:
+                raise MalformedRecord("malformed", f"decision {key}: {exc}") from exc
+    return record
+
+
+def decision_from_avro(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An Avro-form decision -> JSON form with times as epoch-ms ints (any reader's output)."""
+    decision = _millis_inplace(dict(record))
+    decision["evidence"] = list(decision.get("evidence") or ())
+    return decision
+
+
+def _millis_inplace(record: dict[str, Any]) -> dict[str, Any]:
+    # Replacing values of existing keys while iterating is safe: the size stays.
+    for key, value in record.items():
+        if isinstance(value, datetime):
+            record[key] = _to_millis(value)
+    return record
+
+
+def _to_millis(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _ONE_MS
