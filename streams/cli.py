@@ -60,7 +60,7 @@ def validate(folder: str) -> None:
     "--events",
     "events",
     required=True,
-    type=click.Path(dir_okay=False),
+    # Not click.Path: an unreadable events file must exit 1 (contract section 6), not click's 2.
     help="JSON Lines or Avro object container file.",
 )
 @click.option(
