@@ -1,0 +1,526 @@
+"""Contract sections 3, 4 and 6: loading a topologies folder (errors name file and key)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from .helpers import brief, engage, ev, replay, suppress, topo
+
+
+def load(d):
+    from streams.topology import load_folder
+
+    return load_folder(d)
+
+
+def problems(d):
+    from streams.errors import TopologyError
+
+    with pytest.raises(TopologyError) as ei:
+        load(d)
+    probs = ei.value.problems
+    assert probs, "TopologyError without problems"
+    for p in probs:
+        assert isinstance(p.file, str) and p.file
+        assert isinstance(p.key, str)
+        assert isinstance(p.message, str) and p.message.strip()
+    return probs
+
+
+def assert_problem(d, file, *key_parts):
+    probs = problems(d)
+    hits = [p for p in probs if Path(p.file).name == file and all(k in p.key for k in key_parts)]
+    assert hits, f"no problem for {file} / {key_parts}: {[str(p) for p in probs]}"
+
+
+def base():
+    return topo(
+        "base",
+        {"sequence": [{"as": "a", "event": "a"}, {"as": "b", "event": "b", "within": "1h"}]},
+        [suppress(["email"], "1d", category="{a.category}"), engage("sms", "x")],
+        release_on={"event": "r"},
+    )
+
+
+SPEC_EXAMPLE = """
+topology: post_purchase_friction   # unique name, [a-z][a-z0-9_]*
+version: 1                         # integer, part of every decision
+description: >
+  Bought a device, could not activate it, and support did not fix it:
+  stop selling to this customer and offer help instead.
+priority: 90                       # arbitration rank, higher wins (default 50)
+cooldown: 7d                       # see 4.4 (default 0)
+when:
+  sequence:
+    - as: bought
+      event: purchase
+      where: {category: [phone, tablet]}
+    - as: failed
+      event: activation_failed
+      within: 72h                  # after the previous step's event
+    - as: contact
+      event: support_contact
+      where: {resolved: "false"}
+      within: 48h
+  unless:
+    event: activation_succeeded
+then:
+  - suppress:
+      channels: [ads, email, sms]
+      category: "{bought.category}"
+      for: 14d
+  - engage:
+      channel: call_center
+      action: proactive_activation_help
+      expires: 24h
+release_on:
+  event: activation_succeeded
+"""
+
+SPEC_POLICIES = """
+lateness: 10m               # default 10m
+retention: 30d              # events kept per customer; a window longer than this is a loading error
+frequency_caps:
+  - {channel: sms, max: 2, per: 7d}
+  - {channel: "*", max: 6, per: 7d}     # all ENGAGE decisions together
+quiet_hours:
+  from: "21:00"
+  to: "08:00"
+  channels: [sms, push, call_center]
+  timezone_attribute: tz                # IANA zone name in the event's attributes
+  default_timezone: UTC
+"""
+
+
+# ---------------------------------------------------------------------- valid
+
+
+def test_3_spec_example_and_policies_load(topo_dir):
+    """3/4: the contract's own example topology and policies load without problems."""
+    load(topo_dir(SPEC_EXAMPLE, policies=SPEC_POLICIES))
+
+
+def test_3_spec_example_runs(topo_dir):
+    """3: the contract's example behaves as described (sanity run through replay)."""
+    d = topo_dir(SPEC_EXAMPLE, policies=SPEC_POLICIES)
+    recs = [
+        ev("p1", "c1", "purchase", "2026-05-01T10:00:00Z", category="phone"),
+        ev("f1", "c1", "activation_failed", "2026-05-02T10:00:00Z"),
+        ev("s1", "c1", "support_contact", "2026-05-03T10:00:00Z", resolved="false"),
+    ]
+    res = replay(d, recs)
+    assert brief(res.decisions) == [
+        ("ENGAGE", "call_center", None, "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
+        ("SUPPRESS", "ads", "phone", "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
+        ("SUPPRESS", "email", "phone", "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
+        ("SUPPRESS", "sms", "phone", "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
+    ]
+
+
+def test_3_folder_without_policies_loads(topo_dir):
+    """4: policies.yaml is optional."""
+    load(topo_dir(base()))
+
+
+def test_6_non_yaml_files_are_not_topologies(topo_dir):
+    """6: the folder holds one topology per *.yaml file; other files are not read as topologies."""
+    load(topo_dir(base(), files={"README.md": "# notes: not: [yaml", "old.yaml.bak": "{{{"}))
+
+
+def test_3_all_condition_kinds_and_options_load(topo_dir):
+    """3: every documented key loads (sequence within/unless, count, absence, engage options)."""
+    load(
+        topo_dir(
+            topo(
+                "s",
+                {
+                    "sequence": [
+                        {"as": "a", "event": "a", "where": {"channel": "web"}},
+                        {"event": "b", "within": "1h", "where": {"k": ["x", "y"]}},
+                    ],
+                    "within": "2h",
+                    "unless": {"event": "u", "where": {"k": "z"}},
+                },
+                [engage("sms", "{a.k}", category="{a.channel}", expires="1h", priority=3)],
+                priority=7,
+                cooldown="1d",
+                release_on={"event": "r", "where": {"k": "v"}},
+            ),
+            topo(
+                "c",
+                {"count": {"event": "f", "where": {"k": "v"}, "at_least": 3, "within": "1h", "as": "last"}},
+                [suppress(["ads"], "1d", category="{last.k}")],
+            ),
+            topo(
+                "a",
+                {
+                    "absence": {
+                        "after": {"event": "x", "where": {"k": "v"}, "as": "x"},
+                        "missing": {"event": "y", "where": {"k": "w"}},
+                        "for": "1d",
+                    }
+                },
+                [engage("email", "{x.k}")],
+            ),
+            policies=SPEC_POLICIES,
+        )
+    )
+
+
+def test_3_yaml_1_1_booleans_stay_strings(topo_dir):
+    """3 + 3.1: `yes`, `on`, `no`, `off`, `y` are read as the strings written (names, types,
+    channels, actions, where values)."""
+    d = topo_dir(
+        """
+        topology: yes
+        version: 1
+        when:
+          sequence:
+            - event: on
+              where: {flag: off}
+        then:
+          - engage: {channel: no, action: y}
+        """
+    )
+    res = replay(d, [ev("e1", "c1", "on", "+0", flag="off")])
+    assert [(x["topology"], x["channel"], x["action"]) for x in res.decisions] == [("yes", "no", "y")]
+
+
+# --------------------------------------------------------------- unknown keys
+
+
+def mutate(path, value=None, delete=False):
+    doc = copy.deepcopy(base())
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        (("colour",), "colour"),
+        (("when", "extra"), "extra"),
+        (("when", "sequence", 0, "label"), "label"),
+        (("when", "sequence", 1, "wihtin"), "wihtin"),
+        (("then", 0, "suppress", "chanels"), "chanels"),
+        (("then", 1, "engage", "prio"), "prio"),
+        (("release_on", "when"), "when"),
+    ],
+)
+def test_3_unknown_keys_are_errors(topo_dir, path, key):
+    """3: "Unknown keys are errors"; the error names the file and the key."""
+    d = topo_dir(mutate(path, "x"))
+    assert_problem(d, "base.yaml", key)
+
+
+def test_3_unknown_action_kind_is_an_error(topo_dir):
+    """3.3: actions are `suppress` or `engage`."""
+    doc = base()
+    doc["then"].append({"notify": {"channel": "sms"}})
+    assert_problem(topo_dir(doc), "base.yaml", "then")
+
+
+def test_3_unknown_key_on_is_named_as_written(topo_dir):
+    """3: an unknown key `on` is reported as `on` (not as a YAML 1.1 boolean)."""
+    d = topo_dir(
+        """
+        topology: t
+        version: 1
+        on: x
+        when:
+          sequence:
+            - event: a
+        then:
+          - engage: {channel: sms, action: x}
+        """
+    )
+    probs = problems(d)
+    assert any("on" in p.key and "True" not in p.key for p in probs), [str(p) for p in probs]
+
+
+def test_3_unless_is_not_allowed_under_count(topo_dir):
+    """3.2: `unless` sits beside `sequence` only; under `count` it is an unknown key."""
+    d = topo_dir(
+        topo(
+            "base",
+            {"count": {"event": "f", "at_least": 2, "within": "1h", "unless": {"event": "x"}}},
+            [engage("sms", "x")],
+        )
+    )
+    assert_problem(d, "base.yaml", "unless")
+
+
+def test_3_unless_beside_count_is_an_error(topo_dir):
+    """3.2: `when` may hold `within` and `unless` only beside `sequence`."""
+    d = topo_dir(
+        topo(
+            "base",
+            {"count": {"event": "f", "at_least": 2, "within": "1h"}, "unless": {"event": "x"}},
+            [engage("sms", "x")],
+        )
+    )
+    assert_problem(d, "base.yaml", "unless")
+
+
+def test_3_within_on_the_first_step_is_an_error(topo_dir):
+    """3.2: `within` is allowed "from the second step on"."""
+    d = topo_dir(mutate(("when", "sequence", 0, "within"), "1h"))
+    assert_problem(d, "base.yaml", "within")
+
+
+# ------------------------------------------------------------ required keys
+
+
+@pytest.mark.parametrize("key", ["topology", "version", "when", "then"])
+def test_3_required_keys(topo_dir, key):
+    """3: `topology`, `version`, `when` and `then` are required."""
+    d = topo_dir(mutate((key,), delete=True))
+    probs = problems(d)
+    assert any(Path(p.file).name.endswith(".yaml") and key in p.key for p in probs), [str(p) for p in probs]
+
+
+def test_3_3_suppress_for_is_required(topo_dir):
+    """3.3: suppress `for` is required."""
+    d = topo_dir(mutate(("then", 0, "suppress", "for"), delete=True))
+    assert_problem(d, "base.yaml", "for")
+
+
+@pytest.mark.parametrize("key", ["channel", "action"])
+def test_3_3_engage_channel_and_action_are_required(topo_dir, key):
+    """3.3: an engagement needs a channel and an action (only category, expires, priority are optional)."""
+    d = topo_dir(mutate(("then", 1, "engage", key), delete=True))
+    assert_problem(d, "base.yaml", key)
+
+
+def test_3_2_step_event_is_required(topo_dir):
+    """3.2: each step names an `event` type."""
+    d = topo_dir(mutate(("when", "sequence", 1, "event"), delete=True))
+    assert_problem(d, "base.yaml", "event")
+
+
+@pytest.mark.parametrize("key", ["at_least", "within", "event"])
+def test_3_2_count_required_keys(topo_dir, key):
+    """3.2 count: `{event, where, at_least: N, within: D, as}` -- event, at_least, within needed."""
+    c = {"event": "f", "at_least": 2, "within": "1h"}
+    del c[key]
+    d = topo_dir(topo("base", {"count": c}, [engage("sms", "x")]))
+    assert_problem(d, "base.yaml", key)
+
+
+@pytest.mark.parametrize("key", ["after", "missing", "for"])
+def test_3_2_absence_required_keys(topo_dir, key):
+    """3.2 absence: `{after, missing, for}` are needed."""
+    a = {"after": {"event": "x"}, "missing": {"event": "y"}, "for": "1h"}
+    del a[key]
+    d = topo_dir(topo("base", {"absence": a}, [engage("sms", "x")]))
+    assert_problem(d, "base.yaml", key)
+
+
+def test_3_2_when_needs_a_condition(topo_dir):
+    """3.2: exactly one kind of condition under `when` (none is an error)."""
+    d = topo_dir(topo("base", {"within": "1h"}, [engage("sms", "x")]))
+    assert_problem(d, "base.yaml", "when")
+
+
+def test_3_2_when_holds_exactly_one_kind(topo_dir):
+    """3.2: exactly one kind of condition under `when` (two is an error)."""
+    d = topo_dir(
+        topo(
+            "base",
+            {"sequence": [{"event": "a"}], "count": {"event": "f", "at_least": 2, "within": "1h"}},
+            [engage("sms", "x")],
+        )
+    )
+    assert_problem(d, "base.yaml", "when")
+
+
+# -------------------------------------------------------------- bad values
+
+
+@pytest.mark.parametrize("value", ["one", 1.5, "1"])
+def test_3_version_must_be_an_integer(topo_dir, value):
+    """3: `version` is an integer."""
+    assert_problem(topo_dir(mutate(("version",), value)), "base.yaml", "version")
+
+
+@pytest.mark.parametrize("name", ["Post_purchase", "1abc", "_abc", "a-b", "a.b", ""])
+def test_3_topology_name_pattern(topo_dir, name):
+    """3: topology name `[a-z][a-z0-9_]*`."""
+    import yaml
+
+    d = topo_dir(files={"base.yaml": yaml.safe_dump(mutate(("topology",), name))})
+    assert_problem(d, "base.yaml", "topology")
+
+
+@pytest.mark.parametrize("value", ["10 minutes", "5x", "", "-1h", "1h30", "h", 10, "1.5h", "m10", "ms"])
+def test_2_bad_durations_are_loading_errors(topo_dir, value):
+    """2: durations are written `500ms`, `30s`, `10m`, `72h`, `14d` and combinations."""
+    d = topo_dir(mutate(("when", "sequence", 1, "within"), value))
+    assert_problem(d, "base.yaml", "within")
+
+
+def test_2_bad_duration_in_suppress_for(topo_dir):
+    """2 + 3.3: a bad `for` duration names the key."""
+    assert_problem(topo_dir(mutate(("then", 0, "suppress", "for"), "two days")), "base.yaml", "for")
+
+
+def test_2_bad_duration_in_cooldown(topo_dir):
+    """2 + 4.4: a bad cooldown duration names the key."""
+    assert_problem(topo_dir(mutate(("cooldown",), "soon")), "base.yaml", "cooldown")
+
+
+def test_2_bad_duration_in_policies(topo_dir):
+    """2 + 4: a bad `lateness` in policies.yaml names that file and key."""
+    assert_problem(topo_dir(base(), policies={"lateness": "ten minutes"}), "policies.yaml", "lateness")
+
+
+def test_3_duplicate_topology_names_are_an_error(topo_dir):
+    """3: the topology name is unique in the folder."""
+    import yaml
+
+    a = base()
+    d = topo_dir(a, files={"copy.yaml": yaml.safe_dump(a, sort_keys=False)})
+    probs = problems(d)
+    assert any(Path(p.file).name in ("base.yaml", "copy.yaml") and "topology" in p.key for p in probs), [
+        str(p) for p in probs
+    ]
+
+
+def test_3_3_template_with_unknown_binding_is_a_loading_error(topo_dir):
+    """3.3: "A template naming an unknown binding is a loading error"."""
+    d = topo_dir(mutate(("then", 0, "suppress", "category"), "{nobody.category}"))
+    assert_problem(d, "base.yaml", "category")
+
+
+def test_3_3_action_template_with_unknown_binding_is_a_loading_error(topo_dir):
+    """3.3: unknown binding in an `action` template."""
+    d = topo_dir(mutate(("then", 1, "engage", "action"), "hello_{who.name}"))
+    assert_problem(d, "base.yaml", "action")
+
+
+def test_3_3_absence_missing_has_no_binding(topo_dir):
+    """3.2/3.3: for absence only the `after` event is bound (`missing` has no `as`)."""
+    d = topo_dir(
+        topo(
+            "base",
+            {"absence": {"after": {"event": "x", "as": "x"}, "missing": {"event": "y", "as": "y"}, "for": "1h"}},
+            [engage("sms", "x")],
+        )
+    )
+    assert_problem(d, "base.yaml", "as")
+
+
+def test_3_3_suppress_category_template_binding_resolution_at_load(topo_dir):
+    """3.3: a template naming a binding that exists loads fine (control)."""
+    load(topo_dir(base()))
+
+
+def test_yaml_syntax_error_names_the_file(topo_dir):
+    """6: a file that is not YAML is a loading error naming the file."""
+    d = topo_dir("topology: [unclosed\n  version: 1\n")
+    probs = problems(d)
+    assert any(Path(p.file).name == "t00.yaml" for p in probs)
+
+
+def test_4_unknown_policy_key_is_an_error(topo_dir):
+    """4 + 3: unknown keys in policies.yaml are errors naming policies.yaml."""
+    assert_problem(topo_dir(base(), policies={"latenes": "10m"}), "policies.yaml", "latenes")
+
+
+def test_4_unknown_quiet_hours_key_is_an_error(topo_dir):
+    """4: unknown key inside quiet_hours."""
+    pol = {"quiet_hours": {"from": "21:00", "to": "08:00", "channels": ["sms"], "zone": "UTC"}}
+    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "zone")
+
+
+def test_4_unknown_cap_key_is_an_error(topo_dir):
+    """4: unknown key inside a frequency cap."""
+    pol = {"frequency_caps": [{"channel": "sms", "max": 2, "per": "7d", "min": 1}]}
+    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "min")
+
+
+def test_4_bad_cap_duration(topo_dir):
+    """4 + 2: a cap's `per` must be a duration."""
+    pol = {"frequency_caps": [{"channel": "sms", "max": 2, "per": "a week"}]}
+    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "per")
+
+
+@pytest.mark.parametrize("value", ["25:00", "9pm", "21", "21:60"])
+def test_4_bad_quiet_hours_time(topo_dir, value):
+    """4.3: quiet-hours times are "HH:MM"."""
+    pol = {"quiet_hours": {"from": value, "to": "08:00", "channels": ["sms"]}}
+    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "from")
+
+
+# ----------------------------------------------------------------- retention
+
+
+@pytest.mark.parametrize(
+    "doc, key",
+    [
+        (topo("base", {"sequence": [{"event": "a"}, {"event": "b", "within": "31d"}]}, [engage("sms", "x")]), "within"),
+        (
+            topo("base", {"sequence": [{"event": "a"}, {"event": "b"}], "within": "30d1ms"}, [engage("sms", "x")]),
+            "within",
+        ),
+        (topo("base", {"count": {"event": "f", "at_least": 2, "within": "31d"}}, [engage("sms", "x")]), "within"),
+        (
+            topo(
+                "base",
+                {"absence": {"after": {"event": "x"}, "missing": {"event": "y"}, "for": "744h"}},
+                [engage("sms", "x")],
+            ),
+            "for",
+        ),
+    ],
+    ids=["step_within", "sequence_within", "count_within", "absence_for"],
+)
+def test_4_window_longer_than_default_retention_is_an_error(topo_dir, doc, key):
+    """4: retention (default 30d): a window longer than it is a loading error."""
+    assert_problem(topo_dir(doc), "base.yaml", key)
+
+
+def test_4_window_equal_to_retention_loads(topo_dir):
+    """4: a window of exactly the retention is not longer than it."""
+    load(
+        topo_dir(
+            topo(
+                "base",
+                {"sequence": [{"event": "a"}, {"event": "b", "within": "30d"}], "within": "720h"},
+                [engage("sms", "x")],
+            )
+        )
+    )
+
+
+def test_4_window_checked_against_configured_retention(topo_dir):
+    """4: retention from policies.yaml: 7d -> an 8d window is an error (file and key named)."""
+    d = topo_dir(
+        topo("base", {"count": {"event": "f", "at_least": 2, "within": "8d"}}, [engage("sms", "x")]),
+        policies={"retention": "7d"},
+    )
+    probs = problems(d)
+    assert any("within" in p.key for p in probs), [str(p) for p in probs]
+
+
+def test_4_action_durations_are_not_windows(topo_dir):
+    """Notes: suppression/engagement durations (and cooldown) are not windows: 60d loads."""
+    load(
+        topo_dir(
+            topo(
+                "base",
+                {"sequence": [{"event": "a"}]},
+                [suppress(["email"], "60d"), engage("sms", "x", expires="60d")],
+                cooldown="60d",
+            )
+        )
+    )
