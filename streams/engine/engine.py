@@ -255,15 +255,22 @@ class Engine:
 
     @staticmethod
     def _arbitrate(standing: list[tuple[Decision, int, Match]]) -> set[int]:
-        """Per channel, the highest priority stands (first applied on ties); returns the rest."""
-        best: dict[str, tuple[Decision, int]] = {}
+        """Per channel and instant, the highest priority stands (first applied on ties).
+
+        Returns the ids of the outranked. Rivals are engagements of the same
+        effective time: an out-of-order event can complete matches at several
+        times in one evaluation, and those would have been separate
+        evaluations had the events arrived in time order (contract section 2).
+        """
+        best: dict[tuple[str, int], tuple[Decision, int]] = {}
         for d, prio, _ in standing:
-            cur = best.get(d.channel)
+            slot = (d.channel, d.effective_at)
+            cur = best.get(slot)
             if cur is None or prio > cur[1]:
-                best[d.channel] = (d, prio)
+                best[slot] = (d, prio)
         losers: set[int] = set()
         for d, _, _ in standing:
-            winner = best[d.channel][0]
+            winner = best[(d.channel, d.effective_at)][0]
             if d is not winner:
                 d.status, d.cause = OUTRANKED, f"outranked_by {winner.decision_id}"
                 losers.add(id(d))

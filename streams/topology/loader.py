@@ -36,7 +36,7 @@ from streams.topology.model import (
     Topology,
     zone,
 )
-from streams.topology.yamlio import load_text
+from streams.topology.yamlio import QuotedStr, load_text
 
 POLICIES_FILE = "policies.yaml"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -82,6 +82,8 @@ class _Ctx:
         return value
 
     def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, QuotedStr):
+            raise self.fail(key, f"expected an integer, got the quoted string {str(value)!r}")
         if not isinstance(value, str) or not re.fullmatch(r"-?\d+", value.strip()):
             raise self.fail(key, f"expected an integer, got {_kind(value)}")
         n = int(value)

@@ -18,7 +18,17 @@ class DuplicateKeyError(yaml.YAMLError):
     pass
 
 
+class QuotedStr(str):
+    """A scalar that was quoted in the file: text by the author's own choice, never a number."""
+
+    __slots__ = ()
+
+
 class _StrictStringLoader(yaml.BaseLoader):
+    def construct_scalar(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
+        value = super().construct_scalar(node)
+        return QuotedStr(value) if node.style in ("'", '"') else value
+
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
