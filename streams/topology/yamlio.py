@@ -25,7 +25,7 @@ class QuotedStr(str):
 
 
 class _StrictStringLoader(yaml.BaseLoader):
-    def construct_scalar(self, node: yaml.ScalarNode) -> str:  # type: ignore[override]
+    def construct_scalar(self, node: yaml.ScalarNode) -> str:
         value = super().construct_scalar(node)
         return QuotedStr(value) if node.style in ("'", '"') else value
 
