@@ -31,7 +31,10 @@ def test_public_names_are_pinned() -> None:
 
 
 def test_importing_the_package_loads_no_broker_or_redis_client() -> None:
-    code = "import sys, streams; print(sorted(m for m in ('faust','aiokafka','redis','confluent_kafka') if m in sys.modules))"
+    code = (
+        "import sys, streams; "
+        "print(sorted(m for m in ('faust','aiokafka','redis','confluent_kafka') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
