@@ -6,12 +6,15 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from streams.errors import EventsFileError, InputError, TactfulError, TopologyError
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 EXIT_EVENTS_UNREADABLE = 1
 EXIT_TOPOLOGIES_INVALID = 2
@@ -215,6 +218,45 @@ def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir
     click.echo(f"generating {total:,} events for {customers:,} customers (cached in {folder})...", err=True)
     path = bench_engine.events_file(folder, total, customers, seed)
     click.echo(bench_engine.report(bench_engine.run(catalog, path, customers)))
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from TACTFUL_* variables, with command-line values on top."""
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from exc
+
+
+@main.command()
+@click.option("--topologies", default=None, help="Topologies folder (TACTFUL_TOPOLOGIES).")
+@click.option("--web-port", type=int, default=None, help="HTTP port for /metrics, /health, /ready (TACTFUL_WEB_PORT).")
+@click.option("--bootstrap-servers", default=None, help="Kafka bootstrap servers (TACTFUL_BOOTSTRAP_SERVERS).")
+@click.option("--data-dir", default=None, help="Local state folder (TACTFUL_DATA_DIR).")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(
+    topologies: str | None, web_port: int | None, bootstrap_servers: str | None, data_dir: str | None, loglevel: str
+) -> None:
+    """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis."""
+    import faust
+
+    from streams.live.app import create_worker
+
+    settings = _settings(
+        topologies=topologies, web_port=web_port, bootstrap_servers=bootstrap_servers, data_dir=data_dir
+    )
+    catalog = _load_catalog(str(settings.topologies))
+    try:
+        built = create_worker(settings, catalog)
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
 
 
 class _Ticker:

@@ -1,0 +1,278 @@
+"""The Faust worker: a thin adapter around :class:`~streams.live.runtime.Runtime`.
+
+:func:`create_worker` builds everything from one :class:`Settings` and a loaded
+catalog; nothing happens at import time. The agent reads micro-batches with
+``noack_take`` and acks a batch only after the runtime has published its
+decisions and written its state, so an offset is never committed past an
+event whose effects have not landed (see runtime's docstring). The agent runs
+at ``concurrency=1``: with more, Faust may commit past an event still in
+flight (faust-streaming issue #606).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View, Web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
+
+from streams.live import metrics as live_metrics
+from streams.live.codecs import Codecs, make_codecs
+from streams.live.runtime import Headers, Record, Runtime
+from streams.live.topics import ensure_topics
+from streams.settings import Settings
+from streams.topology import Catalog
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "customer_state"
+EXIT_BATCH_FAILED = 70
+
+
+class FaustSink:
+    """Sends through Faust's producer; each send returns the delivery future."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+    ) -> Awaitable[object]:
+        fut: Awaitable[object] = await self.app.producer.send(
+            topic, key, value, partition, None, list(headers) if headers else None
+        )
+        return fut
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    runtime: Runtime
+    settings: Settings
+    mirror: Any | None
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+        if settings.ssl_certfile:
+            keyfile = str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+            context.load_cert_chain(str(settings.ssl_certfile), keyfile)
+    if settings.security_protocol.startswith("SASL"):
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        return faust.SASLCredentials(
+            username=settings.sasl_username or "",
+            password=password,
+            mechanism=settings.sasl_mechanism or "SCRAM-SHA-512",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def create_worker(settings: Settings, catalog: Catalog) -> Worker:
+    """Build the Faust app, its topics, table, agent, timers, web views and the Redis mirror."""
+    input_partitions = ensure_topics(settings, catalog)
+    app = faust.App(
+        settings.app_id,
+        broker=[URL(f"kafka://{hp.strip()}") for hp in settings.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=input_partitions,
+        topic_replication_factor=settings.replication,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+        topic_allow_declare=True,
+        # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    metrics = live_metrics.create()
+    mirror = _mirror(settings, metrics.registry) if settings.redis_url else None
+    codecs: Codecs = make_codecs(settings)
+    source = app.topic(
+        settings.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=input_partitions,
+        key_type=str,
+        value_type=bytes,
+    )
+
+    def write_changelog(partition: int, key: str, value: bytes | None) -> None:
+        table.send_changelog(partition, key, value)
+        # The memory store forgets which partition a key came from unless it
+        # recovered it itself; it needs that to drop keys of revoked partitions.
+        known = getattr(table.data, "_key_partition", None)
+        if isinstance(known, dict):
+            if value is None:
+                known.pop(key, None)
+            else:
+                known[key] = partition
+
+    runtime = Runtime(
+        settings,
+        catalog,
+        sink=FaustSink(app),
+        data=table.data,
+        changelog=write_changelog,
+        decode=codecs.decode_touchpoint,
+        encode=codecs.encode_decision,
+        metrics=metrics,
+        input_partitions=input_partitions,
+        mirror=mirror,
+    )
+
+    @app.agent(source, concurrency=1)
+    async def touchpoints(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.noack_take(  # type: ignore[attr-defined]  # on Stream, not on StreamT
+            settings.batch_max, within=settings.batch_within
+        ):
+            records = [_record(e) for e in events]
+            try:
+                await runtime.handle(records)
+            except asyncio.CancelledError:
+                raise  # shutdown mid-batch: nothing acked, so the batch is read again
+            except BaseException:
+                # State in memory is ahead of what landed; a Faust stop would
+                # commit acked offsets and carry on. Leave at once and recover
+                # from the changelog and the committed offsets instead.
+                log.critical("batch failed; exiting so that the batch is processed again", exc_info=True)
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
+            for e in events:
+                await stream.ack(e)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def clock() -> None:
+        await runtime.tick()
+        if mirror is not None:
+            metrics.degraded.labels("redis").set(1 if mirror.degraded else 0)
+
+    if mirror is not None:
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def mirror_writer() -> None:
+            await mirror.run()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust passes the set positionally
+    async def on_assigned(_app: Any, assigned: Iterable[Any], **_: Any) -> None:
+        runtime.assign(tp.partition for tp in assigned if tp.topic == settings.input_topic)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(_app: Any, revoked: Iterable[Any], **_: Any) -> None:
+        runtime.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+
+    _add_views(app, runtime, settings, metrics, mirror)
+    return Worker(app, runtime, settings, mirror)
+
+
+def _mirror(settings: Settings, registry: Any) -> Any:
+    from redis.asyncio import Redis
+
+    assert settings.redis_url is not None
+
+    from streams.live.mirror import SuppressionMirror
+
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    client = Redis.from_url(settings.redis_url, password=password)
+    return SuppressionMirror(client, prefix=settings.redis_prefix, registry=registry)
+
+
+def _record(event: Any) -> Record:
+    m = event.message
+    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
+    ts = m.timestamp
+    return Record(
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        key=m.key,
+        value=m.value,
+        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        timestamp_ms=int(ts * 1000) if ts else None,
+    )
+
+
+def _add_views(app: faust.App, runtime: Runtime, settings: Settings, metrics: Any, mirror: Any | None) -> None:
+    started = time.time()
+
+    # Faust's hints expect View methods; plain (web, request) functions are what it documents.
+    @app.page("/metrics")  # type: ignore[arg-type]
+    async def metrics_view(web: Web, request: Request) -> Response:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")  # type: ignore[arg-type]
+    async def health(web: Web, request: Request) -> Response:
+        degraded = bool(mirror is not None and mirror.degraded)
+        body = {
+            "status": "degraded" if degraded else "ok",
+            "uptime_seconds": round(time.time() - started, 1),
+            "partitions": sorted(runtime.runs),
+            "redis_mirror": None
+            if mirror is None
+            else {
+                "degraded": mirror.degraded,
+                "pending": mirror.pending,
+                "lag_seconds": mirror.lag_seconds,
+            },
+        }
+        return web.json(body)
+
+    @app.page("/ready")  # type: ignore[arg-type]
+    async def ready(web: Web, request: Request) -> Response:
+        recovering = not app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        ok = not recovering and not app.rebalancing and bool(runtime.runs)
+        return web.json(
+            {"ready": ok, "recovering": recovering, "partitions": sorted(runtime.runs)}, status=200 if ok else 503
+        )
+
+    @app.page("/customers/{customer_id}")
+    class CustomerView(View):
+        async def get(self, request: Request, customer_id: str) -> Response:
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            if not token:
+                return self.json({"error": "the customer API is off: set TACTFUL_API_TOKEN"}, status=403)
+            if request.headers.get("Authorization") != f"Bearer {token}":
+                return self.json({"error": "a bearer token is required"}, status=401)
+            if runtime.owns(customer_id):
+                return self.json(runtime.customer_view(customer_id))
+            if request.headers.get("X-Tactful-Forwarded"):
+                return self.json({"error": "no worker owns this customer right now"}, status=503)
+            owner = app.router.external_topic_key_store(app.topic(settings.input_topic), customer_id.encode())
+            return await _forward(self, owner, request, customer_id)
+
+
+async def _forward(view: View, owner: URL, request: Request, customer_id: str) -> Response:
+    import aiohttp
+
+    url = owner.with_path(f"/customers/{customer_id}")
+    headers = {"Authorization": request.headers.get("Authorization", ""), "X-Tactful-Forwarded": "1"}
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as resp,
+        ):
+            return view.bytes(await resp.read(), status=resp.status, content_type="application/json")
+    except aiohttp.ClientError as exc:
+        return view.json({"error": f"the owning worker at {owner} did not answer: {exc}"}, status=502)

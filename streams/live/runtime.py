@@ -1,0 +1,361 @@
+"""The live worker's core, with no Faust in it.
+
+A Faust agent hands it micro-batches of raw records; it decodes and validates
+them, re-routes records that sit on the wrong partition, runs the same
+:class:`~streams.engine.Processor` that ``replay`` runs (one per partition),
+dead-letters what cannot be evaluated, and publishes decisions.
+
+Order of effects per batch, and why (nothing lost, nothing sent twice to a
+user once deduplicated by id):
+
+1. decisions, dead letters and re-routed records are sent, and every send is
+   awaited until the broker acknowledges it;
+2. only then is changed customer state written to the changelog;
+3. Faust flushes the producer before it commits the batch's offsets.
+
+A crash before (2) replays the batch from the old state: the same decisions
+with the same ids are sent again, and channels drop repeats by
+``decision_id``. A crash after (2) replays events the state already holds:
+they are duplicates and change nothing, and their decisions already landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams.decisions import Decision
+from streams.engine import Engine, Outcome, Processor
+from streams.engine.state import CustomerState
+from streams.errors import InputError, StateError
+from streams.events import Event, validate_event
+from streams.live.metrics import Metrics
+from streams.live.partitioning import Partitioner
+from streams.settings import Settings
+from streams.topology import Catalog
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+ChangelogWriter = Callable[[int, str, bytes | None], None]
+Decoder = Callable[[bytes], dict[str, Any]]
+Encoder = Callable[[Decision], bytes]
+
+H_REASON = "tactful.reason"
+H_DETAIL = "tactful.detail"
+H_EXCEPTION = "tactful.exception"
+H_TOPIC = "tactful.source.topic"
+H_PARTITION = "tactful.source.partition"
+H_OFFSET = "tactful.source.offset"
+H_ROUTED = "tactful.routed.from"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, as the runtime needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+
+class Sink(Protocol):
+    """Sends records; the returned awaitable resolves once the broker has the record."""
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+    ) -> Awaitable[object]: ...
+
+
+class Mirror(Protocol):
+    def submit(self, decisions: Iterable[Decision]) -> None: ...
+
+
+class PartitionStore:
+    """A partition's view of the shared state map; remembers what changed this batch."""
+
+    def __init__(self, partition: int, data: MutableMapping[str, Any], owner: Partitioner) -> None:
+        self.partition = partition
+        self.data = data
+        self.owner = owner
+        self.dirty: set[str] = set()
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        value = self.data.get(customer_id)
+        if value is None or isinstance(value, CustomerState):
+            return value
+        # Recovered from the changelog as bytes: decode once, keep the object.
+        try:
+            state = CustomerState.from_bytes(value)
+        except StateError:
+            log.exception(
+                "customer state for one customer of partition %d is unreadable; starting it afresh", self.partition
+            )
+            return None
+        self.data[customer_id] = state
+        return state
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        self.data[customer_id] = state
+        self.dirty.add(customer_id)
+
+    def delete(self, customer_id: str) -> None:
+        self.data.pop(customer_id, None)
+        self.dirty.add(customer_id)
+
+    def customers(self) -> list[str]:
+        return [cid for cid in list(self.data) if self.owner(cid) == self.partition]
+
+    def flush(self, write: ChangelogWriter) -> int:
+        written = 0
+        for cid in self.dirty:
+            state = self.data.get(cid)
+            payload = state.to_bytes() if isinstance(state, CustomerState) else None
+            write(self.partition, cid, payload)
+            written += len(payload) if payload else 0
+        self.dirty.clear()
+        return written
+
+
+@dataclass
+class PartitionRun:
+    processor: Processor
+    store: PartitionStore
+    last_event_wall: float
+    last_sweep_wall: float
+
+
+@dataclass
+class BatchOutcome:
+    decisions: list[Decision] = field(default_factory=list)
+    rejected: int = 0
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        sink: Sink,
+        data: MutableMapping[str, Any],
+        changelog: ChangelogWriter,
+        decode: Decoder,
+        encode: Encoder,
+        metrics: Metrics,
+        input_partitions: int,
+        mirror: Mirror | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.engine = Engine(catalog)
+        self.sink = sink
+        self.data = data
+        self.changelog = changelog
+        self.decode = decode
+        self.encode = encode
+        self.metrics = metrics
+        self.mirror = mirror
+        self.clock = clock
+        self.owner = Partitioner(input_partitions)
+        self.runs: dict[int, PartitionRun] = {}
+        self.lock = asyncio.Lock()
+        self._known_types = set(catalog.roles)
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Start (or keep) a processor for each partition; rebuild timers from stored state."""
+        for p in partitions:
+            if p not in self.runs:
+                self._start(p)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.runs.pop(p, None)
+
+    def _start(self, partition: int) -> PartitionRun:
+        store = PartitionStore(partition, self.data, self.owner)
+        proc = Processor(self.engine, store)
+        states = []
+        for cid in store.customers():
+            raw = self.data.get(cid)
+            # Skip decoding states without timers: most have none, and recovery time matters.
+            if isinstance(raw, bytes | bytearray) and b'"m":[]' in raw:
+                continue
+            state = store.get(cid)
+            if state is not None and state.timers:
+                states.append((cid, state))
+        proc.restore_timers(states)
+        now = self.clock()
+        run = PartitionRun(proc, store, now, now)
+        self.runs[partition] = run
+        return run
+
+    def _run(self, partition: int) -> PartitionRun:
+        run = self.runs.get(partition)
+        return run if run is not None else self._start(partition)
+
+    # -- batches -------------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record]) -> BatchOutcome:
+        started = time.perf_counter()
+        async with self.lock:
+            outcome = BatchOutcome()
+            pending: list[Awaitable[object]] = []
+            appended: list[tuple[Decision, int | None]] = []
+            touched: set[int] = set()
+            now = self.clock()
+            for rec in records:
+                run = self._run(rec.partition)
+                run.last_event_wall = now
+                touched.add(rec.partition)
+                decisions = await self._one(rec, run, pending, outcome)
+                appended.extend((d, rec.timestamp_ms) for d in decisions)
+            await self._publish(appended, pending)
+            self._persist(touched)
+            outcome.decisions = [d for d, _ in appended]
+        self.metrics.batch.observe(time.perf_counter() - started)
+        return outcome
+
+    async def _one(
+        self, rec: Record, run: PartitionRun, pending: list[Awaitable[object]], outcome: BatchOutcome
+    ) -> list[Decision]:
+        try:
+            if rec.value is None:
+                from streams.errors import MalformedRecord
+
+                raise MalformedRecord("malformed", "the record has no value")
+            ev = validate_event(self.decode(rec.value))
+        except InputError as exc:
+            pending.append(await self._dead_letter(rec, exc.reason, exc.detail, exc))
+            outcome.rejected += 1
+            return []
+        owner = self.owner(ev.customer_id)
+        if owner != rec.partition:
+            headers = (*rec.headers, (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
+            pending.append(
+                await self.sink.send(rec.topic, ev.customer_id.encode(), rec.value, partition=owner, headers=headers)
+            )
+            self.metrics.routed.inc()
+            return []
+        result, decisions = run.processor.process(ev)
+        if result is Outcome.LATE:
+            wm = run.processor.watermark
+            pending.append(await self._dead_letter(rec, "late", f"occurred_at is before the watermark {wm}", None))
+            outcome.rejected += 1
+            return []
+        if result is Outcome.DUPLICATE:
+            self.metrics.duplicates.inc()
+            return []
+        self._count_event(ev)
+        return decisions
+
+    def _count_event(self, ev: Event) -> None:
+        self.metrics.events.labels(ev.type if ev.type in self._known_types else "other").inc()
+
+    async def _dead_letter(self, rec: Record, reason: str, detail: str, exc: BaseException | None) -> Awaitable[object]:
+        self.metrics.rejected.labels(reason).inc()
+        headers = (
+            *rec.headers,
+            (H_REASON, reason.encode()),
+            (H_DETAIL, detail[:1000].encode("utf-8", "replace")),
+            (H_EXCEPTION, (type(exc).__name__ if exc is not None else "").encode()),
+            (H_TOPIC, rec.topic.encode()),
+            (H_PARTITION, str(rec.partition).encode()),
+            (H_OFFSET, str(rec.offset).encode()),
+        )
+        return await self.sink.send(self.settings.dlq_topic, rec.key, rec.value, headers=headers)
+
+    async def _publish(self, appended: list[tuple[Decision, int | None]], pending: list[Awaitable[object]]) -> None:
+        s = self.settings
+        for d, _ in appended:
+            value = self.encode(d)
+            key = d.customer_id.encode()
+            if d.emitted:
+                pending.append(await self.sink.send(s.decision_topic(d.channel), key, value))
+            pending.append(await self.sink.send(s.audit_topic, key, value))
+            self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
+        if pending:
+            await asyncio.gather(*pending)
+        if appended:
+            now_ms = self.clock() * 1000
+            for d, appended_at in appended:
+                if appended_at is not None and d.emitted:
+                    self.metrics.latency.observe(max(0.0, (now_ms - appended_at) / 1000))
+            if self.mirror is not None:
+                self.mirror.submit(d for d, _ in appended)
+
+    def _persist(self, partitions: Iterable[int]) -> None:
+        written = 0
+        for p in partitions:
+            run = self.runs.get(p)
+            if run is not None:
+                written += run.store.flush(self.changelog)
+        if written:
+            self.metrics.state_bytes.inc(written)
+
+    # -- time passing --------------------------------------------------------------------
+
+    async def tick(self) -> list[Decision]:
+        """Advance idle partitions' stream time by the wall clock; sweep; refresh gauges."""
+        async with self.lock:
+            now = self.clock()
+            idle_ms = self.settings.idle_after_ms
+            fired: list[tuple[Decision, int | None]] = []
+            for p, run in self.runs.items():
+                proc = run.processor
+                if (now - run.last_event_wall) * 1000 >= idle_ms:
+                    fired.extend((d, None) for d in proc.advance_stream_time(int(now * 1000) - idle_ms))
+                if (now - run.last_sweep_wall) * 1000 >= self.settings.sweep_every_ms:
+                    proc.sweep(run.store.customers())
+                    run.last_sweep_wall = now
+                wm = proc.watermark
+                if wm is not None:
+                    self.metrics.watermark_lag.labels(str(p)).set(max(0.0, now - wm / 1000))
+                self.metrics.timers.labels(str(p)).set(proc.pending_timers())
+            await self._publish(fired, [])
+            self._persist(list(self.runs))
+            self.metrics.customers.set(len(self.data))
+            return [d for d, _ in fired]
+
+    # -- queries -------------------------------------------------------------------------
+
+    def owns(self, customer_id: str) -> bool:
+        return self.owner(customer_id) in self.runs
+
+    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        run = self.runs.get(self.owner(customer_id))
+        if run is None:
+            return None
+        state = run.store.get(customer_id)
+        if state is None:
+            return {"customer_id": customer_id, "partition": run.store.partition, "state": None}
+        wm = run.processor.watermark
+        return {
+            "customer_id": customer_id,
+            "partition": run.store.partition,
+            "watermark": wm,
+            "active_suppressions": [
+                {
+                    "topology": s.topology,
+                    "channel": s.channel,
+                    "category": s.category,
+                    "start": s.start,
+                    "end": s.end,
+                    "decision_id": s.decision_id,
+                }
+                for s in state.suppressions
+                if wm is None or s.end > wm
+            ],
+            "state": state.to_obj(),
+        }

@@ -1,0 +1,69 @@
+"""Create the worker's topics if absent (Faust creates only its own internal ones)."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.errors import InfraError
+from streams.settings import Settings
+from streams.topology import Catalog
+from streams.topology.model import Engage, Suppress
+
+DAY_MS = 86_400_000
+
+
+def channels(catalog: Catalog) -> list[str]:
+    found: set[str] = set()
+    for topo in catalog.topologies:
+        for action in topo.then:
+            if isinstance(action, Suppress):
+                found.update(action.channels)
+            elif isinstance(action, Engage):
+                found.add(action.channel)
+    return sorted(found)
+
+
+def decision_retention_ms(catalog: Catalog) -> int:
+    """Long enough that `redis-rebuild` finds every suppression still active: twice the longest."""
+    longest = max((a.duration for t in catalog.topologies for a in t.then if isinstance(a, Suppress)), default=DAY_MS)
+    return max(2 * longest, 30 * DAY_MS)
+
+
+def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -> int:
+    """Create missing topics; return the input topic's partition count (which rules routing)."""
+    admin = AdminClient(dict(settings.kafka_client_options()))
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise InfraError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    n, r = settings.partitions, settings.replication
+    keep = str(decision_retention_ms(catalog))
+    wanted = [
+        # LogAppendTime: the broker's append time is what latency is measured from.
+        NewTopic(settings.input_topic, n, r, config={"message.timestamp.type": "LogAppendTime"}),
+        NewTopic(settings.dlq_topic, n, r, config={"retention.ms": str(14 * DAY_MS)}),
+        NewTopic(settings.audit_topic, n, r, config={"retention.ms": keep, "message.timestamp.type": "LogAppendTime"}),
+        *(
+            NewTopic(
+                settings.decision_topic(ch),
+                n,
+                r,
+                config={"retention.ms": keep, "message.timestamp.type": "LogAppendTime"},
+            )
+            for ch in channels(catalog)
+        ),
+    ]
+    missing = [t for t in wanted if t.topic not in existing]
+    if missing:
+        for topic, fut in admin.create_topics(missing, operation_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):  # a concurrent worker won the race
+                    raise InfraError(f"cannot create topic {topic}: {exc}") from exc
+    meta = admin.list_topics(topic=settings.input_topic, timeout=timeout).topics.get(settings.input_topic)
+    if meta is None or not meta.partitions:
+        raise InfraError(f"topic {settings.input_topic} has no partitions")
+    return len(meta.partitions)
