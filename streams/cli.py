@@ -259,6 +259,86 @@ def worker(
     faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
 
 
+@main.command()
+@click.argument("customer")
+@click.argument("channel")
+@click.argument("category", required=False)
+@click.option("--redis-url", default=None, help="Redis URL (TACTFUL_REDIS_URL).")
+def check(customer: str, channel: str, category: str | None, redis_url: str | None) -> None:
+    """May I market to CUSTOMER on CHANNEL (for CATEGORY)? Exit 0: yes; 3: suppressed."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from streams.live.mirror import explain, is_suppressed
+
+    settings = _settings(redis_url=redis_url)
+    if not settings.redis_url:
+        raise click.UsageError("no Redis: set TACTFUL_REDIS_URL or --redis-url")
+
+    async def ask() -> tuple[bool, list[tuple[str, str, int]]]:
+        client = Redis.from_url(settings.redis_url or "", socket_timeout=2.0)
+        try:
+            found = await is_suppressed(client, settings.redis_prefix, customer, channel, category)
+            why = await explain(client, settings.redis_prefix, customer, channel, category) if found else []
+            return found, why
+        finally:
+            await client.aclose()
+
+    try:
+        suppressed, why = asyncio.run(ask())
+    except RedisError as exc:
+        click.echo(f"error: Redis at {settings.redis_url} did not answer: {exc}", err=True)
+        sys.exit(1)
+    from streams.timeutil import format_time
+
+    if not suppressed:
+        click.echo(f"yes: {customer} may be marketed to on {channel}" + (f" for {category}" if category else ""))
+        return
+    click.echo(f"no: {customer} is suppressed on {channel}" + (f" for {category}" if category else ""))
+    for topology, cat, expires in why:
+        click.echo(f"  {topology}: category {cat} until {format_time(expires)}")
+    sys.exit(3)
+
+
+@main.command("redis-rebuild")
+@click.option("--keep", is_flag=True, help="Do not clear the mirror's keys first.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to read the decision topics.")
+def redis_rebuild(keep: bool, timeout: float) -> None:
+    """Restore the Redis suppression mirror from the decision topics (Kafka is the source of truth)."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from streams.codec import avro
+    from streams.live.mirror import read_decision_topics, rebuild, wall_clock_ms
+    from streams.live.topics import channels
+
+    settings = _settings()
+    catalog = _load_catalog(str(settings.topologies))
+    if not settings.redis_url:
+        raise click.UsageError("no Redis: set TACTFUL_REDIS_URL")
+    topics = [settings.decision_topic(ch) for ch in channels(catalog)]
+    try:
+        decisions = read_decision_topics(settings.bootstrap_servers, topics, avro.local_registry().resolve, timeout)
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+    async def apply() -> object:
+        client = Redis.from_url(settings.redis_url or "")
+        try:
+            return await rebuild(
+                client, decisions, prefix=settings.redis_prefix, now_ms=wall_clock_ms(), clear=not keep
+            )
+        finally:
+            await client.aclose()
+
+    stats = asyncio.run(apply())
+    click.echo(f"read {len(decisions):,} decisions from {len(topics)} topics; {stats}")
+
+
 class _Ticker:
     """A light progress line on standard error for large inputs."""
 

@@ -189,13 +189,23 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
 
 def _mirror(settings: Settings, registry: Any) -> Any:
     from redis.asyncio import Redis
-
-    assert settings.redis_url is not None
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from streams.live.mirror import SuppressionMirror
 
+    assert settings.redis_url is not None
+
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = Redis.from_url(settings.redis_url, password=password)
+    # Few client-side retries and short timeouts: the mirror retries forever itself,
+    # and redis-py's default retrying would hide an outage for seconds per write.
+    client = Redis.from_url(
+        settings.redis_url,
+        password=password,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 0),
+    )
     return SuppressionMirror(client, prefix=settings.redis_prefix, registry=registry)
 
 

@@ -340,22 +340,18 @@ class Runtime:
         state = run.store.get(customer_id)
         if state is None:
             return {"customer_id": customer_id, "partition": run.store.partition, "state": None}
-        wm = run.processor.watermark
+        now = run.processor.stream_time
         return {
             "customer_id": customer_id,
             "partition": run.store.partition,
-            "watermark": wm,
+            "stream_time": now,
+            "watermark": run.processor.watermark,
+            # Active now, in the partition's stream time: released ones end at their release.
             "active_suppressions": [
-                {
-                    "topology": s.topology,
-                    "channel": s.channel,
-                    "category": s.category,
-                    "start": s.start,
-                    "end": s.end,
-                    "decision_id": s.decision_id,
-                }
+                {"topology": s.topology, "channel": s.channel, "category": s.category, "start": s.start,
+                 "end": s.end, "decision_id": s.decision_id}
                 for s in state.suppressions
-                if wm is None or s.end > wm
+                if now is None or s.active_at(now)
             ],
             "state": state.to_obj(),
         }

@@ -1,0 +1,242 @@
+"""The integration tier: real `tactful worker` processes against the local Kafka and Redis.
+
+Each test gets its own namespace (topics, consumer group, Redis prefix, ports)
+so tests never see each other's records. Services that cannot start make the
+tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.codec import avro
+from streams.decisions import Decision
+from streams.live.feed import feed
+from streams.settings import Settings
+from tests.integration.services import ensure_services, kafka_bootstrap, redis_url
+
+REPO = Path(__file__).resolve().parents[2]
+TACTFUL = str(Path(sys.executable).with_name("tactful"))
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def services() -> None:
+    ensure_services()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.25) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+class WorkerProcess:
+    def __init__(self, ns: Namespace, name: str, port: int) -> None:
+        self.ns = ns
+        self.name = name
+        self.port = port
+        self.log = ns.folder / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.ns.env(), "TACTFUL_WEB_PORT": str(self.port),
+               "TACTFUL_DATA_DIR": str(self.ns.folder / self.name)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([TACTFUL, "worker", "--loglevel", "warning"], cwd=REPO, env=env,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                body = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode()
+
+    def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        try:
+            return self.get("/ready")[0] == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 90) -> WorkerProcess:
+        wait_until(self.ready, timeout, f"worker {self.name} to be ready")
+        return self
+
+    def partitions(self) -> list[int]:
+        return list(self.get("/health")[1]["partitions"])
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+class Namespace:
+    """One test's topics, consumer group, Redis prefix and worker processes."""
+
+    def __init__(self, folder: Path, **extra_env: str) -> None:
+        self.id = uuid.uuid4().hex[:10]
+        self.folder = folder
+        self.extra_env = extra_env
+        self.workers: list[WorkerProcess] = []
+        self.api_token = f"token-{self.id}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "TACTFUL_BOOTSTRAP_SERVERS": kafka_bootstrap(),
+            "TACTFUL_REDIS_URL": redis_url(),
+            "TACTFUL_REDIS_PREFIX": f"t{self.id}",
+            "TACTFUL_APP_ID": f"it-{self.id}",
+            "TACTFUL_INPUT_TOPIC": f"it-{self.id}.touchpoints",
+            "TACTFUL_DLQ_TOPIC": f"it-{self.id}.touchpoints.dlq",
+            "TACTFUL_DECISION_TOPIC_PREFIX": f"it-{self.id}.decisions.",
+            "TACTFUL_AUDIT_TOPIC": f"it-{self.id}.decisions.audit",
+            "TACTFUL_TOPOLOGIES": str(REPO / "topologies"),
+            "TACTFUL_API_TOKEN": self.api_token,
+            "TACTFUL_BATCH_WITHIN": "0.01",
+            **self.extra_env,
+        }
+
+    def settings(self) -> Settings:
+        return Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in self.env().items()})  # type: ignore[arg-type]
+
+    def worker(self, name: str = "w1") -> WorkerProcess:
+        w = WorkerProcess(self, name, free_port())
+        self.workers.append(w)
+        return w.start()
+
+    def feed(self, events: Iterable[Any]) -> int:
+        return feed(self.settings(), events)
+
+    def produce_raw(self, records: Iterable[tuple[bytes | None, bytes]]) -> None:
+        from streams.live.feed import producer
+
+        prod = producer(self.settings())
+        for key, value in records:
+            prod.produce(self.settings().input_topic, value=value, key=key)
+        assert prod.flush(30) == 0
+
+    def read(self, topic: str, until: Callable[[list[Any]], bool], timeout: float = 60) -> list[Any]:
+        """Every record of a topic from the beginning, until `until(records)` holds."""
+        c = Consumer({"bootstrap.servers": kafka_bootstrap(), "group.id": f"reader-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        try:
+            meta = wait_until(lambda: c.list_topics(topic, timeout=5).topics[topic].partitions or None,
+                              30, f"topic {topic}")
+            c.assign([TopicPartition(topic, p, 0) for p in meta])
+            got: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while not until(got):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out reading {topic}: {len(got)} records so far")
+                for m in c.consume(500, 0.5):
+                    if m.error() is None:
+                        got.append(m)
+            return got
+        finally:
+            c.close()
+
+    def decisions(self, channel_or_audit: str, until: Callable[[list[Decision]], bool],
+                  timeout: float = 60) -> list[Decision]:
+        s = self.settings()
+        topic = s.audit_topic if channel_or_audit == "audit" else s.decision_topic(channel_or_audit)
+        decoded: list[Decision] = []
+
+        def check(records: list[Any]) -> bool:
+            decoded[:] = [to_decision(avro.decode(m.value(), avro.local_registry().resolve)) for m in records]
+            return until(decoded)
+
+        self.read(topic, check, timeout)
+        return decoded
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+def to_decision(rec: dict[str, Any]) -> Decision:
+    return Decision(
+        rec["decision_id"], rec["customer_id"], rec["kind"], rec["channel"], rec.get("action"), rec.get("category"),
+        rec["topology"], rec["topology_version"], rec["effective_at"], rec.get("expires_at"), rec.get("not_before"),
+        tuple(rec["evidence"]), rec["reason"], rec.get("status", "emitted"), rec.get("cause"),
+    )
+
+
+@pytest.fixture()
+def namespace(services: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Namespace]:
+    ns = Namespace(tmp_path)
+    yield ns
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        for w in ns.workers:
+            print(f"--- {w.name} log tail ---\n{w.tail()}")
+    ns.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
