@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     batch_within: float = Field(default=0.02, gt=0, description="seconds a micro-batch may wait to fill")
     idle_after: str = Field(default="30s", description="advance an idle partition's stream time after this")
     sweep_every: str = "10m"
+    # How soon a dead worker's partitions move to the others (Faust's default is 60s).
+    session_timeout: float = Field(default=10.0, gt=0)
     store: str = "memory://"
     data_dir: Path = Path(".run/worker")
 

@@ -100,6 +100,8 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         stream_wait_empty=False,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(settings.session_timeout / 4, 0.5),
         topic_allow_declare=True,
         # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
         key_serializer="raw",

@@ -72,11 +72,16 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.ns.env(), "TACTFUL_WEB_PORT": str(self.port),
-               "TACTFUL_DATA_DIR": str(self.ns.folder / self.name)}
+        env = {
+            **os.environ,
+            **self.ns.env(),
+            "TACTFUL_WEB_PORT": str(self.port),
+            "TACTFUL_DATA_DIR": str(self.ns.folder / self.name),
+        }
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([TACTFUL, "worker", "--loglevel", "warning"], cwd=REPO, env=env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [TACTFUL, "worker", "--loglevel", "warning"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         return self
 
     def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
@@ -180,11 +185,18 @@ class Namespace:
 
     def read(self, topic: str, until: Callable[[list[Any]], bool], timeout: float = 60) -> list[Any]:
         """Every record of a topic from the beginning, until `until(records)` holds."""
-        c = Consumer({"bootstrap.servers": kafka_bootstrap(), "group.id": f"reader-{uuid.uuid4().hex}",
-                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        c = Consumer(
+            {
+                "bootstrap.servers": kafka_bootstrap(),
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         try:
-            meta = wait_until(lambda: c.list_topics(topic, timeout=5).topics[topic].partitions or None,
-                              30, f"topic {topic}")
+            meta = wait_until(
+                lambda: c.list_topics(topic, timeout=5).topics[topic].partitions or None, 30, f"topic {topic}"
+            )
             c.assign([TopicPartition(topic, p, 0) for p in meta])
             got: list[Any] = []
             deadline = time.monotonic() + timeout
@@ -198,8 +210,9 @@ class Namespace:
         finally:
             c.close()
 
-    def decisions(self, channel_or_audit: str, until: Callable[[list[Decision]], bool],
-                  timeout: float = 60) -> list[Decision]:
+    def decisions(
+        self, channel_or_audit: str, until: Callable[[list[Decision]], bool], timeout: float = 60
+    ) -> list[Decision]:
         s = self.settings()
         topic = s.audit_topic if channel_or_audit == "audit" else s.decision_topic(channel_or_audit)
         decoded: list[Decision] = []
@@ -218,9 +231,21 @@ class Namespace:
 
 def to_decision(rec: dict[str, Any]) -> Decision:
     return Decision(
-        rec["decision_id"], rec["customer_id"], rec["kind"], rec["channel"], rec.get("action"), rec.get("category"),
-        rec["topology"], rec["topology_version"], rec["effective_at"], rec.get("expires_at"), rec.get("not_before"),
-        tuple(rec["evidence"]), rec["reason"], rec.get("status", "emitted"), rec.get("cause"),
+        rec["decision_id"],
+        rec["customer_id"],
+        rec["kind"],
+        rec["channel"],
+        rec.get("action"),
+        rec.get("category"),
+        rec["topology"],
+        rec["topology_version"],
+        rec["effective_at"],
+        rec.get("expires_at"),
+        rec.get("not_before"),
+        tuple(rec["evidence"]),
+        rec["reason"],
+        rec.get("status", "emitted"),
+        rec.get("cause"),
     )
 
 

@@ -46,9 +46,7 @@ def ensure_services() -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise ServicesUnavailable(
-            f"{SERVICES_SH.name} up did not finish in {_UP_TIMEOUT_S}s"
-        ) from exc
+        raise ServicesUnavailable(f"{SERVICES_SH.name} up did not finish in {_UP_TIMEOUT_S}s") from exc
     if proc.returncode != 0:
         # The script already prints the broker log's tail on failure; pass it on.
         raise ServicesUnavailable(

@@ -15,14 +15,33 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
     w = namespace.worker().wait_ready()
     now = int(time.time() * 1000)
     cust = f"seed-{namespace.id}"
-    namespace.feed([
-        {"event_id": "p", "customer_id": cust, "type": "purchase", "occurred_at": now, "channel": "store",
-         "attributes": {"category": "phone"}},
-        {"event_id": "f", "customer_id": cust, "type": "activation_failed", "occurred_at": now + 60_000,
-         "channel": "app"},
-        {"event_id": "s", "customer_id": cust, "type": "support_contact", "occurred_at": now + 120_000,
-         "channel": "call_center", "attributes": {"resolved": "false", "tz": "UTC"}},
-    ])
+    namespace.feed(
+        [
+            {
+                "event_id": "p",
+                "customer_id": cust,
+                "type": "purchase",
+                "occurred_at": now,
+                "channel": "store",
+                "attributes": {"category": "phone"},
+            },
+            {
+                "event_id": "f",
+                "customer_id": cust,
+                "type": "activation_failed",
+                "occurred_at": now + 60_000,
+                "channel": "app",
+            },
+            {
+                "event_id": "s",
+                "customer_id": cust,
+                "type": "support_contact",
+                "occurred_at": now + 120_000,
+                "channel": "call_center",
+                "attributes": {"resolved": "false", "tz": "UTC"},
+            },
+        ]
+    )
     effective = now + 120_000
     for channel in ("ads", "email", "sms"):
         got = namespace.decisions(channel, lambda ds: len(ds) >= 1)
@@ -47,12 +66,24 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
 
     metrics = w.metrics()
     assert metrics['tactful_events_total{type="purchase"}'] == 1
-    assert metrics[
-        'tactful_decisions_total{channel="ads",kind="SUPPRESS",status="emitted",topology="post_purchase_friction"}'
-    ] == 1
+    assert (
+        metrics[
+            'tactful_decisions_total{channel="ads",kind="SUPPRESS",status="emitted",topology="post_purchase_friction"}'
+        ]
+        == 1
+    )
 
-    namespace.feed([{"event_id": "ok", "customer_id": cust, "type": "activation_succeeded",
-                     "occurred_at": now + 180_000, "channel": "app"}])
+    namespace.feed(
+        [
+            {
+                "event_id": "ok",
+                "customer_id": cust,
+                "type": "activation_succeeded",
+                "occurred_at": now + 180_000,
+                "channel": "app",
+            }
+        ]
+    )
     released = namespace.decisions("ads", lambda ds: len(ds) >= 2)
     assert [(d.kind, d.category, d.evidence) for d in released[1:]] == [(RELEASE, "phone", ("ok",))]
     for channel in ("ads", "email", "sms"):
