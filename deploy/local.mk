@@ -1,15 +1,9 @@
-# Local broker and Redis targets (make up / make down) live here.
-.PHONY: test-integration demo
-test-integration:
-	@echo "integration tier: not yet wired"
-demo: demo-offline
-
-# Real local infrastructure: Kafka (KRaft, one node) + Redis on loopback.
+# Local real infrastructure: Kafka (KRaft, one node) + Redis on loopback.
 # Ports, versions and folders are TACTFUL_* environment variables; see
-# deploy/kafka/README.md. `up` needs the venv: its Kafka readiness check runs
-# with this venv's python (confluent_kafka).
+# deploy/kafka/README.md. `up` needs the venv for its Kafka readiness check.
 SERVICES := TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/services.sh
-.PHONY: up down status fetch-kafka
+WITH_SERVICES := TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/with-services.sh
+.PHONY: up down status fetch-kafka test-integration demo
 
 up: install
 	@$(SERVICES) up
@@ -25,3 +19,15 @@ status:
 # .cache/kafka/<version>/) plus redis-server and promtool from apt.
 fetch-kafka:
 	@$(SERVICES) fetch
+
+# The tier against the real broker and Redis. A broker that cannot start fails
+# it (services.sh exits 1; the tests' fixture raises), it is never skipped.
+test-integration: install
+	@$(WITH_SERVICES) $(BIN)/pytest -q -m integration tests
+
+# Live: Kafka and Redis, two workers, generated journeys at a steady rate and a
+# terminal view of the decisions. DURATION seconds (default 60), or Ctrl-C.
+DURATION ?= 60
+RATE ?= 200
+demo: install
+	@$(WITH_SERVICES) $(TACTFUL) demo --duration $(DURATION) --rate $(RATE)

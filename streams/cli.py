@@ -339,6 +339,35 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     click.echo(f"read {len(decisions):,} decisions from {len(topics)} topics; {stats}")
 
 
+@main.command()
+@click.option("--duration", default=60.0, show_default=True, help="Seconds to run (Ctrl-C stops earlier).")
+@click.option("--rate", default=200.0, show_default=True, help="Events per second fed.")
+@click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))
+def demo(duration: float, rate: float, count: int) -> None:
+    """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
+    from rich.console import Console
+
+    from streams.live.demo import run_demo
+
+    settings = _settings()
+    # About eight events per customer: enough customers that the feed lasts the whole run.
+    customers = max(50, int(rate * duration / 8))
+    try:
+        sys.exit(
+            run_demo(
+                settings,
+                duration=duration,
+                rate=rate,
+                workers=count,
+                customers=customers,
+                console=Console(stderr=False),
+            )
+        )
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 class _Ticker:
     """A light progress line on standard error for large inputs."""
 

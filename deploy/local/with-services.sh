@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run a command with the local Kafka and Redis up; stop them afterwards only if
+# this script started them ("stop what you start"), whatever the command's fate.
+#   with-services.sh COMMAND [ARGS...]
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+services=(bash "$here/services.sh")
+started=no
+if ! "${services[@]}" status >/dev/null 2>&1; then
+    "${services[@]}" up || exit 1
+    started=yes
+fi
+cleanup() { if [ "$started" = yes ]; then "${services[@]}" down; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+"$@"
