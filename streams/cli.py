@@ -340,6 +340,29 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
 
 
 @main.command()
+@click.option("--customers", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 for as fast as possible.")
+@click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
+@click.option("--seed", default=None, type=int, help="Default: the current time, so ids are new each run.")
+def feed(customers: int, rate: float, duration: float | None, seed: int | None) -> None:
+    """Produce generated journeys to the input topic (event time starting now)."""
+    import time
+
+    from streams.generate import generate
+    from streams.live.feed import feed as produce
+
+    settings = _settings()
+    now = int(time.time() * 1000)
+    events = generate(customers, seed if seed is not None else now // 1000, start_ms=now, scenario_rate=0.5)
+    try:
+        sent = produce(settings, events, rate=rate or None, duration=duration)
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"sent {sent:,} events to {settings.input_topic}", err=True)
+
+
+@main.command()
 @click.option("--duration", default=60.0, show_default=True, help="Seconds to run (Ctrl-C stops earlier).")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second fed.")
 @click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))

@@ -209,9 +209,7 @@ def customer_tz(index: int, seed: int) -> str:
 # --- checks ----------------------------------------------------------------------
 
 
-def _check(
-    customers: int, days: float, noise: float, scenario_rate: float, max_displacement_ms: int
-) -> None:
+def _check(customers: int, days: float, noise: float, scenario_rate: float, max_displacement_ms: int) -> None:
     if customers < 1:
         raise ConfigError(f"customers must be at least 1, got {customers}")
     if not days > 0:
@@ -418,9 +416,7 @@ def _purchase(rng: random.Random, category: str) -> Step:
 
 def _post_purchase_friction(rng: random.Random) -> list[Step]:
     """purchase phone/tablet -> activation_failed <=72h -> support_contact unresolved <=48h."""
-    variant = _variant(
-        rng, (("fires", 55), ("unless", 15), ("resolved", 15), ("too_slow", 10), ("laptop", 5))
-    )
+    variant = _variant(rng, (("fires", 55), ("unless", 15), ("resolved", 15), ("too_slow", 10), ("laptop", 5)))
     category = "laptop" if variant == "laptop" else rng.choice(DEVICES)
     steps = [_purchase(rng, category)]
     failed = _between(rng, 30 * MINUTE, 70 * HOUR)
@@ -490,9 +486,7 @@ def _failed_login(rng: random.Random) -> list[Step]:
 
 def _delivery_delay(rng: random.Random) -> list[Step]:
     """order_shipped -> delivery_delayed within 10d, unless order_delivered in between."""
-    variant = _variant(
-        rng, (("fires", 50), ("delivered_first", 20), ("on_time", 25), ("too_late", 5))
-    )
+    variant = _variant(rng, (("fires", 50), ("delivered_first", 20), ("on_time", 25), ("too_late", 5)))
     category = rng.choice(CATEGORIES)
     order = f"o{rng.randrange(10**8):08d}"
     shipped = {"category": category, "order_id": order}
@@ -516,9 +510,7 @@ def _delivery_delay(rng: random.Random) -> list[Step]:
 
 def _complaints(rng: random.Random) -> list[Step]:
     """A second complaint within 30d fires; a single one must not."""
-    count = {"fires": 2, "single": 1, "three": 3}[
-        _variant(rng, (("fires", 50), ("single", 40), ("three", 10)))
-    ]
+    count = {"fires": 2, "single": 1, "three": 3}[_variant(rng, (("fires", 50), ("single", 40), ("three", 10)))]
     category = rng.choice(CATEGORIES)
     steps: list[Step] = []
     t = 0
@@ -576,18 +568,14 @@ class _Arrival(NamedTuple):
     max_displacement: int
 
 
-def _in_arrival_order(
-    valid: Iterator[tuple[int, dict[str, Any]]], seed: int, arrival: _Arrival
-) -> Iterator[Record]:
+def _in_arrival_order(valid: Iterator[tuple[int, dict[str, Any]]], seed: int, arrival: _Arrival) -> Iterator[Record]:
     if not (arrival.out_of_order or arrival.duplicate or arrival.invalid):
         # Nothing to disturb: skip the heap and the extra draws.
         return (event for _, event in valid)
     return _arrive(valid, random.Random(f"{seed}:arrival"), arrival)
 
 
-def _arrive(
-    valid: Iterator[tuple[int, dict[str, Any]]], rng: random.Random, arrival: _Arrival
-) -> Iterator[Record]:
+def _arrive(valid: Iterator[tuple[int, dict[str, Any]]], rng: random.Random, arrival: _Arrival) -> Iterator[Record]:
     """Valid events in event-time order -> lines in arrival order.
 
     A held-back event waits in a heap keyed by its arrival time and is let out

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     api_token: SecretStr | None = None
+    # Where other workers reach this one; default: web_host, or the host name when
+    # web_host listens on every interface (containers).
+    advertised_url: str | None = None
 
     @field_validator("redis_url")
     @classmethod
@@ -79,6 +82,16 @@ class Settings(BaseSettings):
     @property
     def sweep_every_ms(self) -> int:
         return parse_duration(self.sweep_every)
+
+    def advertised(self) -> str:
+        if self.advertised_url:
+            return self.advertised_url
+        host = self.web_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
 
     def decision_topic(self, channel: str) -> str:
         return f"{self.decision_topic_prefix}{channel}"

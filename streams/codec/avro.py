@@ -224,14 +224,10 @@ def encode(record: Mapping[str, Any], schema: ParsedSchema, schema_id: int) -> b
     try:
         fastavro.schemaless_writer(buf, schema, record)
     except _ENCODE_ERRORS as exc:
-        raise MalformedRecord(
-            "malformed", f"record does not fit Avro schema {schema.get('name')}: {exc}"
-        ) from exc
+        raise MalformedRecord("malformed", f"record does not fit Avro schema {schema.get('name')}: {exc}") from exc
     data = buf.getvalue()
     if len(data) > MAX_RECORD_BYTES:
-        raise MalformedRecord(
-            "too_large", f"encoded record is {len(data)} bytes, more than {MAX_RECORD_BYTES}"
-        )
+        raise MalformedRecord("too_large", f"encoded record is {len(data)} bytes, more than {MAX_RECORD_BYTES}")
     return data
 
 
@@ -258,14 +254,10 @@ def decode(data: bytes | bytearray, resolve: Resolver) -> dict[str, Any]:
     try:
         record = fastavro.schemaless_reader(buf, schema)
     except _DECODE_ERRORS as exc:
-        raise MalformedRecord(
-            "malformed", f"Avro body does not decode with schema id {schema_id}: {exc}"
-        ) from exc
+        raise MalformedRecord("malformed", f"Avro body does not decode with schema id {schema_id}: {exc}") from exc
     if buf.tell() != size:
         # Leftover bytes mean the writer used another layout than the id says.
-        raise MalformedRecord(
-            "malformed", f"{size - buf.tell()} bytes left after the record (schema id {schema_id})"
-        )
+        raise MalformedRecord("malformed", f"{size - buf.tell()} bytes left after the record (schema id {schema_id})")
     if not isinstance(record, dict):
         raise MalformedRecord("not_an_object", f"schema id {schema_id} is not a record schema")
     return _millis_inplace(record)
@@ -342,9 +334,7 @@ def write_ocf(
     return _write_ocf(path, records, schema, codec)
 
 
-def _write_ocf(
-    fo: BinaryIO, records: Iterable[Mapping[str, Any]], schema: ParsedSchema, codec: str
-) -> int:
+def _write_ocf(fo: BinaryIO, records: Iterable[Mapping[str, Any]], schema: ParsedSchema, codec: str) -> int:
     writer = Writer(fo, schema, codec=codec)
     count = 0
     for record in records:
@@ -405,9 +395,7 @@ def touchpoint_to_avro(raw: object) -> dict[str, Any]:
 def _string_map(value: object) -> dict[str, str] | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise MalformedRecord("malformed", "attributes must map strings to strings")
     return dict(value)
 

@@ -90,9 +90,7 @@ def _too_large() -> MalformedRecord:
     return MalformedRecord("too_large", f"line is longer than {MAX_RECORD_BYTES} bytes")
 
 
-def write_jsonl(
-    target: str | os.PathLike[str] | IO[bytes] | IO[str], values: Iterable[object]
-) -> int:
+def write_jsonl(target: str | os.PathLike[str] | IO[bytes] | IO[str], values: Iterable[object]) -> int:
     """Write each value as one JSON line to a path or an open file; return how many.
 
     A text stream (such as ``sys.stdout``) gets text, anything else bytes.

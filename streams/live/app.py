@@ -96,7 +96,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.advertised(),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         stream_wait_empty=False,
@@ -143,6 +143,8 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         metrics=metrics,
         input_partitions=input_partitions,
         mirror=mirror,
+        recovered=lambda: bool(app.tables.recovery.completed.is_set()) and not app.rebalancing,  # type: ignore[attr-defined]
+        backlog=lambda p: _backlog(app, settings.input_topic, p, runtime),
     )
 
     @app.agent(source, concurrency=1)
@@ -209,6 +211,20 @@ def _mirror(settings: Settings, registry: Any) -> Any:
         retry=Retry(NoBackoff(), 0),
     )
     return SuppressionMirror(client, prefix=settings.redis_prefix, registry=registry)
+
+
+def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> int | None:
+    """Records of the partition not yet processed, by the consumer's last known high watermark."""
+    from faust.types import TP
+
+    try:
+        high = app.consumer.highwater(TP(topic, partition))
+    except Exception:  # an unassigned or unfetched partition has no answer
+        return None
+    run = runtime.runs.get(partition)
+    if high is None or run is None:
+        return None
+    return int(high) - (run.next_offset or 0)
 
 
 def _record(event: Any) -> Record:

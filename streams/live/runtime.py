@@ -131,6 +131,7 @@ class PartitionRun:
     store: PartitionStore
     last_event_wall: float
     last_sweep_wall: float
+    next_offset: int | None = None  # after the last record processed
 
 
 @dataclass
@@ -154,6 +155,8 @@ class Runtime:
         input_partitions: int,
         mirror: Mirror | None = None,
         clock: Callable[[], float] = time.time,
+        recovered: Callable[[], bool] = lambda: True,
+        backlog: Callable[[int], int | None] = lambda partition: 0,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -168,19 +171,23 @@ class Runtime:
         self.clock = clock
         self.owner = Partitioner(input_partitions)
         self.runs: dict[int, PartitionRun] = {}
+        self.assigned: set[int] = set()
+        self.recovered = recovered
+        self.backlog = backlog
         self.lock = asyncio.Lock()
         self._known_types = set(catalog.roles)
 
     # -- partitions ----------------------------------------------------------------------
 
     def assign(self, partitions: Iterable[int]) -> None:
-        """Start (or keep) a processor for each partition; rebuild timers from stored state."""
-        for p in partitions:
-            if p not in self.runs:
-                self._start(p)
+        """Note new partitions. Their processors start on their first record, or on the
+        next tick once the table has recovered: Faust assigns before it recovers, and the
+        timer index must be rebuilt from recovered state."""
+        self.assigned.update(partitions)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
+            self.assigned.discard(p)
             self.runs.pop(p, None)
 
     def _start(self, partition: int) -> PartitionRun:
@@ -218,6 +225,7 @@ class Runtime:
             for rec in records:
                 run = self._run(rec.partition)
                 run.last_event_wall = now
+                run.next_offset = rec.offset + 1
                 touched.add(rec.partition)
                 decisions = await self._one(rec, run, pending, outcome)
                 appended.extend((d, rec.timestamp_ms) for d in decisions)
@@ -309,12 +317,17 @@ class Runtime:
     async def tick(self) -> list[Decision]:
         """Advance idle partitions' stream time by the wall clock; sweep; refresh gauges."""
         async with self.lock:
+            if self.recovered():
+                for p in self.assigned - set(self.runs):
+                    self._start(p)
             now = self.clock()
             idle_ms = self.settings.idle_after_ms
             fired: list[tuple[Decision, int | None]] = []
             for p, run in self.runs.items():
                 proc = run.processor
-                if (now - run.last_event_wall) * 1000 >= idle_ms:
+                # Idle means caught up and quiet: a stalled or lagging consumer has records
+                # waiting, and advancing by the clock would make that backlog late.
+                if (now - run.last_event_wall) * 1000 >= idle_ms and self.backlog(p) == 0:
                     fired.extend((d, None) for d in proc.advance_stream_time(int(now * 1000) - idle_ms))
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.sweep_every_ms:
                     proc.sweep(run.store.customers())
@@ -348,8 +361,14 @@ class Runtime:
             "watermark": run.processor.watermark,
             # Active now, in the partition's stream time: released ones end at their release.
             "active_suppressions": [
-                {"topology": s.topology, "channel": s.channel, "category": s.category, "start": s.start,
-                 "end": s.end, "decision_id": s.decision_id}
+                {
+                    "topology": s.topology,
+                    "channel": s.channel,
+                    "category": s.category,
+                    "start": s.start,
+                    "end": s.end,
+                    "decision_id": s.decision_id,
+                }
                 for s in state.suppressions
                 if now is None or s.active_at(now)
             ],

@@ -84,3 +84,45 @@ def test_kill_right_after_processing_loses_no_decision(namespace: Namespace) -> 
     engaged = namespace.decisions("call_center", lambda ds: len(ds) >= 1)
     ids = {d.decision_id for d in engaged}
     assert len(ids) == 1  # maybe sent twice, always with the same id: channels deduplicate on it
+
+
+def test_absence_deadline_armed_before_a_restart_fires_after_it(namespace: Namespace) -> None:
+    """The timer index is rebuilt from recovered state, not from the empty table Faust assigns first."""
+    from streams.live.partitioning import Partitioner
+
+    owner = Partitioner(namespace.settings().partitions)
+    cust = f"a-{namespace.id}"
+    # A second customer on the same partition, to move that partition's stream time later.
+    other = next(f"o{i}-{namespace.id}" for i in range(10_000) if owner(f"o{i}-{namespace.id}") == owner(cust))
+    w = namespace.worker("first").wait_ready()
+    now = int(time.time() * 1000)
+    namespace.feed(
+        [
+            {
+                "event_id": "buy",
+                "customer_id": cust,
+                "type": "purchase",
+                "occurred_at": now,
+                "channel": "web",
+                "attributes": {"category": "tablet"},
+            }
+        ]
+    )
+    wait_until(lambda: w.metrics().get('tactful_events_total{type="purchase"}', 0) >= 1, 60, "purchase processed")
+    time.sleep(4)  # the commit and the changelog write land
+    w.stop()
+    namespace.worker("second").wait_ready()
+    # 25 hours later in event time: the watermark passes the 24h deadline armed before the restart.
+    namespace.feed(
+        [
+            {
+                "event_id": "later",
+                "customer_id": other,
+                "type": "page_view",
+                "occurred_at": now + 25 * 3_600_000,
+                "channel": "web",
+            }
+        ]
+    )
+    nudged = namespace.decisions("sms", lambda ds: len(ds) >= 1)
+    assert [(d.topology, d.evidence, d.category) for d in nudged] == [("activation_nudge", ("buy",), "tablet")]

@@ -1,0 +1,164 @@
+"""The live runtime without Faust: an in-memory sink that records the order of effects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.codec import avro
+from streams.decisions import Decision
+from streams.live import metrics as live_metrics
+from streams.live.partitioning import Partitioner
+from streams.live.runtime import H_REASON, H_ROUTED, Headers, Record, Runtime
+from streams.settings import Settings
+from streams.topology import load_folder
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+NOW = 1_790_000_000_000
+
+
+class Log:
+    def __init__(self) -> None:
+        self.effects: list[tuple[str, Any]] = []
+
+
+class Sink:
+    """Acknowledges each send one loop turn later, logging when."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+    ) -> Awaitable[object]:
+        async def ack() -> None:
+            await asyncio.sleep(0)
+            self.log.effects.append(("acked", (topic, key, value, partition, dict(headers))))
+
+        return asyncio.ensure_future(ack())
+
+
+def make(log: Log, clock: list[float], backlog: int = 0, **settings: Any) -> Runtime:
+    return Runtime(
+        Settings(redis_url="", **settings),
+        load_folder(TOPOLOGIES),
+        sink=Sink(log),
+        data={},
+        changelog=lambda p, k, v: log.effects.append(("state", (p, k, v))),
+        decode=lambda b: avro.decode(b, avro.local_registry().resolve),
+        encode=lambda d: d.decision_id.encode(),
+        metrics=live_metrics.create(),
+        input_partitions=4,
+        clock=lambda: clock[0],
+        backlog=lambda p: backlog,
+    )
+
+
+def event(eid: str, cust: str, etype: str, at: int, **attrs: str) -> bytes:
+    rec = {
+        "event_id": eid,
+        "customer_id": cust,
+        "type": etype,
+        "occurred_at": at,
+        "channel": "web",
+        "attributes": attrs or None,
+    }
+    return avro.encode(rec, avro.touchpoint_schema(), avro.touchpoint_schema_id())
+
+
+def on_partition(cust: str) -> int:
+    return Partitioner(4)(cust)
+
+
+def records(*values: tuple[str, bytes], partition: int | None = None, start: int = 0) -> list[Record]:
+    return [
+        Record(
+            "touchpoints",
+            partition if partition is not None else on_partition(cust),
+            start + i,
+            cust.encode(),
+            value,
+            (),
+            NOW,
+        )
+        for i, (cust, value) in enumerate(values)
+    ]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_decisions_are_acknowledged_before_state_is_written() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock)
+    batch = records(
+        ("c1", event("p", "c1", "purchase", NOW, category="phone")),
+        ("c1", event("f", "c1", "activation_failed", NOW + 1000)),
+        ("c1", event("s", "c1", "support_contact", NOW + 2000, resolved="false")),
+    )
+    outcome = run(rt.handle(batch))
+    kinds = [d.kind for d in outcome.decisions]
+    assert sorted(kinds) == ["ENGAGE", "SUPPRESS", "SUPPRESS", "SUPPRESS"]
+    order = [kind for kind, _ in log.effects]
+    # Every send acknowledged, then the one state write for the one customer.
+    assert order == ["acked"] * (4 + 4) + ["state"]
+    assert log.effects[-1][1][:2] == (on_partition("c1"), "c1")
+
+
+def test_bad_records_go_to_the_dlq_with_reasons_and_the_batch_goes_on() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock)
+    p = on_partition("c2")
+    batch = [
+        Record("touchpoints", p, 7, b"c2", b"not avro", (("trace", b"x"),), NOW),
+        Record("touchpoints", p, 8, b"c2", None, (), NOW),
+        *records(("c2", event("ok", "c2", "page_view", NOW)), start=9),
+    ]
+    outcome = run(rt.handle(batch))
+    assert outcome.rejected == 2
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert [(v, h[H_REASON], h["tactful.source.offset"]) for _, _, v, _, h in dlq] == [
+        (b"not avro", b"malformed", b"7"),
+        (None, b"malformed", b"8"),
+    ]
+    assert dlq[0][4]["trace"] == b"x"  # the original headers are kept
+    assert outcome.decisions == [] and "c2" not in rt.data  # the good page_view was taken in and dropped
+
+
+def test_a_record_on_the_wrong_partition_is_forwarded_to_its_customers() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock)
+    owner = on_partition("c3")
+    wrong = (owner + 1) % 4
+    run(rt.handle(records(("c3", event("e", "c3", "purchase", NOW, category="phone")), partition=wrong)))
+    forwarded = [e[1] for e in log.effects if e[0] == "acked"]
+    assert [(t, k, p, H_ROUTED in h) for t, k, _, p, h in forwarded] == [("touchpoints", b"c3", owner, True)]
+    assert "c3" not in rt.data  # decided only once it arrives on its own partition
+
+
+@pytest.mark.parametrize("backlog, fires", [(0, True), (5, False)])
+def test_idle_partitions_advance_by_the_clock_only_when_caught_up(backlog: int, fires: bool) -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock, backlog=backlog, idle_after="30s")
+    run(rt.handle(records(("c4", event("b", "c4", "purchase", NOW, category="tablet")))))
+    clock[0] += 25 * 3600  # a day and an hour of silence
+    fired: list[Decision] = run(rt.tick())
+    assert [(d.topology, d.evidence) for d in fired] == ([("activation_nudge", ("b",))] if fires else [])
+
+
+def test_assigned_partitions_start_only_once_recovered() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock)
+    ready = [False]
+    rt.recovered = lambda: ready[0]
+    rt.assign([0, 1])
+    run(rt.tick())
+    assert rt.runs == {}
+    ready[0] = True
+    run(rt.tick())
+    assert sorted(rt.runs) == [0, 1]
