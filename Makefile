@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TACTFUL := $(BIN)/tactful
 
-.PHONY: install test test-unit test-integration lint demo demo-offline validate bench-engine clean
+.PHONY: install test test-unit test-integration lint check-deploy demo demo-offline validate bench-engine clean
 
 install: $(VENV)/.installed
 
@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The whole suite: lint, the fast unit tier, then the tier against the real broker.
-test: install lint test-unit test-integration
+# The whole suite: lint, the fast unit tier, the tier against the real broker and
+# Redis, then the SRE assets (promtool unit tests of the alert rules, dashboard).
+test: install lint test-unit test-integration check-deploy
 
 test-unit: install
 	$(BIN)/pytest -q -m "not integration" tests
@@ -24,6 +25,11 @@ test-unit: install
 lint: install
 	$(BIN)/ruff check streams tests
 	$(BIN)/mypy
+
+# promtool comes from Debian's prometheus package; fetch installs it if missing.
+check-deploy: install
+	@TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/services.sh fetch >/dev/null
+	@bash deploy/prometheus/check.sh
 
 validate: install
 	$(TACTFUL) validate topologies
