@@ -208,7 +208,8 @@ def bench() -> None:
     type=click.Path(file_okay=False),
     help="Where the generated input is cached.",
 )
-def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir: str) -> None:
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Runs of each measurement.")
+def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir: str, repeat: int) -> None:
     """Replay generated events through the engine on one core; print events/s, memory, state size."""
     from streams.bench import engine as bench_engine
 
@@ -217,7 +218,7 @@ def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir
     folder.mkdir(parents=True, exist_ok=True)
     click.echo(f"generating {total:,} events for {customers:,} customers (cached in {folder})...", err=True)
     path = bench_engine.events_file(folder, total, customers, seed)
-    click.echo(bench_engine.report(bench_engine.run(catalog, path, customers)))
+    click.echo(bench_engine.report(bench_engine.run(catalog, path, customers, repeat)))
 
 
 def _settings(**overrides: object) -> Settings:

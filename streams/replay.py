@@ -17,6 +17,7 @@ from streams.decisions import Decision
 from streams.engine import DictStore, Engine, Outcome, Processor
 from streams.errors import InputError
 from streams.events import validate_event
+from streams.gctune import tuned
 from streams.timeutil import parse_time
 from streams.topology import Catalog, load_folder
 
@@ -66,6 +67,17 @@ def replay_numbered(
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay decoded records (or :class:`InputError` for undecodable lines), numbered by line."""
+    with tuned():
+        return _replay(catalog, records, until, on_reject, on_progress)
+
+
+def _replay(
+    catalog: Catalog,
+    records: Numbered,
+    until: int | None,
+    on_reject: RejectHook | None,
+    on_progress: Callable[[int], None] | None,
+) -> ReplayResult:
     engine = Engine(catalog)
     store = DictStore()
     proc = Processor(engine, store)
@@ -73,29 +85,33 @@ def replay_numbered(
     rejected: list[tuple[int, str]] = []
     counts: Counter[str] = Counter()
     seen = 0
+    process = proc.process
+    evaluated, late, duplicate = Outcome.EVALUATED, Outcome.LATE, Outcome.DUPLICATE
     for line, record in records:
         seen += 1
         if on_progress is not None and seen % 10_000 == 0:
             on_progress(seen)
         try:
-            if isinstance(record, InputError):
+            if type(record) is not dict and isinstance(record, InputError):
                 raise record
-            ev = validate_event(record)
+            outcome, decisions = process(validate_event(record))
         except InputError as exc:
             counts["invalid"] += 1
             rejected.append((line, exc.reason))
             if on_reject is not None:
                 on_reject(line, exc)
             continue
-        outcome, decisions = proc.process(ev)
-        if outcome is Outcome.LATE:
+        if decisions:
+            out.extend(decisions)
+        if outcome is evaluated:
+            continue
+        if outcome is late:
             counts["late"] += 1
             rejected.append((line, "late"))
             if on_reject is not None:
                 on_reject(line, InputError("late", f"occurred_at is before the watermark {proc.watermark}"))
-        elif outcome is Outcome.DUPLICATE:
+        elif outcome is duplicate:
             counts["duplicates"] += 1
-        out.extend(decisions)
     counts["events"] = seen
     final = until if until is not None else proc.stream_time
     if final is not None:

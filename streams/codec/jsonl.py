@@ -13,10 +13,6 @@ from streams.codec import MAX_RECORD_BYTES
 from streams.errors import EventsFileError, MalformedRecord
 
 _BOM = b"\xef\xbb\xbf"
-# A line may also carry "\r\n"; read that much in one go, anything longer is
-# too large and is skipped in chunks so one hostile line never fills memory.
-_READ_LIMIT = MAX_RECORD_BYTES + 2
-_SKIP_CHUNK = 1 << 16
 
 # (1-based line number, the decoded JSON value or the MalformedRecord for that
 # line); ``object`` already covers MalformedRecord, callers test isinstance.
@@ -47,29 +43,61 @@ def read_jsonl(source: str | os.PathLike[str] | BinaryIO) -> Iterator[JsonlItem]
         raise EventsFileError(f"cannot read {name}: {exc}") from exc
 
 
+_CHUNK = 1 << 18
+
+
 def _read(fo: BinaryIO) -> Iterator[JsonlItem]:
+    """Read in 256 KiB chunks and split in C: per-line ``readline`` calls cost as much as
+    decoding. A line longer than the limit is dropped as soon as it passes the limit,
+    so one hostile line never holds more than a chunk or two in memory."""
     lineno = 0
+    carry = b""
+    oversized = False  # inside a line already known to be too large
+    loads = orjson.loads
+    limit = MAX_RECORD_BYTES
+    first = True
     while True:
-        line = fo.readline(_READ_LIMIT)
-        if not line:
-            return
-        lineno += 1
-        if not line.endswith(b"\n") and len(line) == _READ_LIMIT:
-            _skip_rest_of_line(fo)
-            yield lineno, _too_large()
+        chunk = fo.read(_CHUNK)
+        if not chunk:
+            break
+        if first:
+            first = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            head = lines[0]
+            if oversized:
+                lineno += 1
+                yield lineno, _too_large()
+                lines = lines[1:]
+                oversized = False
+            else:
+                lines[0] = carry + head
+            carry = b""
+        for line in lines:
+            lineno += 1
+            body = line[:-1] if line[-1:] == b"\r" else line
+            if len(body) > limit:
+                yield lineno, _too_large()
+                continue
+            try:
+                yield lineno, loads(body)
+            except orjson.JSONDecodeError as exc:
+                if body.strip():
+                    yield lineno, MalformedRecord("malformed", f"not JSON: {exc}")
+        if oversized:
             continue
-        if lineno == 1 and line.startswith(_BOM):
-            line = line[len(_BOM) :]
-        item = _decode_line(line)
+        carry += tail
+        if len(carry) > limit + 1:
+            oversized, carry = True, b""
+    if oversized:
+        yield lineno + 1, _too_large()
+    elif carry:
+        item = _decode_line(carry)
         if item is not None:
-            yield lineno, item
-
-
-def _skip_rest_of_line(fo: BinaryIO) -> None:
-    while True:
-        chunk = fo.readline(_SKIP_CHUNK)
-        if not chunk or chunk.endswith(b"\n"):
-            return
+            yield lineno + 1, item
 
 
 def _decode_line(line: bytes) -> object | None:

@@ -58,6 +58,7 @@ class Processor:
         self.stream_time: int | None = None
         self._floor: int | None = None  # a watermark set from outside (replay --until)
         self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
+        self._read_types = engine.catalog.roles  # membership test only: the per-event hot path
 
     @property
     def watermark(self) -> int | None:
@@ -67,7 +68,7 @@ class Processor:
         return wm
 
     def process(self, ev: Event) -> tuple[Outcome, list[Decision]]:
-        reads = self.engine.reads(ev.type)
+        reads = ev.type in self._read_types
         cid = ev.customer_id
         if reads:
             state = self.store.get(cid)

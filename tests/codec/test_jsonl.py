@@ -7,7 +7,10 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams.codec import MAX_RECORD_BYTES
 from streams.codec.jsonl import read_jsonl, write_jsonl
@@ -124,13 +127,16 @@ def test_directory_is_an_events_file_error(tmp_path: Path) -> None:
 
 def test_read_error_midway_is_an_events_file_error() -> None:
     class Failing(io.BytesIO):
-        def readline(self, size: int | None = -1) -> bytes:
+        """The first read succeeds; the disk is gone by the next."""
+
+        def read(self, size: int | None = -1) -> bytes:
             if self.tell() > 0:
                 raise OSError("disk gone")
-            return super().readline(size)
+            return super().read(size)
 
     reader = read_jsonl(Failing(b"{}\n{}\n"))
     assert next(reader) == (1, {})
+    assert next(reader) == (2, {})
     with pytest.raises(EventsFileError, match="disk gone"):
         next(reader)
 
@@ -150,3 +156,46 @@ def test_write_jsonl_to_binary_and_text_streams() -> None:
     assert write_jsonl(text, [{"a": 1}, {"b": "é"}]) == 2
     assert binary.getvalue() == b'{"a":1}\n{"b":"\xc3\xa9"}\n'
     assert text.getvalue() == '{"a":1}\n{"b":"é"}\n'
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.just(b""), st.just(b"   "), st.just(b"{oops"), st.just(b"\r"),
+            st.builds(lambda n: b'{"k": "' + b"x" * n + b'"}', st.integers(0, 40)),
+        ),
+        max_size=30,
+    ),
+    crlf=st.booleans(),
+    chunk=st.integers(1, 64),
+    trailing_newline=st.booleans(),
+)
+def test_chunked_reading_matches_line_by_line_reading(
+    monkeypatch: pytest.MonkeyPatch, lines: list[bytes], crlf: bool, chunk: int, trailing_newline: bool
+) -> None:
+    """Chunk boundaries anywhere (inside a line, between \\r and \\n) change nothing."""
+    import streams.codec.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_RECORD_BYTES", 30)  # some lines are too large
+    monkeypatch.setattr(jsonl, "_CHUNK", chunk)
+    sep = b"\r\n" if crlf else b"\n"
+    data = sep.join(lines) + (sep if trailing_newline and lines else b"")
+
+    def reference() -> list[tuple[int, object]]:
+        out: list[tuple[int, object]] = []
+        for n, raw in enumerate(data.split(b"\n") if data else [], start=1):
+            body = raw[:-1] if raw.endswith(b"\r") else raw
+            if n == len(data.split(b"\n")) and not raw:
+                break  # the empty piece after a final newline is no line
+            if len(body) > 30:
+                out.append((n, "too_large"))
+            elif body.strip():
+                try:
+                    out.append((n, orjson.loads(body)))
+                except orjson.JSONDecodeError:
+                    out.append((n, "malformed"))
+        return out
+
+    got = [(n, v.reason if isinstance(v, MalformedRecord) else v) for n, v in jsonl.read_jsonl(io.BytesIO(data))]
+    assert got == reference()
