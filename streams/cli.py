@@ -257,6 +257,15 @@ def worker(
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    from streams.gctune import tune
+
+    tune()
+    try:  # uvloop: fewer event-loop costs per message; optional on platforms without it
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
 
 
