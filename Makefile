@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TACTFUL := $(BIN)/tactful
 
-.PHONY: install test test-unit test-integration lint check-deploy demo demo-offline validate bench-engine clean
+.PHONY: install test test-unit test-integration lint check-deploy demo demo-offline validate bench bench-engine clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,13 @@ demo-offline: install
 	$(TACTFUL) generate --customers 200 --seed 7 --out out/demo-events.jsonl
 	$(TACTFUL) replay --topologies topologies --events out/demo-events.jsonl --out out/demo-decisions.jsonl
 	@echo; echo "First decisions (out/demo-decisions.jsonl):"; head -n 12 out/demo-decisions.jsonl
+
+# Side by side against the local broker (issue: benchmarks). Quix Streams gets a
+# virtualenv of its own: it is a peer to measure, not a dependency.
+bench: install
+	$(BIN)/pip install -q -e '.[bench]'
+	@test -x .venv-quix/bin/python || { $(PY) -m venv .venv-quix && .venv-quix/bin/pip install -q "quixstreams>=3,<4" fastavro; }
+	@$(WITH_SERVICES) $(TACTFUL) bench pipeline
 
 bench-engine: install
 	$(TACTFUL) bench replay --events 1000000 --customers 100000

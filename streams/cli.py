@@ -401,6 +401,44 @@ def demo(duration: float, rate: float, count: int) -> None:
         sys.exit(1)
 
 
+@bench.command("pipeline")
+@click.option("--events", "total", default=500_000, show_default=True, type=click.IntRange(1000))
+@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--recovery-customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--quix-python", default=".venv-quix/bin/python", show_default=True, help="Python with quixstreams.")
+@click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
+def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_python: str, out: str) -> None:
+    """Side by side on the local broker: limit, engine, naive Faust, Quix Streams, tactful, latency, recovery."""
+    from streams.bench import pipeline
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("the pipeline benchmark mirrors to Redis: set TACTFUL_REDIS_URL")
+    folder = Path(out)
+    try:
+        res = pipeline.run(
+            settings.bootstrap_servers,
+            settings.redis_url,
+            events=total,
+            customers=customers,
+            recovery_customers=recovery_customers,
+            quix_python=Path(quix_python),
+            out=folder,
+            say=lambda msg: click.echo(msg, err=True),
+        )
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text = pipeline.table(res)
+    (folder / "table.txt").write_text(text + "\n")
+    click.echo(text)
+    try:
+        pipeline.chart(res, folder / "bench.png")
+        click.echo(f"wrote {folder / 'results.json'}, {folder / 'table.txt'} and {folder / 'bench.png'}", err=True)
+    except ImportError:
+        click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
+
+
 class _Ticker:
     """A light progress line on standard error for large inputs."""
 

@@ -1,0 +1,548 @@
+"""``make bench`` (``tactful bench pipeline``): tactful beside what a user would use instead.
+
+One run, one broker, the same Avro touchpoints for everyone:
+
+1. the limit: consume the topic and decode the records, nothing else;
+2. the engine alone, in-process, on the decoded records;
+3. a naive Faust app: a per-customer count, one table write per event;
+4. Quix Streams: the same count (its own virtualenv, ``.venv-quix``);
+5. tactful: one worker, the whole pipeline;
+6. latency at half of (5)'s rate, from an event's append to its decision's;
+7. recovery: a worker restarted over the state of 100,000 customers.
+
+The stateful contenders (3-5) are timed alike: from their consumer group's
+first offset commit to the commit of the last offset, polled every 0.2 s,
+every commit interval set to one second. Figures are printed, written as
+JSON and drawn as a PNG; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.codec import avro
+from streams.engine import DictStore, Engine, Processor
+from streams.errors import InfraError
+from streams.events import validate_event
+from streams.gctune import tuned
+from streams.generate import generate_events
+from streams.live.feed import feed
+from streams.settings import Settings
+from streams.timeutil import parse_time
+from streams.topology import Catalog, load_folder
+from streams.topology.model import Absence
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 4
+HISTORY_START = parse_time("2026-05-04T00:00:00Z")
+
+
+@dataclass
+class Results:
+    date: str
+    events: int
+    customers: int
+    partitions: int
+    rates: dict[str, float] = field(default_factory=dict)  # events/s by contender
+    latency_rate: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50/p95/p99
+    latency_samples: int = 0
+    recovery_seconds: float = 0.0
+    recovery_customers: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+LABELS = {
+    "limit_aiokafka": "(1) limit: consume + decode (aiokafka)",
+    "limit_confluent": "    limit: consume + decode (confluent-kafka)",
+    "engine": "(2) engine alone, in-process",
+    "naive_faust": "(3) naive Faust: per-customer count table",
+    "quix": "(4) Quix Streams: per-customer count state",
+    "tactful": "(5) tactful: one worker, full pipeline",
+}
+
+
+# -- plumbing -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, partitions, 1, config={"message.timestamp.type": "LogAppendTime"})])
+    for fut in futures.values():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise InfraError(f"cannot create {name}: {exc}") from exc
+
+
+class Committed:
+    """Reads a consumer group's committed offsets without joining it."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int = PARTITIONS) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+    def total(self) -> int:
+        try:
+            found = self.consumer.committed(self.tps, timeout=5)
+        except KafkaException:
+            return 0
+        return sum(max(tp.offset, 0) for tp in found)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def time_group(
+    bootstrap: str, group: str, topic: str, total: int, proc: subprocess.Popen[bytes], timeout: float
+) -> float:
+    """Events/s between the group's first commit and the commit of the last offset."""
+    committed = Committed(bootstrap, group, topic)
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            n = committed.total()
+            now = time.monotonic()
+            if n > 0 and first is None:
+                first = (now, n)
+            if n >= total and first is not None:
+                if now - first[0] < 0.5:
+                    raise InfraError(f"{group}: finished within one poll; use more events to time it")
+                return (total - first[1]) / (now - first[0])
+            if proc.poll() is not None:
+                raise InfraError(f"{group}: the process exited with {proc.returncode}")
+            if now > deadline:
+                raise InfraError(f"{group}: {n:,} of {total:,} committed after {timeout:.0f}s")
+            time.sleep(0.2)
+    finally:
+        committed.close()
+
+
+@contextmanager
+def process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def worker_env(bootstrap: str, redis_url: str, name: str, port: int, **extra: str) -> dict[str, str]:
+    return {
+        "TACTFUL_BOOTSTRAP_SERVERS": bootstrap,
+        "TACTFUL_REDIS_URL": redis_url,
+        "TACTFUL_REDIS_PREFIX": name.replace(".", "-"),
+        "TACTFUL_APP_ID": name,
+        "TACTFUL_INPUT_TOPIC": f"{name}.touchpoints",
+        "TACTFUL_DLQ_TOPIC": f"{name}.touchpoints.dlq",
+        "TACTFUL_DECISION_TOPIC_PREFIX": f"{name}.decisions.",
+        "TACTFUL_AUDIT_TOPIC": f"{name}.decisions.audit",
+        "TACTFUL_WEB_PORT": str(port),
+        "TACTFUL_DATA_DIR": str(REPO / ".run" / "bench" / name),
+        **extra,
+    }
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise InfraError(f"worker on port {port} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise InfraError(f"worker on port {port} not ready in {timeout:.0f}s")
+
+
+# -- the measurements -------------------------------------------------------------------
+
+
+def limit_aiokafka(bootstrap: str, topic: str, total: int) -> tuple[float, list[dict[str, Any]]]:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as ATP
+
+    resolve = avro.local_registry().resolve
+    decoded: list[dict[str, Any]] = []
+
+    async def go() -> float:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            tps = [ATP(topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            started = None
+            while len(decoded) < total:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                if started is None and batches:
+                    started = time.perf_counter()
+                for records in batches.values():
+                    decoded.extend(avro.decode(r.value, resolve) for r in records if r.value is not None)
+            assert started is not None
+            return len(decoded) / (time.perf_counter() - started)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(go()), decoded
+
+
+def limit_confluent(bootstrap: str, topic: str, total: int) -> float:
+    resolve = avro.local_registry().resolve
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-limit-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    n = 0
+    started = None
+    try:
+        while n < total:
+            msgs = c.consume(10_000, 1.0)
+            if started is None and msgs:
+                started = time.perf_counter()
+            for m in msgs:
+                if m.error() is None:
+                    avro.decode(m.value() or b"", resolve)
+                    n += 1
+    finally:
+        c.close()
+    assert started is not None
+    return n / (time.perf_counter() - started)
+
+
+def engine_alone(catalog: Catalog, decoded: list[dict[str, Any]]) -> float:
+    proc = Processor(Engine(catalog), DictStore())
+    with tuned():
+        started = time.perf_counter()
+        for rec in decoded:
+            proc.process(validate_event(rec))
+        return len(decoded) / (time.perf_counter() - started)
+
+
+def latency(
+    bootstrap: str, redis_url: str, catalog: Catalog, rate: float, seconds: float, logs: Path
+) -> tuple[dict[str, float], int]:
+    name = f"bench-{uuid.uuid4().hex[:8]}-lat"
+    port = free_port()
+    env = worker_env(bootstrap, redis_url, name, port)
+    settings = Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    with process(
+        [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"], logs / f"{name}.log", env
+    ) as proc:
+        wait_ready(port, proc)
+        now = int(time.time() * 1000)
+        customers = max(100, int(rate * seconds / 8))
+        events = generate_events(int(rate * seconds), customers, 99, start_ms=now, days=1.0)
+        feed(settings, events, rate=rate)
+        time.sleep(3)  # the last decisions land
+    absences = {t.name for t in catalog.topologies if isinstance(t.when, Absence)}
+    appended = _append_times(bootstrap, settings.input_topic, by="event_id")
+    lat: list[float] = []
+    for topic in {settings.decision_topic(ch) for ch in _channels(catalog)}:
+        for d, ts in _decisions_with_times(bootstrap, topic):
+            if d["topology"] in absences and d["kind"] != "RELEASE":
+                continue  # fired by the watermark, not by an event's arrival
+            times = [appended[e] for e in d["evidence"] if e in appended]
+            if times:
+                lat.append(ts - max(times))
+    lat.sort()
+    if not lat:
+        raise InfraError("no decisions to time")
+    def pick(q: float) -> float:
+        return float(lat[min(len(lat) - 1, int(q * len(lat)))])
+
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}, len(lat)
+
+
+def _channels(catalog: Catalog) -> list[str]:
+    from streams.live.topics import channels
+
+    return channels(catalog)
+
+
+def _read_all(bootstrap: str, topic: str) -> Iterator[Any]:
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-read-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        meta = c.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or not meta.partitions:
+            return
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
+        c.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        left = {p for p, end in ends.items() if end > 0}
+        while left:
+            for m in c.consume(5000, 1.0):
+                if m.error() is None:
+                    yield m
+                    if (m.offset() or 0) + 1 >= ends[m.partition() or 0]:
+                        left.discard(m.partition() or 0)
+    finally:
+        c.close()
+
+
+def _append_times(bootstrap: str, topic: str, by: str) -> dict[str, int]:
+    resolve = avro.local_registry().resolve
+    return {avro.decode(m.value(), resolve)[by]: m.timestamp()[1] for m in _read_all(bootstrap, topic)}
+
+
+def _decisions_with_times(bootstrap: str, topic: str) -> Iterator[tuple[dict[str, Any], int]]:
+    resolve = avro.local_registry().resolve
+    for m in _read_all(bootstrap, topic):
+        yield avro.decode(m.value(), resolve), m.timestamp()[1]
+
+
+def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path) -> float:
+    """Seconds from a worker's start, over the state of `customers` customers, to its next decision."""
+    name = f"bench-{uuid.uuid4().hex[:8]}-rec"
+    port = free_port()
+    env = worker_env(bootstrap, redis_url, name, port)
+    settings = Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    create_topic(bootstrap, settings.input_topic)
+    now = int(time.time() * 1000)
+    # One complaint per customer: each holds state (complaint_escalation counts them), none decides yet.
+    feed(
+        settings,
+        (
+            {
+                "event_id": f"c{i}",
+                "customer_id": f"r{i:06d}",
+                "type": "complaint",
+                "occurred_at": now,
+                "channel": "email",
+                "attributes": {"category": "billing"},
+            }
+            for i in range(customers)
+        ),
+    )
+    cmd = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+    with process(cmd, logs / f"{name}-1.log", env) as proc:
+        wait_ready(port, proc)
+        time_group(bootstrap, name, settings.input_topic, customers, proc, timeout=600)
+        time.sleep(2)
+    started = time.monotonic()
+    with process(cmd, logs / f"{name}-2.log", env) as proc:
+        probe = {
+            "event_id": "probe",
+            "customer_id": "r000000",
+            "type": "complaint",
+            "occurred_at": now + 1000,
+            "channel": "email",
+            "attributes": {"category": "billing"},
+        }
+        feed(settings, [probe])
+        topic = settings.decision_topic("call_center")
+        resolve = avro.local_registry().resolve
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-probe-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        c.subscribe([topic])
+        try:
+            while time.monotonic() - started < 300:
+                for m in c.consume(100, 0.2):
+                    if m.error() is None and "probe" in avro.decode(m.value() or b"", resolve)["evidence"]:
+                        return time.monotonic() - started
+                if proc.poll() is not None:
+                    raise InfraError("the restarted worker exited")
+        finally:
+            c.close()
+    raise InfraError("the restarted worker made no decision within 300s")
+
+
+# -- the whole run ----------------------------------------------------------------------
+
+
+def run(
+    bootstrap: str,
+    redis_url: str,
+    *,
+    events: int,
+    customers: int,
+    recovery_customers: int,
+    quix_python: Path | None,
+    out: Path,
+    say: Callable[[str], None],
+) -> Results:
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    catalog = load_folder(REPO / "topologies")
+    res = Results(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), events, customers, PARTITIONS)
+    run_id = uuid.uuid4().hex[:8]
+    topic = f"bench-{run_id}.touchpoints"
+    create_topic(bootstrap, topic)
+    say(f"producing {events:,} Avro touchpoints for {customers:,} customers to {topic} ...")
+    base = Settings(bootstrap_servers=bootstrap, input_topic=topic)
+    feed(base, generate_events(events, customers, 3, start_ms=HISTORY_START, days=7.0))
+
+    say("(1) the limit ...")
+    res.rates["limit_aiokafka"], decoded = limit_aiokafka(bootstrap, topic, events)
+    res.rates["limit_confluent"] = limit_confluent(bootstrap, topic, events)
+    say("(2) the engine alone ...")
+    res.rates["engine"] = engine_alone(catalog, decoded)
+    del decoded
+
+    say("(3) naive Faust ...")
+    group = f"bench-{run_id}-naive"
+    with process(
+        [sys.executable, "-m", "streams.bench.naive_faust", bootstrap, topic, group, str(PARTITIONS)],
+        logs / "naive_faust.log",
+    ) as proc:
+        res.rates["naive_faust"] = time_group(bootstrap, group, topic, events, proc, timeout=1800)
+
+    if quix_python is not None and quix_python.exists():
+        say("(4) Quix Streams ...")
+        group = f"bench-{run_id}-quix"
+        with process(
+            [
+                str(quix_python),
+                str(REPO / "streams" / "bench" / "quix_count.py"),
+                bootstrap,
+                topic,
+                group,
+                str(out / "quix-state" / run_id),
+            ],
+            logs / "quix.log",
+        ) as proc:
+            res.rates["quix"] = time_group(bootstrap, group, topic, events, proc, timeout=1800)
+    else:
+        res.notes.append("Quix Streams not measured: no .venv-quix (make bench creates it)")
+
+    say("(5) tactful, one worker ...")
+    name = f"bench-{run_id}-tactful"
+    port = free_port()
+    # The input is history (May 2026): no wall-clock advance of idle partitions.
+    env = worker_env(bootstrap, redis_url, name, port, TACTFUL_INPUT_TOPIC=topic, TACTFUL_IDLE_AFTER="3650d")
+    with process(
+        [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"], logs / "tactful.log", env
+    ) as proc:
+        res.rates["tactful"] = time_group(bootstrap, name, topic, events, proc, timeout=1800)
+
+    res.latency_rate = round(res.rates["tactful"] / 2)
+    say(f"(6) latency at {res.latency_rate:,.0f} events/s ...")
+    res.latency_ms, res.latency_samples = latency(bootstrap, redis_url, catalog, res.latency_rate, 30.0, logs)
+
+    say(f"(7) recovery over {recovery_customers:,} customers ...")
+    res.recovery_customers = recovery_customers
+    res.recovery_seconds = recovery(bootstrap, redis_url, recovery_customers, logs)
+
+    (out / "results.json").write_text(json.dumps(asdict(res), indent=2))
+    return res
+
+
+def table(res: Results) -> str:
+    limit = res.rates.get("limit_aiokafka", 0.0)
+    naive = res.rates.get("naive_faust", 0.0)
+    lines = [
+        f"tactful benchmark, {res.date}: {res.events:,} Avro touchpoints, {res.customers:,} customers, "
+        f"{res.partitions} partitions, shipped topologies; Kafka 4.4.0 on loopback; 2 cores shared with the broker",
+        f"{'':46} {'events/s':>10} {'x (1)':>7} {'x (3)':>7}",
+    ]
+    for key, label in LABELS.items():
+        if key in res.rates:
+            rate = res.rates[key]
+            lines.append(
+                f"{label:46} {rate:>10,.0f} {rate / limit if limit else 0:>7.2f} {rate / naive if naive else 0:>7.1f}"
+            )
+    lat = res.latency_ms
+    lines.append(
+        f"(6) latency at {res.latency_rate:,.0f} events/s, append to append ({res.latency_samples:,} "
+        f"decisions): p50 {lat.get('p50', 0):.0f} ms, p95 {lat.get('p95', 0):.0f} ms, "
+        f"p99 {lat.get('p99', 0):.0f} ms"
+    )
+    lines.append(
+        f"(7) recovery: restarted over {res.recovery_customers:,} customers' state, deciding again "
+        f"after {res.recovery_seconds:.1f} s"
+    )
+    lines += [f"note: {n}" for n in res.notes]
+    return "\n".join(lines)
+
+
+def chart(res: Results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in LABELS if k in res.rates]
+    names = [LABELS[k].split(":")[0].strip() + ": " + LABELS[k].split(":")[1].strip().split(",")[0] for k in keys]
+    rates = [res.rates[k] for k in keys]
+    colours = [
+        "#9aa5b1"
+        if k.startswith("limit")
+        else "#2f6fde"
+        if k == "tactful"
+        else "#c9a227"
+        if k == "engine"
+        else "#d9534f"
+        for k in keys
+    ]
+    fig, ax = plt.subplots(figsize=(10, 5.2))
+    bars = ax.barh(names[::-1], rates[::-1], color=colours[::-1])
+    for bar, rate in zip(bars, rates[::-1], strict=True):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {rate:,.0f}/s", va="center", fontsize=9)
+    ax.set_xlabel("events per second (higher is better)")
+    lat = res.latency_ms
+    ax.set_title(
+        f"tactful vs. peers, {res.events:,} events / {res.customers:,} customers ({res.date})\n"
+        f"latency p50/p95/p99 {lat.get('p50', 0):.0f}/{lat.get('p95', 0):.0f}/{lat.get('p99', 0):.0f} ms "
+        f"at {res.latency_rate:,.0f}/s; recovery of {res.recovery_customers:,} customers "
+        f"{res.recovery_seconds:.1f} s",
+        fontsize=10,
+    )
+    ax.set_xlim(0, max(rates) * 1.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
