@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -84,7 +85,7 @@ def replay(
     topologies: str, events: str, until: str | None, out: str | None, audit: bool, progress: bool | None
 ) -> None:
     """Run topologies over a file of events with no broker (contract section 6)."""
-    from streams.replay import read_events, replay_numbered
+    from streams.replay import open_events, replay_numbered
     from streams.timeutil import parse_time_option
 
     catalog = _load_catalog(topologies)
@@ -98,15 +99,13 @@ def replay(
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
-    ticker = _Ticker(enabled=show)
     try:
-        result = replay_numbered(
-            catalog, read_events(Path(events)), until_ms, on_reject=reject, on_progress=ticker.tick
-        )
+        source = open_events(Path(events))
+        with _ProgressBar(show, source.size, source.position) as bar:
+            result = replay_numbered(catalog, source.records, until_ms, on_reject=reject, on_progress=bar.tick)
     except EventsFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_EVENTS_UNREADABLE)
-    ticker.done()
     elapsed = time.perf_counter() - started
     sink: IO[bytes]
     with open(out, "wb") if out else _stdout() as sink:
@@ -439,24 +438,41 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
         click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
 
 
-class _Ticker:
-    """A light progress line on standard error for large inputs."""
+class _ProgressBar:
+    """A progress bar on standard error over the bytes of the events file."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.shown = False
+    def __init__(self, enabled: bool, size: int, position: Callable[[], int]) -> None:
+        self.enabled = enabled and size > 0
+        self.size = size
+        self.position = position
+        self.progress: Any = None
+        self.task: Any = None
 
-    def tick(self, n: int) -> None:
-        if not self.enabled or n % 50_000:
-            return
-        rate = n / max(time.perf_counter() - self.started, 1e-9)
-        click.echo(f"\r  replaying: {n:,} events ({rate:,.0f}/s)", err=True, nl=False)
-        self.shown = True
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    def done(self) -> None:
-        if self.shown:
-            click.echo("", err=True)
+            self.progress = Progress(
+                TextColumn("replaying"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[events]:,} events"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("replay", total=self.size, events=0)
+        return self
+
+    def tick(self, events: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.position(), events=events)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _stdout() -> IO[bytes]:

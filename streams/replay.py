@@ -131,17 +131,37 @@ def run(
     return replay_numbered(catalog, enumerate(records, start=1), until_ms)
 
 
-def read_events(path: Path) -> Iterator[tuple[int, object]]:
+@dataclass
+class EventsFile:
+    """A JSON Lines or Avro events file being read: its records and how far in it is."""
+
+    records: Iterator[tuple[int, object]]
+    size: int
+    position: Callable[[], int]
+
+
+def open_events(path: Path) -> EventsFile:
     """Numbered records of a JSON Lines or Avro object container file (sniffed by content)."""
     from streams.codec.avro import read_ocf
     from streams.codec.jsonl import read_jsonl
     from streams.errors import EventsFileError
 
     try:
+        size = path.stat().st_size
         with path.open("rb") as fh:
             magic = fh.read(4)
+        if magic == b"Obj\x01":
+            return EventsFile(enumerate(read_ocf(path), start=1), size, lambda: 0)
+        fo = path.open("rb")
     except OSError as exc:
         raise EventsFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if magic == b"Obj\x01":
-        return enumerate(read_ocf(path), start=1)
-    return read_jsonl(path)
+
+    def records() -> Iterator[tuple[int, object]]:
+        with fo:
+            yield from read_jsonl(fo)
+
+    return EventsFile(records(), size, lambda: fo.tell() if not fo.closed else size)
+
+
+def read_events(path: Path) -> Iterator[tuple[int, object]]:
+    return open_events(path).records

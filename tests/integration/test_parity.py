@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from streams.generate import generate_events
@@ -83,9 +82,17 @@ def test_two_workers_share_partitions_and_decide_as_one(services: None, tmp_path
         assert live(ns, events, [a, b], len(expected)) == expected
         # Both did part of the work.
         assert processed(ns, [a]) > 0 and processed(ns, [b]) > 0
+        # Either worker answers for any customer: the owner directly, the other by forwarding.
+        from streams.live.partitioning import Partitioner
+
+        owner = Partitioner(4)
+        cust = next(e["customer_id"] for e in events if e["type"] == "purchase")
+        mine, other = (a, b) if owner(cust) in a.partitions() else (b, a)
+        direct = mine.get(f"/customers/{cust}", token=ns.api_token)
+        forwarded = other.get(f"/customers/{cust}", token=ns.api_token)
+        assert direct[0] == forwarded[0] == 200
+        assert forwarded[1] == direct[1] and direct[1]["state"] is not None
+        assert other.get(f"/customers/{cust}")[0] == 401
     finally:
         ns.close()
 
-
-def _ids(decisions: Iterator[Any]) -> list[str]:
-    return [d.decision_id for d in decisions]
