@@ -84,6 +84,8 @@ def _credentials(settings: Settings) -> Any:
 def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     """Build the Faust app, its topics, table, agent, timers, web views and the Redis mirror."""
     input_partitions = ensure_topics(settings, catalog)
+    # Faust makes only the last level of its data directory.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[URL(f"kafka://{hp.strip()}") for hp in settings.bootstrap_servers.split(",")],
