@@ -243,9 +243,22 @@ def worker(
     topologies: str | None, web_port: int | None, bootstrap_servers: str | None, data_dir: str | None, loglevel: str
 ) -> None:
     """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis."""
+    import asyncio
+
     import faust
 
+    from streams.gctune import tune
     from streams.live.app import create_worker
+
+    tune()
+    # uvloop must be the loop before the app exists: building the app binds one.
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    except ImportError:  # optional on platforms without it
+        pass
 
     settings = _settings(
         topologies=topologies, web_port=web_port, bootstrap_servers=bootstrap_servers, data_dir=data_dir
@@ -256,15 +269,6 @@ def worker(
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    from streams.gctune import tune
-
-    tune()
-    try:  # uvloop: fewer event-loop costs per message; optional on platforms without it
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
     faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
 
 

@@ -81,6 +81,16 @@ LABELS = {
 }
 
 
+SHORT = {
+    "limit_aiokafka": "(1) limit (aiokafka)",
+    "limit_confluent": "(1) limit (confluent-kafka)",
+    "engine": "(2) engine alone",
+    "naive_faust": "(3) naive Faust",
+    "quix": "(4) Quix Streams",
+    "tactful": "(5) tactful worker",
+}
+
+
 # -- plumbing -------------------------------------------------------------------------
 
 
@@ -517,7 +527,7 @@ def chart(res: Results, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = [k for k in LABELS if k in res.rates]
-    names = [LABELS[k].split(":")[0].strip() + ": " + LABELS[k].split(":")[1].strip().split(",")[0] for k in keys]
+    names = [SHORT[k] for k in keys]
     rates = [res.rates[k] for k in keys]
     colours = [
         "#9aa5b1"

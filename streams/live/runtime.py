@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +33,7 @@ from streams.decisions import Decision
 from streams.engine import Engine, Outcome, Processor
 from streams.engine.state import CustomerState
 from streams.errors import InputError, StateError
-from streams.events import Event, validate_event
+from streams.events import validate_event
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
 from streams.settings import Settings
@@ -138,6 +139,7 @@ class PartitionRun:
 class BatchOutcome:
     decisions: list[Decision] = field(default_factory=list)
     rejected: int = 0
+    types: Counter[str] = field(default_factory=Counter)  # events taken in, by type label
 
 
 class Runtime:
@@ -232,6 +234,9 @@ class Runtime:
             await self._publish(appended, pending)
             self._persist(touched)
             outcome.decisions = [d for d, _ in appended]
+            # Once per batch: each metric update takes a lock.
+            for label, n in outcome.types.items():
+                self.metrics.events.labels(label).inc(n)
         self.metrics.batch.observe(time.perf_counter() - started)
         return outcome
 
@@ -265,11 +270,8 @@ class Runtime:
         if result is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
             return []
-        self._count_event(ev)
+        outcome.types[ev.type if ev.type in self._known_types else "other"] += 1
         return decisions
-
-    def _count_event(self, ev: Event) -> None:
-        self.metrics.events.labels(ev.type if ev.type in self._known_types else "other").inc()
 
     async def _dead_letter(self, rec: Record, reason: str, detail: str, exc: BaseException | None) -> Awaitable[object]:
         self.metrics.rejected.labels(reason).inc()
