@@ -155,6 +155,22 @@ def time_group(
         committed.close()
 
 
+def wait_committed(
+    bootstrap: str, group: str, topic: str, total: int, proc: subprocess.Popen[bytes], timeout: float
+) -> None:
+    committed = Committed(bootstrap, group, topic)
+    deadline = time.monotonic() + timeout
+    try:
+        while committed.total() < total:
+            if proc.poll() is not None:
+                raise InfraError(f"{group}: the process exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise InfraError(f"{group}: not all of {total:,} committed after {timeout:.0f}s")
+            time.sleep(0.2)
+    finally:
+        committed.close()
+
+
 @contextmanager
 def process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
@@ -375,7 +391,7 @@ def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path) -> floa
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
     with process(cmd, logs / f"{name}-1.log", env) as proc:
         wait_ready(port, proc)
-        time_group(bootstrap, name, settings.input_topic, customers, proc, timeout=600)
+        wait_committed(bootstrap, name, settings.input_topic, customers, proc, timeout=600)
         time.sleep(2)
     started = time.monotonic()
     with process(cmd, logs / f"{name}-2.log", env) as proc:

@@ -3,19 +3,17 @@
 :func:`create_worker` builds everything from one :class:`Settings` and a loaded
 catalog; nothing happens at import time. Faust keeps the consumer group, the
 partition assignment, the changelog-backed state table, offset commits, the
-web server and timers. The input is read in micro-batches straight from the
-topic's channel (see :func:`_drain`) by a single reader, the equivalent of an
-agent at ``concurrency=1`` (with more, Faust may commit past an event still in
-flight, faust-streaming #606), and a batch is acked only after the runtime has
-published its decisions and written its state, so an offset is never
-committed past an event whose effects have not landed.
+web server and timers. The batching consumer (:mod:`streams.live.consumer`)
+hands the input topic to the runtime one fetch at a time, one batch in flight,
+the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
+past an event still in flight, faust-streaming #606). A batch is acked only
+after the runtime has published its decisions and written its state, so an
+offset is never committed past an event whose effects have not landed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import ssl
 import time
 from collections.abc import Awaitable, Iterable
@@ -29,6 +27,7 @@ from yarl import URL
 
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs, make_codecs
+from streams.live.consumer import BatchHandler, batching_consumer
 from streams.live.runtime import Headers, Record, Runtime
 from streams.live.topics import ensure_topics
 from streams.settings import Settings
@@ -37,7 +36,6 @@ from streams.topology import Catalog
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "customer_state"
-EXIT_BATCH_FAILED = 70
 
 
 class FaustSink:
@@ -151,13 +149,18 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         backlog=lambda p: _backlog(app, settings.input_topic, p, runtime),
     )
 
-    # Iterating the topic registers an iterator channel with Faust's conductor,
-    # as an agent would; the consumer subscribes to what is registered.
-    channel = source.__aiter__()
+    # Iterating the topic registers it with Faust's conductor, as an agent would,
+    # so the consumer subscribes to it and tracks its acks; its messages then come
+    # to the runtime a fetch at a time through the batching consumer.
+    source.__aiter__()
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def touchpoints() -> None:
-        await _drain(app, channel, runtime, settings)
+    async def process(messages: list[Any]) -> object:
+        return await runtime.handle([_record(m) for m in messages])
+
+    # Before the worker starts: Faust builds its consumer from this class then.
+    app.transport.Consumer = batching_consumer(  # type: ignore[misc]
+        settings.input_topic, BatchHandler(app, process)
+    )
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def clock() -> None:
@@ -205,62 +208,6 @@ def _mirror(settings: Settings, registry: Any) -> Any:
     return SuppressionMirror(client, prefix=settings.redis_prefix, registry=registry)
 
 
-async def _drain(app: faust.App, channel: Any, runtime: Runtime, settings: Settings) -> None:
-    """Feed the runtime micro-batches straight from the channel's queue.
-
-    Faust's stream spends an event-loop turn and several sensor calls per
-    event (measured: three quarters of a worker's time). This does per batch
-    what the stream does per event, and the rest once: it skips events of a
-    stale consumer generation or while flow control is paused (acked, as the
-    stream acks them), marks each message unacked until its batch has landed,
-    and acks only then. One reader, so at most one batch is ever in flight.
-    """
-    queue = channel.queue
-    loop = asyncio.get_running_loop()
-    consumer = app.consumer
-    unacked = consumer.unacked
-    acking = app.topics.acking_topics
-    max_, within = settings.batch_max, settings.batch_within
-    while True:
-        events = [await queue.get()]
-        deadline = loop.time() + within
-        while len(events) < max_:
-            if not queue.empty():
-                events.append(queue.get_nowait())
-                continue
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            try:
-                events.append(await asyncio.wait_for(queue.get(), left))
-            except TimeoutError:
-                break
-        generation = app.consumer_generation_id
-        active = app.flow_control.is_active()
-        live = []
-        for e in events:
-            m = e.message
-            if not active or m.generation_id != generation:
-                continue  # a revoked assignment's leftovers: another worker reads them again
-            if m.topic in acking and not m.tracked:
-                m.tracked = True
-                unacked.add(m)
-            live.append(e)
-        try:
-            await runtime.handle([_record(e) for e in live])
-        except asyncio.CancelledError:
-            raise  # shutdown mid-batch: nothing acked, so the batch is read again
-        except BaseException:
-            # State in memory is ahead of what landed; a Faust stop would commit
-            # acked offsets and carry on. Leave at once and recover from the
-            # changelog and the committed offsets instead.
-            log.critical("batch failed; exiting so that the batch is processed again", exc_info=True)
-            logging.shutdown()
-            os._exit(EXIT_BATCH_FAILED)
-        for e in events:
-            e.ack()
-
-
 def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> int | None:
     """Records of the partition not yet processed, by the consumer's last known high watermark."""
     from faust.types import TP
@@ -275,8 +222,7 @@ def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> in
     return int(high) - (run.next_offset or 0)
 
 
-def _record(event: Any) -> Record:
-    m = event.message
+def _record(m: Any) -> Record:
     headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
     ts = m.timestamp
     return Record(
