@@ -42,10 +42,13 @@ class Settings(BaseSettings):
     topologies: Path = Path("topologies")
     # Only at-least-once is offered (docs/live.md says why); decisions carry deterministic ids.
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
-    batch_max: int = Field(default=1000, ge=1)
-    batch_within: float = Field(default=0.02, gt=0, description="seconds a micro-batch may wait to fill")
+    # The most input records one batch may hold (a fetch can hold far more).
+    batch_max: int = Field(default=2000, ge=1)
     idle_after: str = Field(default="30s", description="advance an idle partition's stream time after this")
     sweep_every: str = "10m"
+    # Gather a batch's decisions, dead letters and state writes into few produce
+    # requests (Faust's default 0 sends each on its own); costs at most this per batch.
+    producer_linger: float = Field(default=0.005, ge=0, le=1)
     # How soon a dead worker's partitions move to the others (Faust's default is 60s).
     session_timeout: float = Field(default=10.0, gt=0)
     store: str = "memory://"

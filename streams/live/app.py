@@ -101,6 +101,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         canonical_url=settings.advertised(),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger,
         stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(settings.session_timeout / 4, 0.5),
@@ -159,7 +160,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
 
     # Before the worker starts: Faust builds its consumer from this class then.
     app.transport.Consumer = batching_consumer(  # type: ignore[misc]
-        settings.input_topic, BatchHandler(app, process)
+        settings.input_topic, BatchHandler(app, process), settings.batch_max
     )
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]

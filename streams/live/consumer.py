@@ -72,8 +72,13 @@ class BatchHandler:
             ack(m)
 
 
-def batching_consumer(input_topic: str, handle: BatchCallback) -> type[AIOKafkaConsumer]:
-    """A consumer class for ``transport.Consumer`` that batches ``input_topic``."""
+def batching_consumer(input_topic: str, handle: BatchCallback, max_batch: int) -> type[AIOKafkaConsumer]:
+    """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
+
+    A fetch can hold a whole partition's backlog (tens of thousands of
+    records); batches are cut at ``max_batch`` so that latency and memory
+    stay bounded while a worker catches up.
+    """
 
     class BatchingConsumer(AIOKafkaConsumer):
         async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
@@ -108,6 +113,11 @@ def batching_consumer(input_topic: str, handle: BatchCallback) -> type[AIOKafkaC
                             await self.commit()
                         if message.topic == input_topic:
                             batch.append(message)
+                            if len(batch) >= max_batch:
+                                set_read_offset(tp, offset)
+                                await handle(batch)
+                                batch = []
+                                continue
                         else:
                             if batch:  # keep order across topics
                                 await handle(batch)

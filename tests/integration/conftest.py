@@ -160,7 +160,6 @@ class Namespace:
             "TACTFUL_AUDIT_TOPIC": f"it-{self.id}.decisions.audit",
             "TACTFUL_TOPOLOGIES": str(REPO / "topologies"),
             "TACTFUL_API_TOKEN": self.api_token,
-            "TACTFUL_BATCH_WITHIN": "0.01",
             **self.extra_env,
         }
 
