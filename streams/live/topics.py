@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -63,7 +65,12 @@ def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):  # a concurrent worker won the race
                     raise InfraError(f"cannot create topic {topic}: {exc}") from exc
-    meta = admin.list_topics(topic=settings.input_topic, timeout=timeout).topics.get(settings.input_topic)
-    if meta is None or not meta.partitions:
-        raise InfraError(f"topic {settings.input_topic} has no partitions")
-    return len(meta.partitions)
+    # A topic just created can show no partitions in metadata for a moment.
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = admin.list_topics(topic=settings.input_topic, timeout=timeout).topics.get(settings.input_topic)
+        if meta is not None and meta.partitions and meta.error is None:
+            return len(meta.partitions)
+        if time.monotonic() > deadline:
+            raise InfraError(f"topic {settings.input_topic} has no partitions after {timeout:.0f}s")
+        time.sleep(0.2)
