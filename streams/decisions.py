@@ -17,22 +17,8 @@ BLOCKED = "blocked"
 OUTRANKED = "outranked"
 SKIPPED = "skipped"
 
-# Field order of the JSON output (contract section 5).
-FIELDS = (
-    "decision_id",
-    "customer_id",
-    "kind",
-    "channel",
-    "action",
-    "category",
-    "topology",
-    "topology_version",
-    "effective_at",
-    "expires_at",
-    "not_before",
-    "evidence",
-    "reason",
-)
+
+_TIMES = ("effective_at", "expires_at", "not_before")
 
 
 def decision_id(
@@ -92,25 +78,13 @@ class Decision:
         return (self.effective_at, self.customer_id, self.topology, self.kind, self.channel, self.decision_id)
 
     def to_json(self, *, audit: bool = False) -> dict[str, Any]:
-        """The output form: times as ISO-8601 UTC with milliseconds and Z."""
-        out: dict[str, Any] = {
-            "decision_id": self.decision_id,
-            "customer_id": self.customer_id,
-            "kind": self.kind,
-            "channel": self.channel,
-            "action": self.action,
-            "category": self.category,
-            "topology": self.topology,
-            "topology_version": self.topology_version,
-            "effective_at": format_time(self.effective_at),
-            "expires_at": None if self.expires_at is None else format_time(self.expires_at),
-            "not_before": None if self.not_before is None else format_time(self.not_before),
-            "evidence": list(self.evidence),
-            "reason": self.reason,
-        }
-        if audit:
-            out["status"] = self.status
-            out["cause"] = self.cause
+        """The output form: the record with times as ISO-8601 UTC (milliseconds, Z)."""
+        out = self.to_record()
+        for key in _TIMES:
+            if out[key] is not None:
+                out[key] = format_time(out[key])
+        if not audit:
+            del out["status"], out["cause"]
         return out
 
     def to_record(self) -> dict[str, Any]:
