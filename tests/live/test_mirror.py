@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import fakeredis
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
-from streams.decisions import BLOCKED, ENGAGE, RELEASE, SUPPRESS, Decision
+from streams.decisions import BLOCKED, ENGAGE, RELEASE, Decision
 from streams.errors import ConfigError, MirrorUnavailable
 from streams.live.mirror import (
     Backoff,
@@ -33,55 +32,10 @@ from streams.live.mirror import (
     rebuild,
     wall_clock_ms,
 )
+from tests.live.support import HOUR, decision, run_async
 
 P = "tactful"
-HOUR = 3_600_000
 FAST = Backoff(initial_s=0.001, max_s=0.01)
-
-
-def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test on a fresh loop (the project has no pytest async plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 30))
-
-    return wrapper
-
-
-_ids = iter(range(10**9))
-
-
-def decision(
-    kind: str = SUPPRESS,
-    *,
-    customer: str = "c1",
-    channel: str = "email",
-    category: str | None = "phone",
-    topology: str = "t1",
-    expires_at: int | None = None,
-    effective_at: int | None = None,
-    status: str = "emitted",
-) -> Decision:
-    now = wall_clock_ms()
-    if kind == SUPPRESS and expires_at is None:
-        expires_at = now + HOUR
-    return Decision(
-        decision_id=f"{next(_ids):032x}",
-        customer_id=customer,
-        kind=kind,
-        channel=channel,
-        action="call" if kind == ENGAGE else None,
-        category=category,
-        topology=topology,
-        topology_version=1,
-        effective_at=now if effective_at is None else effective_at,
-        expires_at=expires_at,
-        not_before=None,
-        evidence=("e1",),
-        reason="test",
-        status=status,
-    )
 
 
 class Harness:
