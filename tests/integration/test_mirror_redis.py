@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import shutil
 import socket
 import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
-from streams.decisions import RELEASE, SUPPRESS, Decision
+from streams.decisions import RELEASE, Decision
 from streams.errors import ConfigError
 from streams.live.mirror import (
     Backoff,
@@ -41,6 +40,7 @@ from streams.live.mirror import (
     rebuild,
     wall_clock_ms,
 )
+from tests.live.support import HOUR, decision, run_async
 
 try:  # tests/integration imported as a package
     from .services import kafka_bootstrap, redis_url
@@ -48,51 +48,6 @@ except ImportError:  # tests/integration put on sys.path by pytest's default imp
     from services import kafka_bootstrap, redis_url
 
 pytestmark = pytest.mark.integration
-
-HOUR = 3_600_000
-
-
-def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test on a fresh loop (the project has no pytest async plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 120))
-
-    return wrapper
-
-
-_ids = iter(range(10**9))
-
-
-def decision(
-    kind: str = SUPPRESS,
-    *,
-    customer: str = "c1",
-    channel: str = "email",
-    category: str | None = "phone",
-    topology: str = "t1",
-    expires_at: int | None = None,
-    effective_at: int | None = None,
-) -> Decision:
-    now = wall_clock_ms()
-    if kind == SUPPRESS and expires_at is None:
-        expires_at = now + HOUR
-    return Decision(
-        decision_id=f"{uuid.uuid4().hex[:24]}{next(_ids):08x}",
-        customer_id=customer,
-        kind=kind,
-        channel=channel,
-        action=None,
-        category=category,
-        topology=topology,
-        topology_version=1,
-        effective_at=now if effective_at is None else effective_at,
-        expires_at=expires_at,
-        not_before=None,
-        evidence=("e1",),
-        reason="integration test",
-    )
 
 
 @pytest.fixture
