@@ -245,10 +245,8 @@ def worker(
     """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis."""
     import asyncio
 
-    import faust
-
     from streams.gctune import tune
-    from streams.live.app import create_worker
+    from streams.live.app import create_worker, faust_worker
 
     tune()
     # uvloop must be the loop before the app exists: building the app binds one.
@@ -269,7 +267,7 @@ def worker(
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    faust.Worker(built.app, loglevel=loglevel).execute_from_commandline()
+    faust_worker(built.app, loglevel).execute_from_commandline()
 
 
 @main.command()
