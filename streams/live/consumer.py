@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from mode import Service
 
@@ -72,15 +73,29 @@ class BatchHandler:
             ack(m)
 
 
-def batching_consumer(input_topic: str, handle: BatchCallback, max_batch: int) -> type[AIOKafkaConsumer]:
+def batching_consumer(
+    input_topic: str, handle: BatchCallback, max_batch: int, fetch_max_wait_ms: int = 100
+) -> type[AIOKafkaConsumer]:
     """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
 
     A fetch can hold a whole partition's backlog (tens of thousands of
     records); batches are cut at ``max_batch`` so that latency and memory
-    stay bounded while a worker catches up.
+    stay bounded while a worker catches up. ``fetch_max_wait_ms`` replaces
+    the 1.5 s that Faust hard-codes for the broker's long poll.
     """
 
+    class ConsumerThread(AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher; checked by
+            # tests/live/test_app.py so that an aiokafka upgrade cannot drop it silently.
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            return consumer
+
     class BatchingConsumer(AIOKafkaConsumer):
+        def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
         async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
             # Faust's loop (faust/transport/consumer.py), with the input topic batched.
             callback = self.callback
