@@ -28,7 +28,7 @@ from yarl import URL
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.consumer import BatchHandler, batching_consumer
-from streams.live.runtime import Headers, Record, Runtime
+from streams.live.runtime import Headers, Runtime
 from streams.live.topics import ensure_topics
 from streams.settings import Settings
 from streams.topology import Catalog
@@ -170,7 +170,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     source.__aiter__()
 
     async def process(messages: list[Any]) -> object:
-        return await runtime.handle([_record(m) for m in messages])
+        return await runtime.handle(messages)
 
     # Before the worker starts: Faust builds its consumer from this class then.
     app.transport.Consumer = batching_consumer(  # type: ignore[misc]
@@ -238,20 +238,6 @@ def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> in
     if high is None or run is None:
         return None
     return int(high) - (run.next_offset or 0)
-
-
-def _record(m: Any) -> Record:
-    headers = m.headers.items() if isinstance(m.headers, dict) else (m.headers or ())
-    ts = m.timestamp
-    return Record(
-        topic=m.topic,
-        partition=m.partition,
-        offset=m.offset,
-        key=m.key,
-        value=m.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
-        timestamp_ms=int(ts * 1000) if ts else None,
-    )
 
 
 def _add_views(app: faust.App, runtime: Runtime, settings: Settings, metrics: Any, mirror: Any | None) -> None:

@@ -83,7 +83,7 @@ def records(*values: tuple[str, bytes], partition: int | None = None, start: int
             cust.encode(),
             value,
             (),
-            NOW,
+            NOW / 1000,
         )
         for i, (cust, value) in enumerate(values)
     ]
@@ -115,8 +115,8 @@ def test_bad_records_go_to_the_dlq_with_reasons_and_the_batch_goes_on() -> None:
     rt = make(log, clock)
     p = on_partition("c2")
     batch = [
-        Record("touchpoints", p, 7, b"c2", b"not avro", (("trace", b"x"),), NOW),
-        Record("touchpoints", p, 8, b"c2", None, (), NOW),
+        Record("touchpoints", p, 7, b"c2", b"not avro", (("trace", b"x"),), NOW / 1000),
+        Record("touchpoints", p, 8, b"c2", None, (), NOW / 1000),
         *records(("c2", event("ok", "c2", "page_view", NOW)), start=9),
     ]
     outcome = run(rt.handle(batch))
@@ -128,6 +128,36 @@ def test_bad_records_go_to_the_dlq_with_reasons_and_the_batch_goes_on() -> None:
     ]
     assert dlq[0][4]["trace"] == b"x"  # the original headers are kept
     assert outcome.decisions == [] and "c2" not in rt.data  # the good page_view was taken in and dropped
+
+
+def test_faust_consumer_messages_are_taken_as_they_come() -> None:
+    # The worker hands Faust's own messages over, not copies: headers as aiokafka
+    # gives them (pairs; a mapping from other drivers), timestamps in seconds.
+    from faust.types.tuples import ConsumerMessage
+
+    log, clock = Log(), [NOW / 1000]
+    rt = make(log, clock)
+    p = on_partition("c5")
+
+    def message(offset: int, value: bytes, headers: Any) -> ConsumerMessage:
+        return ConsumerMessage("touchpoints", p, offset, NOW / 1000 - 0.25, 1, headers, b"c5", value, None)
+
+    batch = [
+        message(1, b"not avro", [("trace", b"a")]),
+        message(2, b"not avro either", {"trace": b"b"}),
+        message(3, event("p", "c5", "purchase", NOW, category="phone"), []),
+        message(4, event("f", "c5", "activation_failed", NOW + 1000), None),
+        message(5, event("s", "c5", "support_contact", NOW + 2000, resolved="false"), ()),
+    ]
+    outcome = run(rt.handle(batch))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert [h["trace"] for *_, h in dlq] == [b"a", b"b"]
+    assert outcome.rejected == 2 and outcome.decisions
+    # Append to decision, from the message's own timestamp: a quarter second each.
+    samples = {x.name.rsplit("_", 1)[-1]: x.value for x in rt.metrics.latency.collect()[0].samples}
+    emitted = len([d for d in outcome.decisions if d.emitted])
+    assert emitted and samples["count"] == emitted
+    assert samples["sum"] == pytest.approx(0.25 * emitted)
 
 
 def test_a_record_on_the_wrong_partition_is_forwarded_to_its_customers() -> None:
