@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
+import orjson
 from faust.web import Request, Response, View, Web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
@@ -28,7 +29,8 @@ from yarl import URL
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.consumer import BatchHandler, batching_consumer
-from streams.live.runtime import Headers, Runtime
+from streams.live.runtime import Runtime
+from streams.live.sink import BatchSink
 from streams.live.topics import ensure_topics
 from streams.settings import Settings
 from streams.topology import Catalog
@@ -38,27 +40,22 @@ log = logging.getLogger(__name__)
 STATE_TABLE = "customer_state"
 
 
-class FaustSink:
-    """Sends through Faust's producer; each send returns the delivery future."""
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
-    ) -> Awaitable[object]:
-        fut: Awaitable[object] = await self.app.producer.send(
-            topic, key, value, partition, None, list(headers) if headers else None
-        )
-        return fut
-
-
 @dataclass
 class Worker:
     app: faust.App
     runtime: Runtime
     settings: Settings
     mirror: Any | None
+
+
+def state_table(app: faust.App, partitions: int) -> Any:
+    """Customer id -> the state's bytes; the runtime writes its changelog (:func:`changelog_key`)."""
+    return app.Table(STATE_TABLE, default=None, partitions=partitions, key_type=str, value_type=bytes)
+
+
+def changelog_key(customer_id: str) -> bytes:
+    """A state table key as Faust writes it: its tables serialise keys as JSON."""
+    return orjson.dumps(customer_id)
 
 
 def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
@@ -130,16 +127,17 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     source = app.topic(
         settings.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=input_partitions,
-        key_type=str,
-        value_type=bytes,
-    )
+    table = state_table(app, input_partitions)
+
+    # Started by Faust after the app is built; the sink asks for it when it sends.
+    sink = BatchSink(lambda: cast(Any, app.producer)._ensure_producer())
+    changelog_topic = table.changelog_topic.get_topic_name()
 
     def write_changelog(partition: int, key: str, value: bytes | None) -> None:
-        table.send_changelog(partition, key, value)
+        # What table.send_changelog would write, in record batches. Faust's callback that
+        # records a persisted offset matters only to a RocksDB store; without it such a
+        # store recovers from the start of the changelog, which is slower, not wrong.
+        sink.add(changelog_topic, changelog_key(key), value, partition=partition)
         # The memory store forgets which partition a key came from unless it
         # recovered it itself; it needs that to drop keys of revoked partitions.
         known = getattr(table.data, "_key_partition", None)
@@ -152,7 +150,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     runtime = Runtime(
         settings,
         catalog,
-        sink=FaustSink(app),
+        sink=sink,
         data=table.data,
         changelog=write_changelog,
         decode=codecs.decode_touchpoint,

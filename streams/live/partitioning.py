@@ -48,6 +48,10 @@ class Partitioner:
         self._cache: dict[str, int] = {}
         self._cache_size = cache_size
 
+    def of_bytes(self, key: bytes) -> int:
+        """The partition of a record key, as the default partitioner picks it."""
+        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
+
     def __call__(self, customer_id: str) -> int:
         p = self._cache.get(customer_id)
         if p is None:

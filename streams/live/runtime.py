@@ -98,11 +98,17 @@ def _headers(rec: Incoming) -> tuple[tuple[str, bytes], ...]:
 
 
 class Sink(Protocol):
-    """Sends records; the returned awaitable resolves once the broker has the record."""
+    """Gathers records; sends them when asked (:mod:`streams.live.sink`)."""
 
-    async def send(
+    def add(
         self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
-    ) -> Awaitable[object]: ...
+    ) -> None: ...
+
+    async def deliver(self) -> None:
+        """Send what was added; return once the broker has acknowledged all of it."""
+
+    async def submit(self) -> list[Awaitable[object]]:
+        """Send what was added without waiting (Faust flushes before it commits)."""
 
 
 class Mirror(Protocol):
@@ -249,7 +255,6 @@ class Runtime:
         started = time.perf_counter()
         async with self.lock:
             outcome = BatchOutcome()
-            pending: list[Awaitable[object]] = []
             appended: list[tuple[Decision, float | None]] = []
             touched: set[int] = set()
             now = self.clock()
@@ -258,10 +263,10 @@ class Runtime:
                 run.last_event_wall = now
                 run.next_offset = rec.offset + 1
                 touched.add(rec.partition)
-                decisions = await self._one(rec, run, pending, outcome)
+                decisions = self._one(rec, run, outcome)
                 appended.extend((d, rec.timestamp) for d in decisions)
-            await self._publish(appended, pending)
-            self._persist(touched)
+            await self._publish(appended)
+            await self._persist(touched)
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
@@ -269,9 +274,7 @@ class Runtime:
         self.metrics.batch.observe(time.perf_counter() - started)
         return outcome
 
-    async def _one(
-        self, rec: Incoming, run: PartitionRun, pending: list[Awaitable[object]], outcome: BatchOutcome
-    ) -> list[Decision]:
+    def _one(self, rec: Incoming, run: PartitionRun, outcome: BatchOutcome) -> list[Decision]:
         try:
             if rec.value is None:
                 from streams.errors import MalformedRecord
@@ -279,21 +282,19 @@ class Runtime:
                 raise MalformedRecord("malformed", "the record has no value")
             ev = validate_event(self.decode(rec.value))
         except InputError as exc:
-            pending.append(await self._dead_letter(rec, exc.reason, exc.detail, exc))
+            self._dead_letter(rec, exc.reason, exc.detail, exc)
             outcome.rejected += 1
             return []
         owner = self.owner(ev.customer_id)
         if owner != rec.partition:
             headers = (*_headers(rec), (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
-            pending.append(
-                await self.sink.send(rec.topic, ev.customer_id.encode(), rec.value, partition=owner, headers=headers)
-            )
+            self.sink.add(rec.topic, ev.customer_id.encode(), rec.value, partition=owner, headers=headers)
             self.metrics.routed.inc()
             return []
         result, decisions = run.processor.process(ev)
         if result is Outcome.LATE:
             wm = run.processor.watermark
-            pending.append(await self._dead_letter(rec, "late", f"occurred_at is before the watermark {wm}", None))
+            self._dead_letter(rec, "late", f"occurred_at is before the watermark {wm}", None)
             outcome.rejected += 1
             return []
         if result is Outcome.DUPLICATE:
@@ -302,9 +303,7 @@ class Runtime:
         outcome.types[ev.type if ev.type in self._known_types else "other"] += 1
         return decisions
 
-    async def _dead_letter(
-        self, rec: Incoming, reason: str, detail: str, exc: BaseException | None
-    ) -> Awaitable[object]:
+    def _dead_letter(self, rec: Incoming, reason: str, detail: str, exc: BaseException | None) -> None:
         self.metrics.rejected.labels(reason).inc()
         headers = (
             *_headers(rec),
@@ -315,19 +314,21 @@ class Runtime:
             (H_PARTITION, str(rec.partition).encode()),
             (H_OFFSET, str(rec.offset).encode()),
         )
-        return await self.sink.send(self.settings.dlq_topic, rec.key, rec.value, headers=headers)
+        self.sink.add(self.settings.dlq_topic, rec.key, rec.value, headers=headers)
 
-    async def _publish(self, appended: list[tuple[Decision, float | None]], pending: list[Awaitable[object]]) -> None:
+    async def _publish(self, appended: list[tuple[Decision, float | None]]) -> None:
+        """Send the decisions (and what else was added: dead letters, re-routed records)
+        and wait for the broker to have all of it."""
         s = self.settings
+        add = self.sink.add
         for d, _ in appended:
             value = self.encode(d)
             key = d.customer_id.encode()
             if d.emitted:
-                pending.append(await self.sink.send(s.decision_topic(d.channel), key, value))
-            pending.append(await self.sink.send(s.audit_topic, key, value))
+                add(s.decision_topic(d.channel), key, value)
+            add(s.audit_topic, key, value)
             self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
-        if pending:
-            await asyncio.gather(*pending)
+        await self.sink.deliver()
         if appended:
             now = self.clock()
             for d, appended_at in appended:
@@ -336,7 +337,8 @@ class Runtime:
             if self.mirror is not None:
                 self.mirror.submit(d for d, _ in appended)
 
-    def _persist(self, partitions: Iterable[int]) -> None:
+    async def _persist(self, partitions: Iterable[int]) -> None:
+        """Write changed state; called only once the batch's decisions are on the broker."""
         written = 0
         for p in partitions:
             run = self.runs.get(p)
@@ -344,6 +346,7 @@ class Runtime:
                 written += run.store.flush(self.changelog)
         if written:
             self.metrics.state_bytes.inc(written)
+        await self.sink.submit()
 
     # -- time passing --------------------------------------------------------------------
 
@@ -369,8 +372,8 @@ class Runtime:
                 if wm is not None:
                     self.metrics.watermark_lag.labels(str(p)).set(max(0.0, now - wm / 1000))
                 self.metrics.timers.labels(str(p)).set(proc.pending_timers())
-            await self._publish(fired, [])
-            self._persist(list(self.runs))
+            await self._publish(fired)
+            await self._persist(list(self.runs))
             self.metrics.customers.set(len(self.data))
             return [d for d, _ in fired]
 

@@ -11,7 +11,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.live.app import faust_worker
+from streams.live.app import changelog_key, faust_worker, state_table
 from streams.live.consumer import batching_consumer
 
 
@@ -60,3 +60,16 @@ def test_the_consumer_asks_the_broker_for_the_configured_fetch_wait() -> None:
     assert asyncio.run(build()) == 42
     # ...and the field is what aiokafka hands its fetcher when the consumer starts.
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+@pytest.mark.parametrize("customer_id", ["c000123", 'q"uo\\te', "é-ü", "tab\tx", "\u2028"])
+def test_state_is_written_under_the_key_faust_would_write_and_reads_back(customer_id: str) -> None:
+    # The runtime writes the changelog itself (in record batches); Faust's recovery must
+    # read it as if the table had written it.
+    app = faust.App(
+        "test-app-changelog", broker="kafka://127.0.0.1:1", key_serializer="raw", value_serializer="raw"
+    )
+    table = state_table(app, 4)
+    faust_key, _ = table.changelog_topic.prepare_key(customer_id, None)
+    assert changelog_key(customer_id) == faust_key
+    assert app.serializers.loads_key(str, changelog_key(customer_id), serializer=table.key_serializer) == customer_id

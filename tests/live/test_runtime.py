@@ -27,19 +27,29 @@ class Log:
 
 
 class Sink:
-    """Acknowledges each send one loop turn later, logging when."""
+    """Acknowledges each record one loop turn after it is sent, logging when."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
+        self.pending: list[tuple[str, bytes | None, bytes | None, int | None, dict[str, bytes]]] = []
 
-    async def send(
+    def add(
         self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
-    ) -> Awaitable[object]:
-        async def ack() -> None:
-            await asyncio.sleep(0)
-            self.log.effects.append(("acked", (topic, key, value, partition, dict(headers))))
+    ) -> None:
+        self.pending.append((topic, key, value, partition, dict(headers)))
 
-        return asyncio.ensure_future(ack())
+    async def deliver(self) -> None:
+        for fut in await self.submit():
+            await fut
+
+    async def submit(self) -> list[Awaitable[object]]:
+        sent, self.pending = self.pending, []
+
+        async def ack(record: Any) -> None:
+            await asyncio.sleep(0)
+            self.log.effects.append(("acked", record))
+
+        return [asyncio.ensure_future(ack(r)) for r in sent]
 
 
 def make(log: Log, clock: list[float], backlog: int = 0, **settings: Any) -> Runtime:

@@ -1,0 +1,85 @@
+"""Hands a batch's records to the producer as whole record batches.
+
+Sent one at a time through Faust, every record costs a ``FutureMessage``, a
+trip through Faust's producer buffer, aiokafka's ``send`` (partitioner,
+serialisers, accumulator) and a delivery future with its callbacks: 17% of a
+busy worker's samples, for about 1.3 records per event (decisions, the audit
+copy, one state write per changed customer). Here a batch's records are
+gathered per topic and partition and appended to aiokafka ``BatchBuilder``
+objects, one delivery future per record batch.
+
+Keyed records go to ``murmur2(key) mod partitions``, what aiokafka's and
+the Java client's default partitioner would choose; unkeyed ones go round
+the partitions. Order is kept per topic and partition. Faust flushes the
+producer before it commits offsets, so records submitted without waiting
+(state writes) are on the broker before the offsets that cover them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streams.live.partitioning import Partitioner
+from streams.live.runtime import Headers
+
+Pending = list[tuple[bytes | None, bytes | None, Headers]]
+
+
+class BatchSink:
+    """Gathers records with :meth:`add`; :meth:`deliver` or :meth:`submit` sends them."""
+
+    def __init__(self, producer: Callable[[], Any]) -> None:
+        # A callable: Faust starts its producer after the app (and this sink) is built.
+        self._producer = producer
+        self._pending: dict[tuple[str, int | None], Pending] = {}
+        self._partitioners: dict[str, Partitioner] = {}
+        self._round_robin = itertools.count()
+
+    def add(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+    ) -> None:
+        self._pending.setdefault((topic, partition), []).append((key, value, headers))
+
+    async def deliver(self) -> None:
+        """Send what was added, and return once the broker has acknowledged all of it."""
+        futures = await self.submit()
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def submit(self) -> list[Awaitable[object]]:
+        """Send what was added; the returned futures resolve on delivery."""
+        if not self._pending:
+            return []
+        pending, self._pending = self._pending, {}
+        producer = self._producer()
+        routed: dict[tuple[str, int], Pending] = {}
+        for (topic, partition), records in pending.items():
+            if partition is not None:
+                routed.setdefault((topic, partition), []).extend(records)
+                continue
+            owner = await self._partitioner(producer, topic)
+            for record in records:
+                key = record[0]
+                p = owner.of_bytes(key) if key is not None else next(self._round_robin) % owner.partitions
+                routed.setdefault((topic, p), []).append(record)
+        futures: list[Awaitable[object]] = []
+        for (topic, partition), records in routed.items():
+            batch = producer.create_batch()
+            for key, value, headers in records:
+                if batch.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
+                    # Full: this one goes first in the next batch (an empty batch takes any record).
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(timestamp=None, key=key, value=value, headers=list(headers))
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def _partitioner(self, producer: Any, topic: str) -> Partitioner:
+        owner = self._partitioners.get(topic)
+        if owner is None:
+            partitions = await producer.partitions_for(topic)
+            owner = self._partitioners[topic] = Partitioner(len(partitions))
+        return owner

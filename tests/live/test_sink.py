@@ -1,0 +1,170 @@
+"""BatchSink against aiokafka's own BatchBuilder: the bytes it builds are read back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+
+from streams.live.partitioning import Partitioner
+from streams.live.sink import BatchSink
+
+Sent = tuple[str, int, list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]]
+
+
+class Producer:
+    """The three aiokafka producer calls the sink makes; delivery is resolved by the test."""
+
+    def __init__(self, partitions: dict[str, int], batch_size: int = 16384) -> None:
+        self.partitions = partitions
+        self.batch_size = batch_size
+        self.sent: list[Sent] = []
+        self.futures: list[asyncio.Future[object]] = []
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_size, 0, is_transactional=False, key_serializer=None, value_serializer=None)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[object]:
+        records = [(r.key, r.value, list(r.headers)) for r in DefaultRecordBatch(bytes(batch._build()))]
+        self.sent.append((topic, partition, records))
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions[topic]))
+
+
+def by_partition(sent: list[Sent]) -> dict[tuple[str, int], list[Any]]:
+    out: dict[tuple[str, int], list[Any]] = {}
+    for topic, partition, records in sent:
+        out.setdefault((topic, partition), []).extend(records)
+    return out
+
+
+def test_keyed_records_go_where_the_default_partitioner_would_put_them_in_order() -> None:
+    producer = Producer({"decisions.sms": 3})
+    sink = BatchSink(lambda: producer)
+    keys = [f"c{i}".encode() for i in range(40)]
+
+    async def go() -> None:
+        for i, key in enumerate(keys):
+            sink.add("decisions.sms", key, f"v{i}".encode())
+        sink.add("state-changelog", b"c1", b"state", partition=2, headers=(("h", b"x"),))
+        futures = await sink.submit()
+        for f in futures:
+            f.set_result(None)
+
+    asyncio.run(go())
+    got = by_partition(producer.sent)
+    owner = Partitioner(3)
+    for p in range(3):
+        want = [(k, f"v{i}".encode(), []) for i, k in enumerate(keys) if owner.of_bytes(k) == p]
+        assert got[("decisions.sms", p)] == want
+    assert got[("state-changelog", 2)] == [(b"c1", b"state", [("h", b"x")])]
+    # murmur2 of the key, as the Java client computes it (vectors in test_partitioning).
+    assert owner.of_bytes(b"c1") == owner("c1")
+
+
+def test_a_full_batch_continues_in_the_next_and_nothing_is_lost() -> None:
+    producer = Producer({}, batch_size=256)
+    sink = BatchSink(lambda: producer)
+    values = [bytes([i]) * 50 for i in range(30)]
+
+    async def go() -> None:
+        for v in values:
+            sink.add("t", b"k", v, partition=0)
+        for f in await sink.submit():
+            f.set_result(None)
+
+    asyncio.run(go())
+    assert len(producer.sent) > 5  # split, ...
+    assert [v for _, v, _ in by_partition(producer.sent)[("t", 0)]] == values  # ... whole and in order
+
+
+def test_a_record_with_neither_key_nor_value_is_kept_as_it_came() -> None:
+    producer = Producer({"dlq": 2})
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> None:
+        sink.add("dlq", None, None, headers=(("tactful.reason", b"malformed"),))
+        for f in await sink.submit():
+            f.set_result(None)
+
+    asyncio.run(go())
+    [(topic, _, records)] = producer.sent
+    assert (topic, records) == ("dlq", [(None, None, [("tactful.reason", b"malformed")])])
+
+
+def test_unkeyed_records_go_round_the_partitions() -> None:
+    producer = Producer({"dlq": 3})
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> None:
+        for i in range(6):
+            sink.add("dlq", None, str(i).encode())
+        for f in await sink.submit():
+            f.set_result(None)
+
+    asyncio.run(go())
+    assert {p: [v for _, v, _ in r] for (_, p), r in by_partition(producer.sent).items()} == {
+        0: [b"0", b"3"],
+        1: [b"1", b"4"],
+        2: [b"2", b"5"],
+    }
+
+
+def test_deliver_returns_only_once_every_batch_is_acknowledged() -> None:
+    producer = Producer({"a": 2})
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> list[str]:
+        events: list[str] = []
+        for i in range(10):
+            sink.add("a", f"k{i}".encode(), b"v")
+        task = asyncio.create_task(sink.deliver())
+        await asyncio.sleep(0.01)
+        assert len(producer.futures) == 2 and not task.done()
+        producer.futures[0].set_result(None)
+        await asyncio.sleep(0.01)
+        events.append("one acked: " + ("done" if task.done() else "waiting"))
+        producer.futures[1].set_result(None)
+        await task
+        events.append("all acked: done")
+        return events
+
+    assert asyncio.run(go()) == ["one acked: waiting", "all acked: done"]
+
+
+def test_a_failed_delivery_fails_deliver() -> None:
+    producer = Producer({"a": 1})
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> None:
+        sink.add("a", b"k", b"v")
+        task = asyncio.create_task(sink.deliver())
+        await asyncio.sleep(0.01)
+        producer.futures[0].set_exception(RuntimeError("broker said no"))
+        await task
+
+    with pytest.raises(RuntimeError, match="broker said no"):
+        asyncio.run(go())
+
+
+def test_what_was_submitted_is_not_sent_again() -> None:
+    producer = Producer({"a": 1})
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> tuple[int, int]:
+        sink.add("a", b"k", b"v")
+        first = await sink.submit()
+        second = await sink.submit()
+        for f in first:
+            f.set_result(None)
+        return len(first), len(second)
+
+    assert asyncio.run(go()) == (1, 0)
+    assert len(producer.sent) == 1
