@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=2000, ge=1)
     idle_after: str = Field(default="30s", description="advance an idle partition's stream time after this")
     sweep_every: str = "10m"
-    # Gather a batch's decisions, dead letters and state writes into few produce
-    # requests (Faust's default 0 sends each on its own); costs at most this per batch.
+    # For records Faust sends itself (its default 0 sends each on its own). The
+    # runtime's own go as closed record batches, which do not linger (live/sink.py).
     producer_linger: float = Field(default=0.005, ge=0, le=1)
     # How long the broker may hold an empty fetch. Faust hard-codes 1.5 s; measured
     # under steady live traffic, a worker that fell behind once then idled ~1.1 s per

@@ -71,11 +71,20 @@ class BatchSink:
             for key, value, headers in records:
                 if batch.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
                     # Full: this one goes first in the next batch (an empty batch takes any record).
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    futures.append(await self._send(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value, headers=list(headers))
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            futures.append(await self._send(producer, batch, topic, partition))
         return futures
+
+    @staticmethod
+    async def _send(producer: Any, batch: Any, topic: str, partition: int) -> Awaitable[object]:
+        # Closed, a batch is drained at once rather than after the producer's linger: it
+        # is complete already. aiokafka also holds the next batch for a partition until
+        # the previous one is drained, so lingering would serialise them.
+        batch.close()
+        fut: Awaitable[object] = await producer.send_batch(batch, topic, partition=partition)
+        return fut
 
     async def _partitioner(self, producer: Any, topic: str) -> Partitioner:
         owner = self._partitioners.get(topic)
