@@ -408,7 +408,8 @@ def demo(duration: float, rate: float, count: int) -> None:
 @click.option("--recovery-customers", default=100_000, show_default=True, type=click.IntRange(1))
 @click.option("--quix-python", default=".venv-quix/bin/python", show_default=True, help="Python with quixstreams.")
 @click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
-def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_python: str, out: str) -> None:
+@click.option("--keep", is_flag=True, help="Keep the run's topics, groups and Redis keys (removed by default).")
+def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_python: str, out: str, keep: bool) -> None:
     """Side by side on the local broker: limit, engine, naive Faust, Quix Streams, tactful, latency, recovery."""
     from streams.bench import pipeline
 
@@ -426,6 +427,7 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
             quix_python=Path(quix_python),
             out=folder,
             say=lambda msg: click.echo(msg, err=True),
+            keep=keep,
         )
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -26,6 +26,8 @@ def main(argv: list[str]) -> None:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         web_enabled=False,
+        # Out of the repository root (Faust's default is ./<name>-data); removed after the run.
+        datadir=f".run/bench/{group}-data",
     )
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     counts = app.Table("counts", default=int, partitions=partitions)
