@@ -31,7 +31,7 @@ from streams.live.codecs import Codecs, make_codecs
 from streams.live.consumer import BatchHandler, batching_consumer
 from streams.live.runtime import Runtime
 from streams.live.sink import BatchSink
-from streams.live.topics import ensure_topics
+from streams.live.topics import channels, ensure_topics
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -188,6 +188,11 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         if mirror is not None:
             metrics.degraded.labels("redis").set(1 if mirror.degraded else 0)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def warm_producer() -> None:
+        decisions = [settings.decision_topic(ch) for ch in channels(catalog)]
+        await sink.warm([*decisions, settings.audit_topic, settings.dlq_topic, settings.input_topic, changelog_topic])
+
     if mirror is not None:
 
         @app.task  # type: ignore[untyped-decorator]
@@ -202,7 +207,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     async def on_revoked(_app: Any, revoked: Iterable[Any], **_: Any) -> None:
         runtime.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
 
-    _add_views(app, runtime, settings, metrics, mirror)
+    _add_views(app, runtime, settings, metrics, mirror, sink)
     return Worker(app, runtime, settings, mirror)
 
 
@@ -242,7 +247,9 @@ def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> in
     return int(high) - (run.next_offset or 0)
 
 
-def _add_views(app: faust.App, runtime: Runtime, settings: Settings, metrics: Any, mirror: Any | None) -> None:
+def _add_views(
+    app: faust.App, runtime: Runtime, settings: Settings, metrics: Any, mirror: Any | None, sink: BatchSink
+) -> None:
     started = time.time()
 
     # Faust's hints expect View methods; plain (web, request) functions are what it documents.
@@ -270,7 +277,8 @@ def _add_views(app: faust.App, runtime: Runtime, settings: Settings, metrics: An
     @app.page("/ready")  # type: ignore[arg-type]
     async def ready(web: Web, request: Request) -> Response:
         recovering = not app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        ok = not recovering and not app.rebalancing and bool(runtime.runs)
+        # Warmed: the producer knows every output topic, so the first decisions go at once.
+        ok = not recovering and not app.rebalancing and bool(runtime.runs) and sink.warmed
         return web.json(
             {"ready": ok, "recovering": recovering, "partitions": sorted(runtime.runs)}, status=200 if ok else 503
         )

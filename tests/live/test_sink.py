@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
@@ -24,6 +25,8 @@ class Producer:
         self.sent: list[Sent] = []
         self.futures: list[asyncio.Future[object]] = []
         self.closed_when_sent: list[bool] = []
+        self.asked: list[str] = []
+        self.metadata_delay = 0.0  # one metadata round trip
 
     def create_batch(self) -> BatchBuilder:
         return BatchBuilder(self.batch_size, 0, is_transactional=False, key_serializer=None, value_serializer=None)
@@ -37,6 +40,10 @@ class Producer:
         return fut
 
     async def partitions_for(self, topic: str) -> set[int]:
+        self.asked.append(topic)
+        await asyncio.sleep(self.metadata_delay)
+        if topic not in self.partitions:
+            raise KafkaTimeoutError()
         return set(range(self.partitions[topic]))
 
 
@@ -172,3 +179,31 @@ def test_what_was_submitted_is_not_sent_again() -> None:
 
     assert asyncio.run(go()) == (1, 0)
     assert len(producer.sent) == 1
+
+
+def test_warm_fetches_every_topics_metadata_at_once_before_the_first_batch() -> None:
+    producer = Producer({"decisions.sms": 3, "decisions.email": 2, "audit": 4})
+    producer.metadata_delay = 0.05
+    sink = BatchSink(lambda: producer)
+
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await sink.warm(["decisions.sms", "decisions.email", "audit", "audit"])
+        took = loop.time() - started
+        sink.add("decisions.sms", b"c1", b"v")
+        for f in await sink.submit():
+            f.set_result(None)
+        return took
+
+    took = asyncio.run(go())
+    assert sink.warmed
+    assert sorted(producer.asked) == ["audit", "decisions.email", "decisions.sms"]  # once each, none after
+    assert took < 0.1  # together: one round trip, not three
+
+
+def test_a_failed_warm_up_still_lets_the_worker_become_ready() -> None:
+    producer = Producer({"audit": 1})
+    sink = BatchSink(lambda: producer)
+    asyncio.run(sink.warm(["audit", "missing"]))
+    assert sink.warmed
