@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from streams.decisions import ENGAGE
 from tests.integration.conftest import Namespace, wait_until
+
+
+def phone_trouble(cust: str, now: int) -> list[dict[str, Any]]:
+    """Bought a phone, activation failed, support did not fix it: post_purchase_friction's sequence."""
+    return [
+        {
+            "event_id": "p",
+            "customer_id": cust,
+            "type": "purchase",
+            "occurred_at": now,
+            "channel": "web",
+            "attributes": {"category": "phone"},
+        },
+        {"event_id": "f", "customer_id": cust, "type": "activation_failed", "occurred_at": now + 60_000},
+        {
+            "event_id": "s",
+            "customer_id": cust,
+            "type": "support_contact",
+            "occurred_at": now + 120_000,
+            "attributes": {"resolved": "false"},
+        },
+    ]
 
 
 def test_killed_worker_completes_a_sequence_begun_before_the_restart(namespace: Namespace) -> None:
     w = namespace.worker("first").wait_ready()
     now = int(time.time() * 1000)
     cust = f"r-{namespace.id}"
-    namespace.feed(
-        [
-            {
-                "event_id": "p",
-                "customer_id": cust,
-                "type": "purchase",
-                "occurred_at": now,
-                "channel": "web",
-                "attributes": {"category": "phone"},
-            },
-            {"event_id": "f", "customer_id": cust, "type": "activation_failed", "occurred_at": now + 60_000},
-        ]
-    )
+    namespace.feed(phone_trouble(cust, now)[:2])
     wait_until(
         lambda: w.metrics().get('tactful_events_total{type="activation_failed"}', 0) >= 1,
         60,
@@ -35,17 +46,7 @@ def test_killed_worker_completes_a_sequence_begun_before_the_restart(namespace: 
     w.stop(kill=True)
 
     again = namespace.worker("second").wait_ready()
-    namespace.feed(
-        [
-            {
-                "event_id": "s",
-                "customer_id": cust,
-                "type": "support_contact",
-                "occurred_at": now + 120_000,
-                "attributes": {"resolved": "false"},
-            }
-        ]
-    )
+    namespace.feed(phone_trouble(cust, now)[2:])
     engaged = namespace.decisions("call_center", lambda ds: len(ds) >= 1)
     assert [(d.kind, d.evidence) for d in engaged] == [(ENGAGE, ("p", "f", "s"))]
     # The restarted worker did not decide the first two events again.
@@ -57,26 +58,7 @@ def test_kill_right_after_processing_loses_no_decision(namespace: Namespace) -> 
     w = namespace.worker("first").wait_ready()
     now = int(time.time() * 1000)
     cust = f"k-{namespace.id}"
-    namespace.feed(
-        [
-            {
-                "event_id": "p",
-                "customer_id": cust,
-                "type": "purchase",
-                "occurred_at": now,
-                "channel": "web",
-                "attributes": {"category": "phone"},
-            },
-            {"event_id": "f", "customer_id": cust, "type": "activation_failed", "occurred_at": now + 60_000},
-            {
-                "event_id": "s",
-                "customer_id": cust,
-                "type": "support_contact",
-                "occurred_at": now + 120_000,
-                "attributes": {"resolved": "false"},
-            },
-        ]
-    )
+    namespace.feed(phone_trouble(cust, now))
     wait_until(lambda: w.metrics().get('tactful_events_total{type="support_contact"}', 0) >= 1, 60, "processed")
     w.stop(kill=True)
     namespace.worker("second").wait_ready()
