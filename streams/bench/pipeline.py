@@ -251,16 +251,21 @@ def limit_aiokafka(bootstrap: str, topic: str, total: int) -> tuple[float, list[
     return asyncio.run(go()), decoded
 
 
-def limit_confluent(bootstrap: str, topic: str, total: int) -> float:
-    resolve = avro.local_registry().resolve
-    c = Consumer(
+def _reader(bootstrap: str, purpose: str) -> Consumer:
+    """A consumer of its own group that reads from the start and commits nothing."""
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"bench-limit-{uuid.uuid4().hex}",
+            "group.id": f"bench-{purpose}-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
         }
     )
+
+
+def limit_confluent(bootstrap: str, topic: str, total: int) -> float:
+    resolve = avro.local_registry().resolve
+    c = _reader(bootstrap, "limit")
     c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     n = 0
     started = None
@@ -368,14 +373,7 @@ def _channels(catalog: Catalog) -> list[str]:
 
 
 def _read_all(bootstrap: str, topic: str) -> Iterator[Any]:
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-read-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    c = _reader(bootstrap, "read")
     try:
         meta = c.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or not meta.partitions:
@@ -445,14 +443,7 @@ def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path, prefix:
         feed(settings, [probe])
         topic = settings.decision_topic("call_center")
         resolve = avro.local_registry().resolve
-        c = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-probe-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        c = _reader(bootstrap, "probe")
         c.subscribe([topic])
         try:
             while time.monotonic() - started < 300:
