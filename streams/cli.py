@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import orjson
 
-from streams.errors import EventsFileError, InputError, TactfulError, TopologyError
+from streams.errors import ConfigError, EventsFileError, InputError, TactfulError, TopologyError
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -222,14 +222,15 @@ def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir
 
 def _settings(**overrides: object) -> Settings:
     """Settings from TACTFUL_* variables, with command-line values on top."""
-    from pydantic import ValidationError
+    import os
 
-    from streams.settings import Settings
+    from streams.settings import Settings, unknown_variables
 
-    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    for warning in unknown_variables(os.environ):
+        click.echo(f"warning: {warning}", err=True)
     try:
-        return Settings(**values)
-    except ValidationError as exc:
+        return Settings.from_env(os.environ, **overrides)
+    except ConfigError as exc:
         raise click.UsageError(f"invalid settings: {exc}") from exc
 
 
@@ -261,7 +262,7 @@ def worker(
     settings = _settings(
         topologies=topologies, web_port=web_port, bootstrap_servers=bootstrap_servers, data_dir=data_dir
     )
-    catalog = _load_catalog(str(settings.topologies))
+    catalog = _load_catalog(str(settings.processing.topologies))
     try:
         built = create_worker(settings, catalog)
     except TactfulError as exc:
@@ -285,14 +286,14 @@ def check(customer: str, channel: str, category: str | None, redis_url: str | No
     from streams.live.mirror import explain, is_suppressed
 
     settings = _settings(redis_url=redis_url)
-    if not settings.redis_url:
+    if not settings.redis.url:
         raise click.UsageError("no Redis: set TACTFUL_REDIS_URL or --redis-url")
 
     async def ask() -> tuple[bool, list[tuple[str, str, int]]]:
-        client = Redis.from_url(settings.redis_url or "", socket_timeout=2.0)
+        client = Redis.from_url(settings.redis.url or "", socket_timeout=2.0)
         try:
-            found = await is_suppressed(client, settings.redis_prefix, customer, channel, category)
-            why = await explain(client, settings.redis_prefix, customer, channel, category) if found else []
+            found = await is_suppressed(client, settings.redis.prefix, customer, channel, category)
+            why = await explain(client, settings.redis.prefix, customer, channel, category) if found else []
             return found, why
         finally:
             await client.aclose()
@@ -300,7 +301,7 @@ def check(customer: str, channel: str, category: str | None, redis_url: str | No
     try:
         suppressed, why = asyncio.run(ask())
     except RedisError as exc:
-        click.echo(f"error: Redis at {settings.redis_url} did not answer: {exc}", err=True)
+        click.echo(f"error: Redis at {settings.redis.url} did not answer: {exc}", err=True)
         sys.exit(1)
     from streams.timeutil import format_time
 
@@ -327,21 +328,23 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     from streams.live.topics import channels
 
     settings = _settings()
-    catalog = _load_catalog(str(settings.topologies))
-    if not settings.redis_url:
+    catalog = _load_catalog(str(settings.processing.topologies))
+    if not settings.redis.url:
         raise click.UsageError("no Redis: set TACTFUL_REDIS_URL")
-    topics = [settings.decision_topic(ch) for ch in channels(catalog)]
+    topics = [settings.topics.decision(ch) for ch in channels(catalog)]
     try:
-        decisions = read_decision_topics(settings.bootstrap_servers, topics, avro.local_registry().resolve, timeout)
+        decisions = read_decision_topics(
+            settings.kafka.bootstrap_servers, topics, avro.local_registry().resolve, timeout
+        )
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
     async def apply() -> object:
-        client = Redis.from_url(settings.redis_url or "")
+        client = Redis.from_url(settings.redis.url or "")
         try:
             return await rebuild(
-                client, decisions, prefix=settings.redis_prefix, now_ms=wall_clock_ms(), clear=not keep
+                client, decisions, prefix=settings.redis.prefix, now_ms=wall_clock_ms(), clear=not keep
             )
         finally:
             await client.aclose()
@@ -370,7 +373,7 @@ def feed(customers: int, rate: float, duration: float | None, seed: int | None) 
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"sent {sent:,} events to {settings.input_topic}", err=True)
+    click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
 
 
 @main.command()
@@ -414,13 +417,13 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
     from streams.bench import pipeline
 
     settings = _settings()
-    if not settings.redis_url:
+    if not settings.redis.url:
         raise click.UsageError("the pipeline benchmark mirrors to Redis: set TACTFUL_REDIS_URL")
     folder = Path(out)
     try:
         res = pipeline.run(
-            settings.bootstrap_servers,
-            settings.redis_url,
+            settings.kafka.bootstrap_servers,
+            settings.redis.url,
             events=total,
             customers=customers,
             recovery_customers=recovery_customers,

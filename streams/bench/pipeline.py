@@ -299,7 +299,7 @@ def latency(
     name = f"{prefix or 'bench-' + uuid.uuid4().hex[:8]}-lat"
     port = free_port()
     env = worker_env(bootstrap, redis_url, name, port)
-    settings = Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    settings = Settings.from_env(env)
     with process(
         [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"], logs / f"{name}.log", env
     ) as proc:
@@ -323,9 +323,9 @@ def latency(
         _produce_at(settings, records, rate)
         time.sleep(3)  # the last decisions land
     absences = {t.name for t in catalog.topologies if isinstance(t.when, Absence)}
-    appended = _append_times(bootstrap, settings.input_topic, by="event_id")
+    appended = _append_times(bootstrap, settings.topics.input, by="event_id")
     lat: list[float] = []
-    for topic in {settings.decision_topic(ch) for ch in _channels(catalog)}:
+    for topic in {settings.topics.decision(ch) for ch in _channels(catalog)}:
         for d, ts in _decisions_with_times(bootstrap, topic):
             if d["topology"] in absences and d["kind"] != "RELEASE":
                 continue  # fired by the watermark, not by an event's arrival
@@ -354,7 +354,7 @@ def _produce_at(settings: Settings, records: list[tuple[bytes | None, bytes]], r
     for i, (key, value) in enumerate(records, start=1):
         while True:
             try:
-                prod.produce(settings.input_topic, value=value, key=key)
+                prod.produce(settings.topics.input, value=value, key=key)
                 break
             except BufferError:
                 prod.poll(0.01)
@@ -407,8 +407,8 @@ def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path, prefix:
     name = f"{prefix or 'bench-' + uuid.uuid4().hex[:8]}-rec"
     port = free_port()
     env = worker_env(bootstrap, redis_url, name, port)
-    settings = Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
-    create_topic(bootstrap, settings.input_topic)
+    settings = Settings.from_env(env)
+    create_topic(bootstrap, settings.topics.input)
     now = int(time.time() * 1000)
     # One complaint per customer: each holds state (complaint_escalation counts them), none decides yet.
     feed(
@@ -428,7 +428,7 @@ def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path, prefix:
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
     with process(cmd, logs / f"{name}-1.log", env) as proc:
         wait_ready(port, proc)
-        wait_committed(bootstrap, name, settings.input_topic, customers, proc, timeout=600)
+        wait_committed(bootstrap, name, settings.topics.input, customers, proc, timeout=600)
         time.sleep(2)
     started = time.monotonic()
     with process(cmd, logs / f"{name}-2.log", env) as proc:
@@ -441,7 +441,7 @@ def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path, prefix:
             "attributes": {"category": "billing"},
         }
         feed(settings, [probe])
-        topic = settings.decision_topic("call_center")
+        topic = settings.topics.decision("call_center")
         resolve = avro.local_registry().resolve
         c = _reader(bootstrap, "probe")
         c.subscribe([topic])
@@ -483,7 +483,7 @@ def run(
         topic = f"bench-{run_id}.touchpoints"
         create_topic(bootstrap, topic)
         say(f"producing {events:,} Avro touchpoints for {customers:,} customers to {topic} ...")
-        base = Settings(bootstrap_servers=bootstrap, input_topic=topic)
+        base = Settings.from_flat({"bootstrap_servers": bootstrap, "input_topic": topic})
         feed(base, generate_events(events, customers, 3, start_ms=HISTORY_START, days=7.0))
 
         say("(1) the limit ...")

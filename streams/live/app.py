@@ -14,7 +14,6 @@ offset is never committed past an event whose effects have not landed.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,64 +71,43 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     return worker
 
 
-def _credentials(settings: Settings) -> Any:
-    if settings.security_protocol == "PLAINTEXT":
-        return None
-    context = None
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
-        if settings.ssl_certfile:
-            keyfile = str(settings.ssl_keyfile) if settings.ssl_keyfile else None
-            context.load_cert_chain(str(settings.ssl_certfile), keyfile)
-    if settings.security_protocol.startswith("SASL"):
-        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-        return faust.SASLCredentials(
-            username=settings.sasl_username or "",
-            password=password,
-            mechanism=settings.sasl_mechanism or "SCRAM-SHA-512",
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)
-
-
 def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     """Build the Faust app, its topics, table, agent, timers, web views and the Redis mirror."""
     input_partitions = ensure_topics(settings, catalog)
     # Faust makes only the last level of its data directory.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.processing.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
-        broker=[URL(f"kafka://{hp.strip()}") for hp in settings.bootstrap_servers.split(",")],
-        broker_credentials=_credentials(settings),
-        store=settings.store,
-        datadir=str(settings.data_dir),
-        processing_guarantee=settings.processing_guarantee,
+        settings.topics.app_id,
+        **settings.kafka.faust(),
+        store=settings.processing.store,
+        datadir=str(settings.processing.data_dir),
+        processing_guarantee=settings.processing.guarantee,
         topic_partitions=input_partitions,
-        topic_replication_factor=settings.replication,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        canonical_url=settings.advertised(),
+        topic_replication_factor=settings.topics.replication,
+        web_host=settings.http.host,
+        web_port=settings.http.port,
+        web_bind=settings.http.host,
+        canonical_url=settings.http.advertised(),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger=settings.producer_linger,
+        producer_linger=settings.processing.producer_linger,
         # The runtime hands over a batch's records per partition as one record batch
         # (streams/live/sink.py); 16 KiB (Faust's default) cut a 2,000-event batch's
         # state writes into about five per partition, each waiting for the one before.
         producer_max_batch_size=256 * 1024,
         stream_wait_empty=False,
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=max(settings.session_timeout / 4, 0.5),
+        broker_session_timeout=settings.processing.session_timeout,
+        broker_heartbeat_interval=max(settings.processing.session_timeout / 4, 0.5),
         topic_allow_declare=True,
         # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
         key_serializer="raw",
         value_serializer="raw",
     )
     metrics = live_metrics.create()
-    mirror = _mirror(settings, metrics.registry) if settings.redis_url else None
+    mirror = _mirror(settings, metrics.registry) if settings.redis.url else None
     codecs: Codecs = make_codecs(settings)
     source = app.topic(
-        settings.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        settings.topics.input, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     table = state_table(app, input_partitions)
 
@@ -163,7 +141,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         input_partitions=input_partitions,
         mirror=mirror,
         recovered=lambda: bool(app.tables.recovery.completed.is_set()) and not app.rebalancing,  # type: ignore[attr-defined]
-        backlog=lambda p: _backlog(app, settings.input_topic, p, runtime),
+        backlog=lambda p: _backlog(app, settings.topics.input, p, runtime),
     )
 
     # Iterating the topic registers it with Faust's conductor, as an agent would,
@@ -176,10 +154,10 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
 
     # Before the worker starts: Faust builds its consumer from this class then.
     app.transport.Consumer = batching_consumer(  # type: ignore[misc]
-        settings.input_topic,
+        settings.topics.input,
         BatchHandler(app, process),
-        settings.batch_max,
-        fetch_max_wait_ms=round(settings.fetch_max_wait * 1000),
+        settings.processing.batch_max,
+        fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
     )
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
@@ -190,8 +168,10 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
 
     @app.task  # type: ignore[untyped-decorator]
     async def warm_producer() -> None:
-        decisions = [settings.decision_topic(ch) for ch in channels(catalog)]
-        await sink.warm([*decisions, settings.audit_topic, settings.dlq_topic, settings.input_topic, changelog_topic])
+        decisions = [settings.topics.decision(ch) for ch in channels(catalog)]
+        await sink.warm(
+            [*decisions, settings.topics.audit, settings.topics.dlq, settings.topics.input, changelog_topic]
+        )
 
     if mirror is not None:
 
@@ -201,11 +181,11 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust passes the set positionally
     async def on_assigned(_app: Any, assigned: Iterable[Any], **_: Any) -> None:
-        runtime.assign(tp.partition for tp in assigned if tp.topic == settings.input_topic)
+        runtime.assign(tp.partition for tp in assigned if tp.topic == settings.topics.input)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_app: Any, revoked: Iterable[Any], **_: Any) -> None:
-        runtime.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+        runtime.revoke(tp.partition for tp in revoked if tp.topic == settings.topics.input)
 
     _add_views(app, runtime, settings, metrics, mirror, sink)
     return Worker(app, runtime, settings, mirror)
@@ -218,19 +198,19 @@ def _mirror(settings: Settings, registry: Any) -> Any:
 
     from streams.live.mirror import SuppressionMirror
 
-    assert settings.redis_url is not None
+    assert settings.redis.url is not None
 
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    password = settings.redis.password.get_secret_value() if settings.redis.password else None
     # Few client-side retries and short timeouts: the mirror retries forever itself,
     # and redis-py's default retrying would hide an outage for seconds per write.
     client = Redis.from_url(
-        settings.redis_url,
+        settings.redis.url,
         password=password,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         retry=Retry(NoBackoff(), 0),
     )
-    return SuppressionMirror(client, prefix=settings.redis_prefix, registry=registry)
+    return SuppressionMirror(client, prefix=settings.redis.prefix, registry=registry)
 
 
 def _backlog(app: faust.App, topic: str, partition: int, runtime: Runtime) -> int | None:
@@ -286,7 +266,7 @@ def _add_views(
     @app.page("/customers/{customer_id}")
     class CustomerView(View):
         async def get(self, request: Request, customer_id: str) -> Response:
-            token = settings.api_token.get_secret_value() if settings.api_token else None
+            token = settings.http.api_token.get_secret_value() if settings.http.api_token else None
             if not token:
                 return self.json({"error": "the customer API is off: set TACTFUL_API_TOKEN"}, status=403)
             if request.headers.get("Authorization") != f"Bearer {token}":
@@ -295,7 +275,7 @@ def _add_views(
                 return self.json(runtime.customer_view(customer_id))
             if request.headers.get("X-Tactful-Forwarded"):
                 return self.json({"error": "no worker owns this customer right now"}, status=503)
-            owner = app.router.external_topic_key_store(app.topic(settings.input_topic), customer_id.encode())
+            owner = app.router.external_topic_key_store(app.topic(settings.topics.input), customer_id.encode())
             return await _forward(self, owner, request, customer_id)
 
 

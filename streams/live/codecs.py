@@ -34,7 +34,7 @@ def make_codecs(settings: Settings) -> Codecs:
     local = avro.local_registry()
     resolve: Callable[[int], Any] = local.resolve
     decision_id = avro.decision_schema_id()
-    if settings.schema_registry_url:
+    if settings.kafka.schema_registry_url:
         resolve, decision_id = _registry(settings, local.resolve)
     schema = avro.decision_schema()
 
@@ -51,14 +51,16 @@ def _registry(settings: Settings, local: Callable[[int], Any]) -> tuple[Callable
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    client = SchemaRegistryClient({"url": settings.schema_registry_url})
+    client = SchemaRegistryClient({"url": settings.kafka.schema_registry_url})
     text = avro.schema_path(avro.DECISION).read_text()
     try:
-        decision_id = client.register_schema(f"{settings.audit_topic}-value", Schema(text, "AVRO"))
+        decision_id = client.register_schema(f"{settings.topics.audit}-value", Schema(text, "AVRO"))
         touchpoint = Schema(avro.schema_path(avro.TOUCHPOINT).read_text(), "AVRO")
-        client.register_schema(f"{settings.input_topic}-value", touchpoint)
+        client.register_schema(f"{settings.topics.input}-value", touchpoint)
     except SchemaRegistryError as exc:
-        raise InfraError(f"the schema registry at {settings.schema_registry_url} refused a schema: {exc}") from exc
+        raise InfraError(
+            f"the schema registry at {settings.kafka.schema_registry_url} refused a schema: {exc}"
+        ) from exc
 
     @cache
     def from_registry(schema_id: int) -> Any:

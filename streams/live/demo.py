@@ -47,7 +47,7 @@ def _start_workers(settings: Settings, count: int, logs: Path) -> list[tuple[sub
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
     for i in range(count):
-        port = settings.web_port + i
+        port = settings.http.port + i
         env = {**os.environ, "TACTFUL_WEB_PORT": str(port), "TACTFUL_DATA_DIR": str(logs / f"worker{i}")}
         with (logs / f"worker{i}.log").open("ab") as out:
             procs.append(
@@ -74,10 +74,10 @@ def _ready(port: int) -> bool:
 
 def _consumer(settings: Settings) -> Consumer:
     c = Consumer(
-        {**settings.kafka_client_options(), "group.id": f"demo-view-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        {**settings.kafka.librdkafka(), "group.id": f"demo-view-{uuid.uuid4().hex}", "enable.auto.commit": False}
     )
     assignment = []
-    for topic in (settings.audit_topic, settings.dlq_topic):
+    for topic in (settings.topics.audit, settings.topics.dlq):
         meta = c.list_topics(topic, timeout=10).topics[topic]
         for p in meta.partitions:
             _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -109,7 +109,7 @@ def run_demo(
     from streams.topology import load_folder
 
     logs = Path(".run/demo")
-    ensure_topics(settings, load_folder(settings.topologies))
+    ensure_topics(settings, load_folder(settings.processing.topologies))
     procs = _start_workers(settings, workers, logs)
     stop = threading.Event()
     board = Board()
@@ -162,7 +162,7 @@ def run_demo(
                 for m in consumer.consume(200, 0.25):
                     if m.error() is not None:
                         continue
-                    if m.topic() == settings.dlq_topic:
+                    if m.topic() == settings.topics.dlq:
                         reason = dict(m.headers() or []).get("tactful.reason") or b"?"
                         board.dead[reason.decode() if isinstance(reason, bytes) else reason] += 1
                         continue

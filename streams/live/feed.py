@@ -22,7 +22,7 @@ from streams.settings import Settings
 
 def producer(settings: Settings, **extra: str | int) -> Producer:
     conf: dict[str, str | int | float | bool] = {
-        **settings.kafka_client_options(),
+        **settings.kafka.librdkafka(),
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "enable.idempotence": "true",
@@ -54,7 +54,7 @@ def feed(
 ) -> int:
     """Send events (at ``rate`` per second if given); returns how many were sent."""
     prod = producer(settings)
-    target = topic or settings.input_topic
+    target = topic or settings.topics.input
     sent = 0
     started = time.monotonic()
     try:

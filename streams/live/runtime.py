@@ -314,7 +314,7 @@ class Runtime:
             (H_PARTITION, str(rec.partition).encode()),
             (H_OFFSET, str(rec.offset).encode()),
         )
-        self.sink.add(self.settings.dlq_topic, rec.key, rec.value, headers=headers)
+        self.sink.add(self.settings.topics.dlq, rec.key, rec.value, headers=headers)
 
     async def _publish(self, appended: list[tuple[Decision, float | None]]) -> None:
         """Send the decisions (and what else was added: dead letters, re-routed records)
@@ -325,8 +325,8 @@ class Runtime:
             value = self.encode(d)
             key = d.customer_id.encode()
             if d.emitted:
-                add(s.decision_topic(d.channel), key, value)
-            add(s.audit_topic, key, value)
+                add(s.topics.decision(d.channel), key, value)
+            add(s.topics.audit, key, value)
             self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
         await self.sink.deliver()
         if appended:
@@ -357,7 +357,7 @@ class Runtime:
                 for p in self.assigned - set(self.runs):
                     self._start(p)
             now = self.clock()
-            idle_ms = self.settings.idle_after_ms
+            idle_ms = self.settings.processing.idle_after_ms
             fired: list[tuple[Decision, float | None]] = []
             for p, run in self.runs.items():
                 proc = run.processor
@@ -365,7 +365,7 @@ class Runtime:
                 # waiting, and advancing by the clock would make that backlog late.
                 if (now - run.last_event_wall) * 1000 >= idle_ms and self.backlog(p) == 0:
                     fired.extend((d, None) for d in proc.advance_stream_time(int(now * 1000) - idle_ms))
-                if (now - run.last_sweep_wall) * 1000 >= self.settings.sweep_every_ms:
+                if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
                 wm = proc.watermark

@@ -35,21 +35,21 @@ def decision_retention_ms(catalog: Catalog) -> int:
 
 def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -> int:
     """Create missing topics; return the input topic's partition count (which rules routing)."""
-    admin = AdminClient(dict(settings.kafka_client_options()))
+    admin = AdminClient(dict(settings.kafka.librdkafka()))
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
-        raise InfraError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
-    n, r = settings.partitions, settings.replication
+        raise InfraError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc
+    n, r = settings.topics.partitions, settings.topics.replication
     keep = str(decision_retention_ms(catalog))
     wanted = [
         # LogAppendTime: the broker's append time is what latency is measured from.
-        NewTopic(settings.input_topic, n, r, config={"message.timestamp.type": "LogAppendTime"}),
-        NewTopic(settings.dlq_topic, n, r, config={"retention.ms": str(14 * DAY_MS)}),
-        NewTopic(settings.audit_topic, n, r, config={"retention.ms": keep, "message.timestamp.type": "LogAppendTime"}),
+        NewTopic(settings.topics.input, n, r, config={"message.timestamp.type": "LogAppendTime"}),
+        NewTopic(settings.topics.dlq, n, r, config={"retention.ms": str(14 * DAY_MS)}),
+        NewTopic(settings.topics.audit, n, r, config={"retention.ms": keep, "message.timestamp.type": "LogAppendTime"}),
         *(
             NewTopic(
-                settings.decision_topic(ch),
+                settings.topics.decision(ch),
                 n,
                 r,
                 config={"retention.ms": keep, "message.timestamp.type": "LogAppendTime"},
@@ -68,9 +68,9 @@ def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -
     # A topic just created can show no partitions in metadata for a moment.
     deadline = time.monotonic() + timeout
     while True:
-        meta = admin.list_topics(topic=settings.input_topic, timeout=timeout).topics.get(settings.input_topic)
+        meta = admin.list_topics(topic=settings.topics.input, timeout=timeout).topics.get(settings.topics.input)
         if meta is not None and meta.partitions and meta.error is None:
             return len(meta.partitions)
         if time.monotonic() > deadline:
-            raise InfraError(f"topic {settings.input_topic} has no partitions after {timeout:.0f}s")
+            raise InfraError(f"topic {settings.topics.input} has no partitions after {timeout:.0f}s")
         time.sleep(0.2)

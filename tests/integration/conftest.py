@@ -164,7 +164,7 @@ class Namespace:
         }
 
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("TACTFUL_").lower(): v for k, v in self.env().items()})  # type: ignore[arg-type]
+        return Settings.from_env(self.env())
 
     def worker(self, name: str = "w1") -> WorkerProcess:
         w = WorkerProcess(self, name, free_port())
@@ -179,7 +179,7 @@ class Namespace:
 
         prod = producer(self.settings())
         for key, value in records:
-            prod.produce(self.settings().input_topic, value=value, key=key)
+            prod.produce(self.settings().topics.input, value=value, key=key)
         assert prod.flush(30) == 0
 
     def read(self, topic: str, until: Callable[[list[Any]], bool], timeout: float = 60) -> list[Any]:
@@ -213,7 +213,7 @@ class Namespace:
         self, channel_or_audit: str, until: Callable[[list[Decision]], bool], timeout: float = 60
     ) -> list[Decision]:
         s = self.settings()
-        topic = s.audit_topic if channel_or_audit == "audit" else s.decision_topic(channel_or_audit)
+        topic = s.topics.audit if channel_or_audit == "audit" else s.topics.decision(channel_or_audit)
         decoded: list[Decision] = []
 
         def check(records: list[Any]) -> bool:

@@ -44,7 +44,7 @@ def test_bad_records_are_dead_lettered_and_the_partition_keeps_going(namespace: 
     ]
     namespace.produce_raw(records)
 
-    dlq = namespace.read(namespace.settings().dlq_topic, lambda got: len(got) >= 7)
+    dlq = namespace.read(namespace.settings().topics.dlq, lambda got: len(got) >= 7)
     reasons = sorted(dict(m.headers())["tactful.reason"].decode() for m in dlq)
     assert reasons == sorted(
         [
@@ -62,7 +62,7 @@ def test_bad_records_are_dead_lettered_and_the_partition_keeps_going(namespace: 
     assert unknown.value() == records[2][1]  # the original bytes, untouched
     headers = dict(unknown.headers())
     assert headers["tactful.exception"] == b"UnknownSchema"
-    assert headers["tactful.source.topic"].decode() == namespace.settings().input_topic
+    assert headers["tactful.source.topic"].decode() == namespace.settings().topics.input
     assert int(headers["tactful.source.offset"]) >= 0 and int(headers["tactful.source.partition"]) >= 0
 
     suppressions = namespace.decisions("ads", lambda ds: len(ds) >= 1)

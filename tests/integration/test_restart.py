@@ -72,7 +72,7 @@ def test_absence_deadline_armed_before_a_restart_fires_after_it(namespace: Names
     """The timer index is rebuilt from recovered state, not from the empty table Faust assigns first."""
     from streams.live.partitioning import Partitioner
 
-    owner = Partitioner(namespace.settings().partitions)
+    owner = Partitioner(namespace.settings().topics.partitions)
     cust = f"a-{namespace.id}"
     # A second customer on the same partition, to move that partition's stream time later.
     other = next(f"o{i}-{namespace.id}" for i in range(10_000) if owner(f"o{i}-{namespace.id}") == owner(cust))

@@ -54,7 +54,7 @@ class Sink:
 
 def make(log: Log, clock: list[float], backlog: int = 0, **settings: Any) -> Runtime:
     return Runtime(
-        Settings(redis_url="", **settings),
+        Settings.from_flat({"redis_url": "", **settings}),
         load_folder(TOPOLOGIES),
         sink=Sink(log),
         data={},
