@@ -37,7 +37,18 @@ def test_replay_output_is_byte_identical(journeys: str, audit: bool, tmp_path: P
         ("shipped", ["--customers", "200", "--seed", "7"]),
         (
             "noisy",
-            ["--customers", "300", "--seed", "11", "--out-of-order", "0.05", "--duplicates", "0.03", "--invalid", "0.02"],
+            [
+                "--customers",
+                "300",
+                "--seed",
+                "11",
+                "--out-of-order",
+                "0.05",
+                "--duplicates",
+                "0.03",
+                "--invalid",
+                "0.02",
+            ],
         ),
     ],
 )
