@@ -23,7 +23,7 @@ test-unit: install
 	$(BIN)/pytest -q -m "not integration" tests
 
 lint: install
-	$(BIN)/ruff check streams tests
+	$(BIN)/ruff check streams tests bench
 	$(BIN)/mypy
 
 # promtool comes from Debian's prometheus package; fetch installs it if missing.
@@ -42,14 +42,15 @@ demo-offline: install
 	@echo; echo "First decisions (out/demo-decisions.jsonl):"; head -n 12 out/demo-decisions.jsonl
 
 # Side by side against the local broker (issue: benchmarks). Quix Streams gets a
-# virtualenv of its own: it is a peer to measure, not a dependency.
+# virtualenv of its own: it is a peer to measure, not a dependency. The benchmarks
+# live in bench/, run from the checkout: they are not part of the tactful wheel.
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	@test -x .venv-quix/bin/python || { $(PY) -m venv .venv-quix && .venv-quix/bin/pip install -q "quixstreams>=3,<4" fastavro; }
-	@$(WITH_SERVICES) $(TACTFUL) bench pipeline
+	@$(WITH_SERVICES) $(BIN)/python -m bench pipeline
 
 bench-engine: install
-	$(TACTFUL) bench replay --events 1000000 --customers 100000
+	$(BIN)/python -m bench replay --events 1000000 --customers 100000
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

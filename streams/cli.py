@@ -190,36 +190,6 @@ def generate(
     click.echo(f"wrote {result.written:,} events for {customers:,} customers to {out}{extra}", err=True)
 
 
-@main.group()
-def bench() -> None:
-    """Benchmarks that print figures (they assert nothing)."""
-
-
-@bench.command("replay")
-@click.option("--topologies", default="topologies", show_default=True, type=click.Path(file_okay=False))
-@click.option("--events", "total", default=1_000_000, show_default=True, type=click.IntRange(1))
-@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=1, show_default=True, type=int)
-@click.option(
-    "--workdir",
-    default="out",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where the generated input is cached.",
-)
-@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Runs of each measurement.")
-def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir: str, repeat: int) -> None:
-    """Replay generated events through the engine on one core; print events/s, memory, state size."""
-    from streams.bench import engine as bench_engine
-
-    catalog = _load_catalog(topologies)
-    folder = Path(workdir)
-    folder.mkdir(parents=True, exist_ok=True)
-    click.echo(f"generating {total:,} events for {customers:,} customers (cached in {folder})...", err=True)
-    path = bench_engine.events_file(folder, total, customers, seed)
-    click.echo(bench_engine.report(bench_engine.run(catalog, path, customers, repeat)))
-
-
 def _settings(**overrides: object) -> Settings:
     """Settings from TACTFUL_* variables, with command-line values on top."""
     import os
@@ -403,46 +373,6 @@ def demo(duration: float, rate: float, count: int) -> None:
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-
-
-@bench.command("pipeline")
-@click.option("--events", "total", default=500_000, show_default=True, type=click.IntRange(1000))
-@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
-@click.option("--recovery-customers", default=100_000, show_default=True, type=click.IntRange(1))
-@click.option("--quix-python", default=".venv-quix/bin/python", show_default=True, help="Python with quixstreams.")
-@click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
-@click.option("--keep", is_flag=True, help="Keep the run's topics, groups and Redis keys (removed by default).")
-def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_python: str, out: str, keep: bool) -> None:
-    """Side by side on the local broker: limit, engine, naive Faust, Quix Streams, tactful, latency, recovery."""
-    from streams.bench import pipeline
-
-    settings = _settings()
-    if not settings.redis.url:
-        raise click.UsageError("the pipeline benchmark mirrors to Redis: set TACTFUL_REDIS_URL")
-    folder = Path(out)
-    try:
-        res = pipeline.run(
-            settings.kafka.bootstrap_servers,
-            settings.redis.url,
-            events=total,
-            customers=customers,
-            recovery_customers=recovery_customers,
-            quix_python=Path(quix_python),
-            out=folder,
-            say=lambda msg: click.echo(msg, err=True),
-            keep=keep,
-        )
-    except TactfulError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    text = pipeline.table(res)
-    (folder / "table.txt").write_text(text + "\n")
-    click.echo(text)
-    try:
-        pipeline.chart(res, folder / "bench.png")
-        click.echo(f"wrote {folder / 'results.json'}, {folder / 'table.txt'} and {folder / 'bench.png'}", err=True)
-    except ImportError:
-        click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
 
 
 class _ProgressBar:

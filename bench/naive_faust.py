@@ -3,7 +3,7 @@
 One agent, a ``Table`` with the default (JSON) serialisation, one table write
 (and so one changelog record) per event, the same Avro decoding as tactful.
 
-    python -m streams.bench.naive_faust BOOTSTRAP TOPIC GROUP PARTITIONS
+    python -m bench.naive_faust BOOTSTRAP TOPIC GROUP PARTITIONS
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``make bench`` (``tactful bench pipeline``): tactful beside what a user would use instead.
+"""``make bench`` (``python -m bench pipeline``): tactful beside what a user would use instead.
 
 One run, one broker, the same Avro touchpoints for everyone:
 
@@ -52,7 +52,8 @@ from streams.timeutil import parse_time
 from streams.topology import Catalog, load_folder
 from streams.topology.model import Absence
 
-REPO = Path(__file__).resolve().parents[2]
+# The checkout: benchmarks run from it (workers, the Quix peer by path), never from a wheel.
+REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
 HISTORY_START = parse_time("2026-05-04T00:00:00Z")
 
@@ -496,7 +497,7 @@ def run(
         say("(3) naive Faust ...")
         group = f"bench-{run_id}-naive"
         with process(
-            [sys.executable, "-m", "streams.bench.naive_faust", bootstrap, topic, group, str(PARTITIONS)],
+            [sys.executable, "-m", "bench.naive_faust", bootstrap, topic, group, str(PARTITIONS)],
             logs / "naive_faust.log",
         ) as proc:
             res.rates["naive_faust"] = time_group(bootstrap, group, topic, events, proc, timeout=1800)
@@ -507,7 +508,7 @@ def run(
             with process(
                 [
                     str(quix_python),
-                    str(REPO / "streams" / "bench" / "quix_count.py"),
+                    str(REPO / "bench" / "quix_count.py"),
                     bootstrap,
                     topic,
                     group,

@@ -5,7 +5,7 @@ Streams is a benchmark peer, not a dependency. It imports nothing of tactful;
 it decodes the Confluent wire format with fastavro and the project's schema,
 the same work tactful's decoder does.
 
-    .venv-quix/bin/python streams/bench/quix_count.py BOOTSTRAP TOPIC GROUP STATE_DIR
+    .venv-quix/bin/python bench/quix_count.py BOOTSTRAP TOPIC GROUP STATE_DIR
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
     from quixstreams import Application
 
     bootstrap, topic_name, group, state_dir = argv
-    schema_file = Path(__file__).resolve().parents[2] / "avro" / "touchpoint.avsc"
+    schema_file = Path(__file__).resolve().parents[1] / "avro" / "touchpoint.avsc"
     schema = fastavro.parse_schema(json.loads(schema_file.read_text()))
 
     def decode(value: bytes) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``tactful bench replay``: the engine on one core, figures printed, nothing asserted.
+"""``python -m bench replay`` (``make bench-engine``): the engine on one core, figures printed, nothing asserted.
 
 Events are generated once into a JSON Lines file (cached by its parameters),
 then replayed twice in this process: from the file (JSON decoding, validation

@@ -1,0 +1,57 @@
+"""``python -m bench``: the benchmarks' command line, run from the checkout.
+
+The figures are not tested (benchmarks assert nothing); that the commands run,
+take their options and report in the documented shape is.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bench.__main__ import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_replay_prints_the_engine_report(tmp_path: Path) -> None:
+    args = ["replay", "--topologies", str(REPO / "topologies"), "--events", "2000", "--customers", "200"]
+    result = CliRunner().invoke(main, [*args, "--repeat", "1", "--workdir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "engine benchmark: 2,000 events, 200 customers, all shipped topologies, one core"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "replay from JSON Lines (decode+validate+engine)",
+        "engine on decoded records (validate+engine)",
+        "decisions (all statuses)",
+        "state per customer (serialised, mean)",
+        "peak memory of the file replay (RSS)",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["bench-events-2000-200-1.jsonl"]  # the cached input
+
+
+def test_replay_rejects_a_broken_topologies_folder_as_tactful_does(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    result = CliRunner().invoke(main, ["replay", "--topologies", str(tmp_path), "--workdir", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"problem(s) in {tmp_path}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_pipeline_needs_redis() -> None:
+    result = CliRunner(env={"TACTFUL_REDIS_URL": ""}).invoke(main, ["pipeline"])
+    assert result.exit_code == 2
+    assert "the pipeline benchmark mirrors to Redis: set TACTFUL_REDIS_URL" in result.stderr
+
+
+def test_python_dash_m_bench_runs_from_the_repository_root() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "pipeline", "--help"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: python -m bench pipeline [OPTIONS]")
+    for option in ("--events", "--customers", "--recovery-customers", "--quix-python", "--out", "--keep"):
+        assert option in result.stdout
