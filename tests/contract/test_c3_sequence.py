@@ -9,12 +9,9 @@ says which sentence of the contract it covers and is shown when it fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 
-from .helpers import E, S, brief, engage, ev, ms, replay, suppress, topo
+from .helpers import Case, E, S, brief, case, engage, ev, ms, run_case, suppress, topo
 
 
 def seq(name, *steps, within=None, unless=None, then=None, **kw):
@@ -40,30 +37,6 @@ def step(event, as_=None, within=None, where=None):
 
 def evidence(res):
     return [d["evidence"] for d in res.decisions]
-
-
-@dataclass(frozen=True)
-class Case:
-    rule: str  # the contract rule the case covers
-    topology: dict[str, Any]
-    events: list[dict[str, Any]]
-    expect: list[Any]  # brief rows (DECISIONS) or evidence lists (EVIDENCE)
-    until: int | None = None
-    audit: int | None = None  # when the rule is about it: how many audit records
-    none_rejected: bool = False  # when the rule is about it: out-of-order events are on time, not late
-
-
-def case(id_: str, rule: str, topology: dict[str, Any], events: list[dict[str, Any]], expect: list[Any], **kw: Any):
-    return pytest.param(Case(rule, topology, events, expect, **kw), id=id_)
-
-
-def run(topo_dir, c: Case) -> Any:
-    res = replay(topo_dir(c.topology), c.events, until=c.until)
-    if c.none_rejected:
-        assert res.rejected == [], c.rule
-    if c.audit is not None:
-        assert len(res.audit) == c.audit, c.rule
-    return res
 
 
 ABC = seq("abc", step("a"), step("b"), step("c"))
@@ -357,7 +330,7 @@ EVIDENCE = [
             ev("c1e", "c1", "c", "+2m"),
         ],
         [["a1", "b1", "c1e"]],
-        none_rejected=True,
+        rejected=[],
     ),
     case(
         "unless_where_must_hold-not_matching",
@@ -516,7 +489,7 @@ EVIDENCE = [
         AB,
         [ev("a1", "c1", "a", "+0"), ev("b1", "c1", "b", "+5m"), ev("a2", "c1", "a", "+3m")],
         [["a1", "b1"]],
-        none_rejected=True,
+        rejected=[],
         audit=1,
     ),
 ]
@@ -525,10 +498,10 @@ EVIDENCE = [
 @pytest.mark.parametrize("c", DECISIONS)
 def test_3_2_decisions(topo_dir, c: Case) -> None:
     """3.2: the case's events make exactly these decisions (kind, channel, category, time, evidence)."""
-    assert brief(run(topo_dir, c).decisions) == c.expect, c.rule
+    assert brief(run_case(topo_dir, c).decisions) == c.expect, c.rule
 
 
 @pytest.mark.parametrize("c", EVIDENCE)
 def test_3_2_evidence(topo_dir, c: Case) -> None:
     """3.2: the case's events make decisions with exactly this evidence, in order ([]: none)."""
-    assert evidence(run(topo_dir, c)) == c.expect, c.rule
+    assert evidence(run_case(topo_dir, c)) == c.expect, c.rule
