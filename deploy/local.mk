@@ -3,13 +3,18 @@
 # deploy/kafka/README.md. `up` needs the venv for its Kafka readiness check.
 SERVICES := TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/services.sh
 WITH_SERVICES := TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/with-services.sh
-.PHONY: up down status fetch-kafka test-integration demo
+.PHONY: up down status wipe fetch-kafka test-integration demo
 
 up: install
 	@$(SERVICES) up
 
 down:
 	@$(SERVICES) down
+
+# Stop both, then delete Kafka's data folder and Redis's folder under .run/:
+# topics, offsets and keys left by `make demo` or the tests go, the next `up` starts empty.
+wipe:
+	@$(SERVICES) wipe
 
 # Exits 0 whatever runs: it only reports.
 status:

@@ -7,6 +7,8 @@
 #   services.sh up       fetch if needed, start both, wait until each really answers
 #   services.sh down     stop exactly what `up` started (pid files); fine if nothing runs
 #   services.sh status   say what runs
+#   services.sh wipe     `down`, then delete Kafka's data folder (topics, offsets,
+#                        cluster metadata) and Redis's folder: the next `up` starts empty
 #
 # Every setting is an environment variable with a default (see below); `make up`,
 # `make down`, `make status` and `make fetch-kafka` call this script.
@@ -340,6 +342,29 @@ cmd_down() {
     redis_down
 }
 
+# Stop first (by pid file, as `down`), then delete: a broker must never lose its
+# data folder while it runs. A port that still answers after that belongs to a
+# Kafka or Redis this run dir did not start, which may be using these folders.
+cmd_wipe() {
+    cmd_down
+    local p d removed=0
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$REDIS_PORT"; do
+        if port_open "$p"; then
+            die "port $p still answers after stopping what ${RUN_DIR#"$ROOT"/} started; wiped nothing"
+        fi
+    done
+    for d in "$KAFKA_DATA" "$REDIS_RUN"; do
+        if [[ -e "$d" ]]; then
+            local size
+            size="$(du -sh -- "$d" 2>/dev/null | cut -f1)"
+            rm -rf -- "$d"
+            say "wipe: removed ${d#"$ROOT"/} ($size)"
+            removed=1
+        fi
+    done
+    ((removed)) || say "wipe: no Kafka or Redis data under ${RUN_DIR#"$ROOT"/}"
+}
+
 cmd_status() {
     local pid rc=0
     if pid="$(live_pid "$KAFKA_PID" kafka.Kafka)"; then
@@ -360,5 +385,6 @@ case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) say "usage: $0 {fetch|up|down|status}" >&2; exit 2 ;;
+    wipe) cmd_wipe ;;
+    *) say "usage: $0 {fetch|up|down|status|wipe}" >&2; exit 2 ;;
 esac

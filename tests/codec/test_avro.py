@@ -235,14 +235,17 @@ def test_decision_exact_bytes() -> None:
     assert codec.encode(codec.decision_to_avro(DECISION), codec.decision_schema(), 9) == expected
 
 
-def test_schema_id_must_fit_four_bytes() -> None:
+def test_the_largest_schema_id_fits_four_bytes() -> None:
     record = codec.event_to_avro(EVENT)
     assert (
         codec.encode(record, codec.touchpoint_schema(), 0xFFFF_FFFF)[:5] == b"\x00\xff\xff\xff\xff"
     )
-    for bad in (-1, 2**32):
-        with pytest.raises(ValueError, match="unsigned 32-bit"):
-            codec.encode(record, codec.touchpoint_schema(), bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32], ids=["negative", "2**32"])
+def test_schema_id_must_fit_four_bytes(bad: int) -> None:
+    with pytest.raises(ValueError, match="unsigned 32-bit"):
+        codec.encode(codec.event_to_avro(EVENT), codec.touchpoint_schema(), bad)
 
 
 # --- round trips ---------------------------------------------------------------------
@@ -461,16 +464,20 @@ def test_non_record_schema_is_not_an_object() -> None:
     assert _reason(header(1) + b"\x04hi", lambda i: string_schema) == "not_an_object"
 
 
-def test_encoding_a_record_that_does_not_fit() -> None:
-    for record in (
+@pytest.mark.parametrize(
+    "record",
+    [
         {"event_id": "e"},
         {**EVENT.to_record(), "attributes": {"n": 1}},
         {**EVENT.to_record(), "occurred_at": "soon"},
-    ):
-        with pytest.raises(MalformedRecord) as info:
-            codec.encode(record, codec.touchpoint_schema(), 7)
-        assert info.value.reason == "malformed"
-        assert info.value.__cause__ is not None
+    ],
+    ids=["fields_missing", "attribute_not_a_string", "occurred_at_not_a_time"],
+)
+def test_encoding_a_record_that_does_not_fit(record: dict[str, Any]) -> None:
+    with pytest.raises(MalformedRecord) as info:
+        codec.encode(record, codec.touchpoint_schema(), 7)
+    assert info.value.reason == "malformed"
+    assert info.value.__cause__ is not None
 
 
 # --- object container files ----------------------------------------------------------

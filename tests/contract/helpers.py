@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 BASE_ISO = "2026-05-01T10:00:00Z"
@@ -263,3 +265,42 @@ def audit_of(
     result: Any, kind: str | None = None, channel: str | None = None, topology: str | None = None
 ) -> list[dict[str, Any]]:
     return pick(result.audit, kind=kind, channel=channel, topology=topology)
+
+
+# ------------------------------------------------------------------ tables
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of a table-driven test: one topology, the events replayed, what they must give.
+
+    `rule` is the contract sentence the case covers (shown when it fails);
+    `expect` is whatever the table's test compares (brief rows, evidence lists).
+    `rejected` and `audit`, when given, are checked too: the rejected list
+    (e.g. [] for "out-of-order events here are on time") and the number of
+    audit records."""
+
+    rule: str
+    topology: dict[str, Any]
+    events: list[dict[str, Any]]
+    expect: list[Any]
+    until: Any = None
+    rejected: list[Any] | None = None
+    audit: int | None = None
+
+
+def case(
+    id_: str, rule: str, topology: dict[str, Any], events: list[dict[str, Any]], expect: list[Any], **kw: Any
+) -> Any:
+    """A pytest.param of one Case, with a readable id (the name the case had as a test of its own)."""
+    return pytest.param(Case(rule, topology, events, expect, **kw), id=id_)
+
+
+def run_case(topo_dir: Callable[..., Path], c: Case) -> Any:
+    """Replay the case, check its `rejected` and `audit` when given, and return the result."""
+    res = replay(topo_dir(c.topology), c.events, until=c.until)
+    if c.rejected is not None:
+        assert res.rejected == c.rejected, c.rule
+    if c.audit is not None:
+        assert len(res.audit) == c.audit, c.rule
+    return res

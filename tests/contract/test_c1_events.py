@@ -51,58 +51,85 @@ def assert_invalid(ping_dir, rec, reason):
 # ----------------------------------------------------------------- valid forms
 
 
-def test_1_minimal_event_without_optional_fields_is_valid(ping_dir):
-    """1: only the four required fields present -> valid and evaluated."""
-    assert_valid(ping_dir, base_rec())
+def attributes_at_limits():
+    attrs = {f"k{i}": "v" for i in range(63)}
+    attrs["k" * 128] = "v" * 1024
+    return attrs
 
 
-def test_1_null_optional_fields_count_as_absent(ping_dir):
-    """1: "a null optional field counts as absent" (channel and attributes null)."""
-    assert_valid(ping_dir, base_rec(channel=None, attributes=None))
-
-
-def test_1_unknown_extra_fields_are_ignored(ping_dir):
-    """1: "Unknown extra fields are ignored"."""
-    assert_valid(ping_dir, base_rec(foo=1, nested={"a": [1, 2]}, source="crm", schema_version=None))
-
-
-def test_1_occurred_at_epoch_millis_number(ping_dir):
-    """1: occurred_at in JSON may be epoch milliseconds (a number); ms precision kept."""
-    assert_valid(ping_dir, base_rec(occurred_at=BASE_MS + 123), effective="2026-05-01T10:00:00.123Z")
-
-
-def test_1_occurred_at_iso_with_z(ping_dir):
-    """1: ISO-8601 string with Z."""
-    assert_valid(ping_dir, base_rec(occurred_at="2026-05-01T10:00:00Z"), effective=iso("+0"))
-
-
-def test_1_occurred_at_iso_with_fraction(ping_dir):
-    """1: ISO-8601 string with milliseconds."""
-    assert_valid(
-        ping_dir,
-        base_rec(occurred_at="2026-05-01T10:00:00.250Z"),
-        effective="2026-05-01T10:00:00.250Z",
-    )
-
-
-def test_1_occurred_at_iso_with_positive_offset_is_converted_to_utc(ping_dir):
-    """1: ISO with an offset: 12:00+02:00 is 10:00Z."""
-    assert_valid(ping_dir, base_rec(occurred_at="2026-05-01T12:00:00+02:00"), effective=iso("+0"))
-
-
-def test_1_occurred_at_iso_with_negative_offset_is_converted_to_utc(ping_dir):
-    """1: ISO with a negative offset: 05:30-04:30 is 10:00Z."""
-    assert_valid(ping_dir, base_rec(occurred_at="2026-05-01T05:30:00-04:30"), effective=iso("+0"))
-
-
-def test_1_channel_and_attributes_present_are_valid(ping_dir):
-    """1: channel string and a string->string attributes map are accepted."""
-    assert_valid(ping_dir, base_rec(channel="call_center", attributes={"category": "phone", "tz": "UTC"}))
-
-
-def test_1_empty_attributes_map_is_valid(ping_dir):
-    """1: attributes is an optional map; an empty map is a valid map."""
-    assert_valid(ping_dir, base_rec(attributes={}))
+@pytest.mark.parametrize(
+    "rule, over, effective",
+    [
+        pytest.param(
+            "1: only the four required fields present -> valid and evaluated.",
+            {}, None,
+            id="1_minimal_event_without_optional_fields_is_valid",
+        ),
+        pytest.param(
+            '1: "a null optional field counts as absent" (channel and attributes null).',
+            {"channel": None, "attributes": None}, None,
+            id="1_null_optional_fields_count_as_absent",
+        ),
+        pytest.param(
+            '1: "Unknown extra fields are ignored".',
+            {"foo": 1, "nested": {"a": [1, 2]}, "source": "crm", "schema_version": None}, None,
+            id="1_unknown_extra_fields_are_ignored",
+        ),
+        pytest.param(
+            "1: occurred_at in JSON may be epoch milliseconds (a number); ms precision kept.",
+            {"occurred_at": BASE_MS + 123}, "2026-05-01T10:00:00.123Z",
+            id="1_occurred_at_epoch_millis_number",
+        ),
+        pytest.param(
+            "1: ISO-8601 string with Z.",
+            {"occurred_at": "2026-05-01T10:00:00Z"}, iso("+0"),
+            id="1_occurred_at_iso_with_z",
+        ),
+        pytest.param(
+            "1: ISO-8601 string with milliseconds.",
+            {"occurred_at": "2026-05-01T10:00:00.250Z"}, "2026-05-01T10:00:00.250Z",
+            id="1_occurred_at_iso_with_fraction",
+        ),
+        pytest.param(
+            "1: ISO with an offset: 12:00+02:00 is 10:00Z.",
+            {"occurred_at": "2026-05-01T12:00:00+02:00"}, iso("+0"),
+            id="1_occurred_at_iso_with_positive_offset_is_converted_to_utc",
+        ),
+        pytest.param(
+            "1: ISO with a negative offset: 05:30-04:30 is 10:00Z.",
+            {"occurred_at": "2026-05-01T05:30:00-04:30"}, iso("+0"),
+            id="1_occurred_at_iso_with_negative_offset_is_converted_to_utc",
+        ),
+        pytest.param(
+            "1: channel string and a string->string attributes map are accepted.",
+            {"channel": "call_center", "attributes": {"category": "phone", "tz": "UTC"}}, None,
+            id="1_channel_and_attributes_present_are_valid",
+        ),
+        pytest.param(
+            "1: attributes is an optional map; an empty map is a valid map.",
+            {"attributes": {}}, None,
+            id="1_empty_attributes_map_is_valid",
+        ),
+        pytest.param(
+            "Contract notes: event_id at most 256 characters (boundary valid).",
+            {"event_id": "e" * 256}, None,
+            id="1_event_id_of_256_chars_is_valid",
+        ),
+        pytest.param(
+            "Contract notes: channel 1..64 characters (boundary valid).",
+            {"channel": "c" * 64}, None,
+            id="1_channel_of_64_chars_is_valid",
+        ),
+        pytest.param(
+            "Contract notes: 64 attributes, keys up to 128, values up to 1024 characters are valid.",
+            {"attributes": attributes_at_limits()}, None,
+            id="1_attributes_at_limits_are_valid",
+        ),
+    ],
+)  # fmt: skip
+def test_1_valid_event_is_evaluated(ping_dir, rule, over, effective):
+    """1: the record (four required fields, with the case's changes) is valid and evaluated (rule per case)."""
+    assert_valid(ping_dir, base_rec(**over), effective)
 
 
 @pytest.mark.parametrize("type_", ["a", "purchase", "a.b_c9", "x" * 64, "z0.9_"])
@@ -147,11 +174,6 @@ def test_1_customer_id_length_bounds_valid(ping_dir, cust):
 def test_1_event_id_invalid(ping_dir, over):
     """1: event_id string, required, non-empty -> invalid_event_id."""
     assert_invalid(ping_dir, base_rec(**over), "invalid_event_id")
-
-
-def test_1_event_id_of_256_chars_is_valid(ping_dir):
-    """Contract notes: event_id at most 256 characters (boundary valid)."""
-    assert_valid(ping_dir, base_rec(event_id="e" * 256))
 
 
 @pytest.mark.parametrize(
@@ -231,11 +253,6 @@ def test_1_channel_invalid(ping_dir, value):
     assert_invalid(ping_dir, base_rec(channel=value), "invalid_channel")
 
 
-def test_1_channel_of_64_chars_is_valid(ping_dir):
-    """Contract notes: channel 1..64 characters (boundary valid)."""
-    assert_valid(ping_dir, base_rec(channel="c" * 64))
-
-
 @pytest.mark.parametrize(
     "value",
     [
@@ -264,13 +281,6 @@ def test_1_channel_of_64_chars_is_valid(ping_dir):
 def test_1_attributes_invalid(ping_dir, value):
     """1: attributes is a map of string to string (notes: no coercion, size limits)."""
     assert_invalid(ping_dir, base_rec(attributes=value), "invalid_attributes")
-
-
-def test_1_attributes_at_limits_are_valid(ping_dir):
-    """Contract notes: 64 attributes, keys up to 128, values up to 1024 characters are valid."""
-    attrs = {f"k{i}": "v" for i in range(63)}
-    attrs["k" * 128] = "v" * 1024
-    assert_valid(ping_dir, base_rec(attributes=attrs))
 
 
 # ------------------------------------------------------ dead letters and flow

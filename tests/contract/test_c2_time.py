@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import BASE_MS, E, R, S, brief, engage, ev, iso, ms, on, replay, suppress, topo
+from .helpers import BASE_MS, Case, E, R, S, brief, case, engage, ev, iso, ms, on, replay, run_case, suppress, topo
 
 
 def seq(name, *steps, within=None, unless=None, then=None, **kw):
@@ -170,57 +170,70 @@ def test_2_decisions_are_never_retracted(topo_dir):
 # --------------------------------------------------------------------- timers
 
 
-@pytest.fixture
-def abs_dir(topo_dir):
-    return topo_dir(absence("cart_left"))
+CART_LEFT = absence("cart_left")
+CART = ev("c1", "u1", "cart", "+0")  # its 1h deadline is +1h
+REMINDED = [E("email", "+1h", ["c1"])]
 
 
-def test_2_timer_not_fired_before_until_default_largest_occurred_at(abs_dir):
-    """2: default --until is the largest occurred_at: a deadline after it does not fire."""
-    recs = [ev("c1", "u1", "cart", "+0"), ev("n1", "u2", "noise", "+59m")]
-    res = replay(abs_dir, recs)
-    assert res.decisions == []
+def timer(id_, rule, events, expect, until=None):
+    return case(id_, rule, CART_LEFT, events, expect, until=until)
 
 
-def test_2_timer_at_until_fires(abs_dir):
-    """2: replay moves the watermark to --until; deadlines at or before it fire."""
-    res = replay(abs_dir, [ev("c1", "u1", "cart", "+0")], until=iso("+1h"))
-    assert brief(res.decisions) == [E("email", "+1h", ["c1"])]
-
-
-def test_2_timer_before_until_fires(abs_dir):
-    """2: a deadline before --until fires, effective at the deadline (not at --until)."""
-    res = replay(abs_dir, [ev("c1", "u1", "cart", "+0")], until=iso("+5h"))
-    assert brief(res.decisions) == [E("email", "+1h", ["c1"])]
-
-
-def test_2_timer_after_until_does_not_fire(abs_dir):
-    """2: a deadline 1 ms after --until does not fire."""
-    res = replay(abs_dir, [ev("c1", "u1", "cart", "+0")], until=ms("+1h") - 1)
-    assert res.decisions == []
-
-
-def test_2_until_as_epoch_millis(abs_dir):
-    """6: --until takes the same forms as occurred_at: epoch ms."""
-    res = replay(abs_dir, [ev("c1", "u1", "cart", "+0")], until=BASE_MS + 3_600_000)
-    assert brief(res.decisions) == [E("email", "+1h", ["c1"])]
-
-
-def test_2_until_as_iso_with_offset(abs_dir):
-    """6: --until takes the same forms as occurred_at: ISO with an offset (13:00+02:00 = 11:00Z)."""
-    res = replay(abs_dir, [ev("c1", "u1", "cart", "+0")], until="2026-05-01T13:00:00+02:00")
-    assert brief(res.decisions) == [E("email", "+1h", ["c1"])]
-
-
-def test_2_default_until_is_largest_occurred_at_not_last_event(abs_dir):
-    """2: default --until is the largest occurred_at in the input, even if a later line is earlier."""
-    recs = [
-        ev("c1", "u1", "cart", "+0"),
-        ev("n1", "u2", "noise", "+1h"),
-        ev("n2", "u2", "noise", "+55m"),
-    ]
-    res = replay(abs_dir, recs)
-    assert brief(res.decisions) == [E("email", "+1h", ["c1"])]
+@pytest.mark.parametrize(
+    "c",
+    [
+        timer(
+            "timer_not_fired_before_until_default_largest_occurred_at",
+            "2: default --until is the largest occurred_at: a deadline after it does not fire.",
+            [CART, ev("n1", "u2", "noise", "+59m")],
+            [],
+        ),
+        timer(
+            "timer_at_until_fires",
+            "2: replay moves the watermark to --until; deadlines at or before it fire.",
+            [CART],
+            REMINDED,
+            until=iso("+1h"),
+        ),
+        timer(
+            "timer_before_until_fires",
+            "2: a deadline before --until fires, effective at the deadline (not at --until).",
+            [CART],
+            REMINDED,
+            until=iso("+5h"),
+        ),
+        timer(
+            "timer_after_until_does_not_fire",
+            "2: a deadline 1 ms after --until does not fire.",
+            [CART],
+            [],
+            until=ms("+1h") - 1,
+        ),
+        timer(
+            "until_as_epoch_millis",
+            "6: --until takes the same forms as occurred_at: epoch ms.",
+            [CART],
+            REMINDED,
+            until=BASE_MS + 3_600_000,
+        ),
+        timer(
+            "until_as_iso_with_offset",
+            "6: --until takes the same forms as occurred_at: ISO with an offset (13:00+02:00 = 11:00Z).",
+            [CART],
+            REMINDED,
+            until="2026-05-01T13:00:00+02:00",
+        ),
+        timer(
+            "default_until_is_largest_occurred_at_not_last_event",
+            "2: default --until is the largest occurred_at in the input, even if a later line is earlier.",
+            [CART, ev("n1", "u2", "noise", "+1h"), ev("n2", "u2", "noise", "+55m")],
+            REMINDED,
+        ),
+    ],
+)
+def test_2_absence_timer_and_until(topo_dir, c: Case) -> None:
+    """2: a cart at +0 arms a 1h absence deadline; whether it fires depends on --until (rule per case)."""
+    assert brief(run_case(topo_dir, c).decisions) == c.expect, c.rule
 
 
 def test_2_timer_fires_when_watermark_passes_during_the_stream(topo_dir):

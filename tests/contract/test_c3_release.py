@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .helpers import E, R, S, brief, engage, ev, iso, ms, on, pick, replay, suppress
+import pytest
+
+from .helpers import Case, E, R, S, brief, case, engage, ev, iso, ms, on, pick, replay, run_case, suppress
 
 
 def hold(
@@ -53,29 +55,6 @@ def test_3_4_without_release_the_suppression_blocks(topo_dir):
     assert [a["status"] for a in pick(res.audit, kind="ENGAGE")] == ["blocked"]
 
 
-def test_3_4_expired_suppression_is_not_released(topo_dir):
-    """3.4 + 3.3: active over [effective_at, effective_at + for): at the end it is no longer
-    active, so nothing is released."""
-    d = topo_dir(hold(for_="1h"))
-    res = replay(d, [ev("t1", "c1", "trigger", "+0"), ev("r1", "c1", "resolved", "+1h")])
-    assert pick(res.decisions, kind="RELEASE") == []
-
-
-def test_3_4_suppression_released_one_ms_before_its_end(topo_dir):
-    """3.4: 1 ms before the end the suppression is active and is released."""
-    d = topo_dir(hold(for_="1h"))
-    t = ms("+1h") - 1
-    res = replay(d, [ev("t1", "c1", "trigger", "+0"), ev("r1", "c1", "resolved", t)])
-    assert brief(pick(res.decisions, kind="RELEASE")) == [R("email", t, ["r1"]), R("sms", t, ["r1"])]
-
-
-def test_3_4_release_at_the_suppressions_start_instant(topo_dir):
-    """3.4: the suppression is active from its effective_at (inclusive)."""
-    d = topo_dir(hold())
-    res = replay(d, [ev("t1", "c1", "trigger", "+0"), ev("r1", "c1", "resolved", "+0")])
-    assert brief(pick(res.decisions, kind="RELEASE")) == [R("email", "+0", ["r1"]), R("sms", "+0", ["r1"])]
-
-
 def test_3_4_release_without_suppression_does_nothing(topo_dir):
     """3.4: nothing held -> no RELEASE; a later suppression is made as usual."""
     d = topo_dir(hold())
@@ -101,21 +80,6 @@ def test_3_4_only_this_topologys_suppressions_are_released(topo_dir):
     ]
 
 
-def test_3_4_another_topologys_release_event_does_not_release(topo_dir):
-    """3.4: a topology without `release_on` for this event keeps its suppression."""
-    d = topo_dir(hold(channels=("email",), release_event="fixed"))
-    res = replay(d, [ev("t1", "c1", "trigger", "+0"), ev("r1", "c1", "resolved", "+1h")])
-    assert pick(res.decisions, kind="RELEASE") == []
-
-
-def test_3_4_one_release_per_channel_and_category(topo_dir):
-    """3.4: two suppressions of the same (channel, category) -> one RELEASE each pair."""
-    d = topo_dir(hold())
-    recs = [ev("t1", "c1", "trigger", "+0"), ev("t2", "c1", "trigger", "+10m"), ev("r1", "c1", "resolved", "+1h")]
-    res = replay(d, recs)
-    assert brief(pick(res.decisions, kind="RELEASE")) == [R("email", "+1h", ["r1"]), R("sms", "+1h", ["r1"])]
-
-
 def test_3_4_different_categories_release_separately(topo_dir):
     """3.4: one RELEASE per (channel, category): two categories -> two RELEASEs."""
     d = topo_dir(hold(channels=("email",), category="{e.category}"))
@@ -129,35 +93,6 @@ def test_3_4_different_categories_release_separately(topo_dir):
         R("email", "+1h", ["r1"], category="phone"),
         R("email", "+1h", ["r1"], category="tablet"),
     ]
-
-
-def test_3_4_release_is_per_customer(topo_dir):
-    """3.4: "for that customer": another customer's release event lifts nothing."""
-    d = topo_dir(hold())
-    res = replay(d, [ev("t1", "c1", "trigger", "+0"), ev("r1", "c2", "resolved", "+1h")])
-    assert pick(res.decisions, kind="RELEASE") == []
-
-
-def test_3_4_release_on_where(topo_dir):
-    """3.4: `release_on: {event, where}`: an event failing `where` releases nothing."""
-    d = topo_dir(hold(channels=("email",), release_where={"ok": "yes"}))
-    res = replay(
-        d,
-        [
-            ev("t1", "c1", "trigger", "+0"),
-            ev("r1", "c1", "resolved", "+1h", ok="no"),
-            ev("r2", "c1", "resolved", "+2h", ok="yes"),
-        ],
-    )
-    assert brief(pick(res.decisions, kind="RELEASE")) == [R("email", "+2h", ["r2"])]
-
-
-def test_3_4_released_suppression_is_not_released_twice(topo_dir):
-    """3.4: once lifted, a suppression is no longer active: a second release event finds nothing."""
-    d = topo_dir(hold(channels=("email",)))
-    recs = [ev("t1", "c1", "trigger", "+0"), ev("r1", "c1", "resolved", "+1h"), ev("r2", "c1", "resolved", "+2h")]
-    res = replay(d, recs)
-    assert brief(pick(res.decisions, kind="RELEASE")) == [R("email", "+1h", ["r1"])]
 
 
 def test_3_4_release_applied_before_matches_of_the_same_event(topo_dir):
@@ -205,3 +140,73 @@ def test_3_4_released_suppression_still_blocks_before_the_release_time(topo_dir)
     assert [(a["status"], a["cause"], a["effective_at"]) for a in pick(res.audit, kind="ENGAGE")] == [
         ("blocked", f"suppressed_by {sup_id}", iso("+15m"))
     ]
+
+
+TRIGGER = ev("t1", "c1", "trigger", "+0")
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        case(
+            "3_4_expired_suppression_is_not_released",
+            "3.4 + 3.3: active over [effective_at, effective_at + for): at the end it is no longer "
+            "active, so nothing is released.",
+            hold(for_="1h"),
+            [TRIGGER, ev("r1", "c1", "resolved", "+1h")],
+            [],
+        ),
+        case(
+            "3_4_suppression_released_one_ms_before_its_end",
+            "3.4: 1 ms before the end the suppression is active and is released.",
+            hold(for_="1h"),
+            [TRIGGER, ev("r1", "c1", "resolved", ms("+1h") - 1)],
+            [R("email", ms("+1h") - 1, ["r1"]), R("sms", ms("+1h") - 1, ["r1"])],
+        ),
+        case(
+            "3_4_release_at_the_suppressions_start_instant",
+            "3.4: the suppression is active from its effective_at (inclusive).",
+            hold(),
+            [TRIGGER, ev("r1", "c1", "resolved", "+0")],
+            [R("email", "+0", ["r1"]), R("sms", "+0", ["r1"])],
+        ),
+        case(
+            "3_4_another_topologys_release_event_does_not_release",
+            "3.4: a topology without `release_on` for this event keeps its suppression.",
+            hold(channels=("email",), release_event="fixed"),
+            [TRIGGER, ev("r1", "c1", "resolved", "+1h")],
+            [],
+        ),
+        case(
+            "3_4_one_release_per_channel_and_category",
+            "3.4: two suppressions of the same (channel, category) -> one RELEASE each pair.",
+            hold(),
+            [TRIGGER, ev("t2", "c1", "trigger", "+10m"), ev("r1", "c1", "resolved", "+1h")],
+            [R("email", "+1h", ["r1"]), R("sms", "+1h", ["r1"])],
+        ),
+        case(
+            "3_4_release_is_per_customer",
+            '3.4: "for that customer": another customer\'s release event lifts nothing.',
+            hold(),
+            [TRIGGER, ev("r1", "c2", "resolved", "+1h")],
+            [],
+        ),
+        case(
+            "3_4_release_on_where",
+            "3.4: `release_on: {event, where}`: an event failing `where` releases nothing.",
+            hold(channels=("email",), release_where={"ok": "yes"}),
+            [TRIGGER, ev("r1", "c1", "resolved", "+1h", ok="no"), ev("r2", "c1", "resolved", "+2h", ok="yes")],
+            [R("email", "+2h", ["r2"])],
+        ),
+        case(
+            "3_4_released_suppression_is_not_released_twice",
+            "3.4: once lifted, a suppression is no longer active: a second release event finds nothing.",
+            hold(channels=("email",)),
+            [TRIGGER, ev("r1", "c1", "resolved", "+1h"), ev("r2", "c1", "resolved", "+2h")],
+            [R("email", "+1h", ["r1"])],
+        ),
+    ],
+)
+def test_3_4_releases(topo_dir, c: Case) -> None:
+    """3.4: the case's events make exactly these RELEASE decisions ([]: none)."""
+    assert brief(pick(run_case(topo_dir, c).decisions, kind="RELEASE")) == c.expect, c.rule

@@ -47,39 +47,60 @@ def test_4_1_suppression_blocks_engagement_by_category(topo_dir, sup_cat, eng_ca
         assert eng_status(res) == [("email", "emitted", None)]
 
 
-def test_4_1_other_channel_not_blocked(topo_dir):
-    """4.1: only the same channel is blocked."""
-    d = topo_dir(guard(channels=("sms",)), promo())
-    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", "c1", "go", "+1h")])
-    assert brief(pick(res.decisions, kind="ENGAGE")) == [E("email", "+1h", ["g1"])]
+# Tables below pin both what is emitted and every ENGAGE evaluation's status and cause;
+# SUPPRESSOR stands for "suppressed_by <the id of a SUPPRESS decision of this run>".
+SUPPRESSOR = object()
 
 
-def test_4_1_other_customer_not_blocked(topo_dir):
-    """4.1: only the same customer is blocked."""
-    d = topo_dir(guard(), promo())
-    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", "c2", "go", "+1h")])
-    assert brief(pick(res.decisions, kind="ENGAGE")) == [E("email", "+1h", ["g1"])]
+def engagements(res):
+    """(channel, status, cause) per ENGAGE evaluation, with the suppressing decision's id as SUPPRESSOR."""
+    sup_ids = {d["decision_id"] for d in pick(res.decisions, kind="SUPPRESS")}
+    return [
+        (channel, status, SUPPRESSOR if cause and cause.removeprefix("suppressed_by ") in sup_ids else cause)
+        for channel, status, cause in eng_status(res)
+    ]
 
 
-def test_4_1_suppression_active_until_just_before_its_end(topo_dir):
-    """3.3 + 4.1: active over [effective_at, effective_at + for): 1 ms before the end -> blocked."""
-    d = topo_dir(guard(), promo())
-    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", "c1", "go", ms("+1d") - 1)])
-    assert [s for _, s, _ in eng_status(res)] == ["blocked"]
+BLOCKED = [("email", "blocked", SUPPRESSOR)]
+EMITTED = [("email", "emitted", None)]
 
 
-def test_4_1_suppression_not_active_at_its_end(topo_dir):
-    """3.3 + 4.1: at effective_at + for the suppression is over -> emitted."""
-    d = topo_dir(guard(), promo())
-    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", "c1", "go", "+1d")])
-    assert brief(pick(res.decisions, kind="ENGAGE")) == [E("email", "+1d", ["g1"])]
-
-
-def test_4_1_suppression_active_from_its_start_instant(topo_dir):
-    """3.3 + 4.1: an engagement at the suppression's effective_at (later evaluation) is blocked."""
-    d = topo_dir(guard(), promo())
-    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", "c1", "go", "+0")])
-    assert [s for _, s, _ in eng_status(res)] == ["blocked"]
+@pytest.mark.parametrize(
+    "rule, guard_channels, customer, at, engaged, statuses",
+    [
+        pytest.param(
+            "4.1: only the same channel is blocked.",
+            ("sms",), "c1", "+1h", [E("email", "+1h", ["g1"])], EMITTED,
+            id="4_1_other_channel_not_blocked",
+        ),
+        pytest.param(
+            "4.1: only the same customer is blocked.",
+            ("email",), "c2", "+1h", [E("email", "+1h", ["g1"])], EMITTED,
+            id="4_1_other_customer_not_blocked",
+        ),
+        pytest.param(
+            "3.3 + 4.1: active over [effective_at, effective_at + for): 1 ms before the end -> blocked.",
+            ("email",), "c1", ms("+1d") - 1, [], BLOCKED,
+            id="4_1_suppression_active_until_just_before_its_end",
+        ),
+        pytest.param(
+            "3.3 + 4.1: at effective_at + for the suppression is over -> emitted.",
+            ("email",), "c1", "+1d", [E("email", "+1d", ["g1"])], EMITTED,
+            id="4_1_suppression_not_active_at_its_end",
+        ),
+        pytest.param(
+            "3.3 + 4.1: an engagement at the suppression's effective_at (later evaluation) is blocked.",
+            ("email",), "c1", "+0", [], BLOCKED,
+            id="4_1_suppression_active_from_its_start_instant",
+        ),
+    ],
+)  # fmt: skip
+def test_4_1_suppression_of_c1_email_at_0_for_1d(topo_dir, rule, guard_channels, customer, at, engaged, statuses):
+    """4.1: a suppression (c1, +0, 1d) and one later engagement on email (rule per case)."""
+    d = topo_dir(guard(channels=guard_channels), promo())
+    res = replay(d, [ev("s1", "c1", "sup", "+0"), ev("g1", customer, "go", at)])
+    assert brief(pick(res.decisions, kind="ENGAGE")) == engaged, rule
+    assert engagements(res) == statuses, rule
 
 
 def test_4_1_engagement_before_the_suppression_started_is_not_blocked(topo_dir):
@@ -91,64 +112,58 @@ def test_4_1_engagement_before_the_suppression_started_is_not_blocked(topo_dir):
     assert brief(pick(res.decisions, kind="ENGAGE")) == [E("email", "+10m", ["g1"])]
 
 
-def test_4_1_same_evaluation_higher_priority_suppression_blocks(topo_dir):
-    """4.4: topologies applied by priority, highest first; a suppression is in force for every
-    engagement made after it -> the lower-priority engagement of the same event is blocked."""
-    d = topo_dir(
-        on("hi", "go", [suppress(["email"], "1d")], priority=90),
-        on("lo", "go", [engage("email", "sale")], priority=10),
-    )
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    sup_id = pick(res.decisions, kind="SUPPRESS")[0]["decision_id"]
-    assert brief(res.decisions) == [S("email", "+0", ["g1"])]
-    assert eng_status(res) == [("email", "blocked", f"suppressed_by {sup_id}")]
+SUP = suppress(["email"], "1d")
+ENG = engage("email", "sale")
 
 
-def test_4_1_same_evaluation_lower_priority_suppression_does_not_block_earlier_engagement(topo_dir):
-    """4.4: the higher-priority engagement is made before the lower-priority suppression, so that
-    suppression is not in force for it."""
-    d = topo_dir(
-        on("hi", "go", [engage("email", "sale")], priority=90),
-        on("lo", "go", [suppress(["email"], "1d")], priority=10),
-    )
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    assert brief(res.decisions) == [E("email", "+0", ["g1"]), S("email", "+0", ["g1"])]
-
-
-def test_4_1_same_evaluation_priority_tie_broken_by_name(topo_dir):
-    """4.4: equal priority -> applied by topology name: "aaa" suppresses before "bbb" engages."""
-    d = topo_dir(
-        on("bbb", "go", [engage("email", "sale")], priority=50),
-        on("aaa", "go", [suppress(["email"], "1d")], priority=50),
-    )
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    assert brief(res.decisions) == [S("email", "+0", ["g1"])]
-    assert [s for _, s, _ in eng_status(res)] == ["blocked"]
-
-
-def test_4_1_same_evaluation_priority_tie_broken_by_name_reverse(topo_dir):
-    """4.4: equal priority -> "aaa" engages before "bbb" suppresses: not blocked."""
-    d = topo_dir(
-        on("aaa", "go", [engage("email", "sale")], priority=50),
-        on("bbb", "go", [suppress(["email"], "1d")], priority=50),
-    )
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    assert [s for _, s, _ in eng_status(res)] == ["emitted"]
-
-
-def test_4_1_actions_in_written_order_suppress_then_engage(topo_dir):
-    """4.4: a topology's actions in the order written: suppress first -> its own engagement blocked."""
-    d = topo_dir(on("t", "go", [suppress(["email"], "1d"), engage("email", "sale")]))
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    assert brief(res.decisions) == [S("email", "+0", ["g1"])]
-    assert [s for _, s, _ in eng_status(res)] == ["blocked"]
-
-
-def test_4_1_actions_in_written_order_engage_then_suppress(topo_dir):
-    """4.4: engage written first -> made before the suppression -> not blocked."""
-    d = topo_dir(on("t", "go", [engage("email", "sale"), suppress(["email"], "1d")]))
-    res = replay(d, [ev("g1", "c1", "go", "+0")])
-    assert brief(res.decisions) == [E("email", "+0", ["g1"]), S("email", "+0", ["g1"])]
+@pytest.mark.parametrize(
+    "rule, topologies, decisions, statuses",
+    [
+        pytest.param(
+            "4.4: topologies applied by priority, highest first; a suppression is in force for every "
+            "engagement made after it -> the lower-priority engagement of the same event is blocked.",
+            [on("hi", "go", [SUP], priority=90), on("lo", "go", [ENG], priority=10)],
+            [S("email", "+0", ["g1"])], BLOCKED,
+            id="4_1_same_evaluation_higher_priority_suppression_blocks",
+        ),
+        pytest.param(
+            "4.4: the higher-priority engagement is made before the lower-priority suppression, so that "
+            "suppression is not in force for it.",
+            [on("hi", "go", [ENG], priority=90), on("lo", "go", [SUP], priority=10)],
+            [E("email", "+0", ["g1"]), S("email", "+0", ["g1"])], EMITTED,
+            id="4_1_same_evaluation_lower_priority_suppression_does_not_block_earlier_engagement",
+        ),
+        pytest.param(
+            '4.4: equal priority -> applied by topology name: "aaa" suppresses before "bbb" engages.',
+            [on("bbb", "go", [ENG], priority=50), on("aaa", "go", [SUP], priority=50)],
+            [S("email", "+0", ["g1"])], BLOCKED,
+            id="4_1_same_evaluation_priority_tie_broken_by_name",
+        ),
+        pytest.param(
+            '4.4: equal priority -> "aaa" engages before "bbb" suppresses: not blocked.',
+            [on("aaa", "go", [ENG], priority=50), on("bbb", "go", [SUP], priority=50)],
+            [E("email", "+0", ["g1"]), S("email", "+0", ["g1"])], EMITTED,
+            id="4_1_same_evaluation_priority_tie_broken_by_name_reverse",
+        ),
+        pytest.param(
+            "4.4: a topology's actions in the order written: suppress first -> its own engagement blocked.",
+            [on("t", "go", [SUP, ENG])],
+            [S("email", "+0", ["g1"])], BLOCKED,
+            id="4_1_actions_in_written_order_suppress_then_engage",
+        ),
+        pytest.param(
+            "4.4: engage written first -> made before the suppression -> not blocked.",
+            [on("t", "go", [ENG, SUP])],
+            [E("email", "+0", ["g1"]), S("email", "+0", ["g1"])], EMITTED,
+            id="4_1_actions_in_written_order_engage_then_suppress",
+        ),
+    ],
+)  # fmt: skip
+def test_4_1_one_event_suppressing_and_engaging(topo_dir, rule, topologies, decisions, statuses):
+    """4.4 order within one evaluation decides whether 4.1 blocks (rule per case)."""
+    res = replay(topo_dir(*topologies), [ev("g1", "c1", "go", "+0")])
+    assert brief(res.decisions) == decisions, rule
+    assert engagements(res) == statuses, rule
 
 
 # ------------------------------------------------------------------- 4.2 caps
@@ -328,13 +343,6 @@ def test_4_3_quiet_window_wrapping_midnight(topo_dir, at, not_before):
     assert [a["status"] for a in res.audit] == ["emitted", "emitted"]
 
 
-def test_4_3_non_quiet_channel_unaffected(topo_dir):
-    """4.3: only the listed channels are quiet."""
-    d = qdir(topo_dir)
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T22:00:00Z")])
-    assert nb(res, "email") == (iso("2026-05-01T22:00:00Z"),) * 2
-
-
 @pytest.mark.parametrize(
     "at, not_before",
     [
@@ -352,46 +360,52 @@ def test_4_3_quiet_window_not_wrapping(topo_dir, at, not_before):
     assert nb(res) == (iso(at), not_before)
 
 
-def test_4_3_time_zone_from_event_attribute(topo_dir):
-    """4.3: the zone named by the `tz` attribute: 01:30Z is 21:30 EDT -> quiet until 08:00 EDT (12:00Z)."""
-    d = qdir(topo_dir)
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-02T01:30:00Z", tz="America/New_York")])
-    assert nb(res) == (iso("2026-05-02T01:30:00Z"), "2026-05-02T12:00:00.000Z")
-
-
-def test_4_3_time_zone_from_event_attribute_outside_window(topo_dir):
-    """4.3: 22:00Z is 18:00 in New York: not quiet there (though it would be in UTC)."""
-    d = qdir(topo_dir)
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T22:00:00Z", tz="America/New_York")])
-    assert nb(res) == (iso("2026-05-01T22:00:00Z"),) * 2
-
-
-def test_4_3_default_timezone(topo_dir):
-    """4.3: no tz attribute -> default_timezone (Asia/Tokyo: 13:00Z is 22:00 JST)."""
-    d = qdir(topo_dir, default_timezone="Asia/Tokyo")
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T13:00:00Z")])
-    assert nb(res) == (iso("2026-05-01T13:00:00Z"), "2026-05-01T23:00:00.000Z")
-
-
-def test_4_3_unknown_zone_falls_back_to_default(topo_dir):
-    """4.3: an unknown zone name falls back to the default."""
-    d = qdir(topo_dir, default_timezone="Asia/Tokyo")
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T13:00:00Z", tz="Mars/Olympus_Mons")])
-    assert nb(res) == (iso("2026-05-01T13:00:00Z"), "2026-05-01T23:00:00.000Z")
-
-
-def test_4_3_event_zone_overrides_default(topo_dir):
-    """4.3: a known zone in the attribute wins over the default."""
-    d = qdir(topo_dir, default_timezone="Asia/Tokyo")
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T13:00:00Z", tz="UTC")])
-    assert nb(res) == (iso("2026-05-01T13:00:00Z"),) * 2
-
-
-def test_4_3_custom_timezone_attribute(topo_dir):
-    """4.3: `timezone_attribute` names the attribute to read (here `zone`, not `tz`)."""
-    d = qdir(topo_dir, timezone_attribute="zone")
-    res = replay(d, [ev("g1", "c1", "go", "2026-05-01T22:00:00Z", zone="America/New_York", tz="UTC")])
-    assert nb(res) == (iso("2026-05-01T22:00:00Z"),) * 2
+@pytest.mark.parametrize(
+    "rule, quiet_options, channel, at, attrs, not_before",
+    [
+        pytest.param(
+            "4.3: only the listed channels are quiet.",
+            {}, "email", "2026-05-01T22:00:00Z", {}, None,
+            id="4_3_non_quiet_channel_unaffected",
+        ),
+        pytest.param(
+            "4.3: the zone named by the `tz` attribute: 01:30Z is 21:30 EDT -> quiet until 08:00 EDT (12:00Z).",
+            {}, "sms", "2026-05-02T01:30:00Z", {"tz": "America/New_York"}, "2026-05-02T12:00:00.000Z",
+            id="4_3_time_zone_from_event_attribute",
+        ),
+        pytest.param(
+            "4.3: 22:00Z is 18:00 in New York: not quiet there (though it would be in UTC).",
+            {}, "sms", "2026-05-01T22:00:00Z", {"tz": "America/New_York"}, None,
+            id="4_3_time_zone_from_event_attribute_outside_window",
+        ),
+        pytest.param(
+            "4.3: no tz attribute -> default_timezone (Asia/Tokyo: 13:00Z is 22:00 JST).",
+            {"default_timezone": "Asia/Tokyo"}, "sms", "2026-05-01T13:00:00Z", {}, "2026-05-01T23:00:00.000Z",
+            id="4_3_default_timezone",
+        ),
+        pytest.param(
+            "4.3: an unknown zone name falls back to the default.",
+            {"default_timezone": "Asia/Tokyo"}, "sms", "2026-05-01T13:00:00Z", {"tz": "Mars/Olympus_Mons"},
+            "2026-05-01T23:00:00.000Z",
+            id="4_3_unknown_zone_falls_back_to_default",
+        ),
+        pytest.param(
+            "4.3: a known zone in the attribute wins over the default.",
+            {"default_timezone": "Asia/Tokyo"}, "sms", "2026-05-01T13:00:00Z", {"tz": "UTC"}, None,
+            id="4_3_event_zone_overrides_default",
+        ),
+        pytest.param(
+            "4.3: `timezone_attribute` names the attribute to read (here `zone`, not `tz`).",
+            {"timezone_attribute": "zone"}, "sms", "2026-05-01T22:00:00Z", {"zone": "America/New_York", "tz": "UTC"},
+            None,
+            id="4_3_custom_timezone_attribute",
+        ),
+    ],
+)  # fmt: skip
+def test_4_3_quiet_channels_and_time_zones(topo_dir, rule, quiet_options, channel, at, attrs, not_before):
+    """4.3: which channel is quiet and in which zone (rule per case); None: not deferred (= effective_at)."""
+    res = replay(qdir(topo_dir, **quiet_options), [ev("g1", "c1", "go", at, **attrs)])
+    assert nb(res, channel) == (iso(at), not_before or iso(at)), rule
 
 
 def test_4_3_time_zone_from_the_matchs_last_event(topo_dir):

@@ -98,11 +98,6 @@ quiet_hours:
 # ---------------------------------------------------------------------- valid
 
 
-def test_3_spec_example_and_policies_load(topo_dir):
-    """3/4: the contract's own example topology and policies load without problems."""
-    load(topo_dir(SPEC_EXAMPLE, policies=SPEC_POLICIES))
-
-
 def test_3_spec_example_runs(topo_dir):
     """3: the contract's example behaves as described (sanity run through replay)."""
     d = topo_dir(SPEC_EXAMPLE, policies=SPEC_POLICIES)
@@ -118,56 +113,6 @@ def test_3_spec_example_runs(topo_dir):
         ("SUPPRESS", "email", "phone", "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
         ("SUPPRESS", "sms", "phone", "2026-05-03T10:00:00.000Z", ("p1", "f1", "s1")),
     ]
-
-
-def test_3_folder_without_policies_loads(topo_dir):
-    """4: policies.yaml is optional."""
-    load(topo_dir(base()))
-
-
-def test_6_non_yaml_files_are_not_topologies(topo_dir):
-    """6: the folder holds one topology per *.yaml file; other files are not read as topologies."""
-    load(topo_dir(base(), files={"README.md": "# notes: not: [yaml", "old.yaml.bak": "{{{"}))
-
-
-def test_3_all_condition_kinds_and_options_load(topo_dir):
-    """3: every documented key loads (sequence within/unless, count, absence, engage options)."""
-    load(
-        topo_dir(
-            topo(
-                "s",
-                {
-                    "sequence": [
-                        {"as": "a", "event": "a", "where": {"channel": "web"}},
-                        {"event": "b", "within": "1h", "where": {"k": ["x", "y"]}},
-                    ],
-                    "within": "2h",
-                    "unless": {"event": "u", "where": {"k": "z"}},
-                },
-                [engage("sms", "{a.k}", category="{a.channel}", expires="1h", priority=3)],
-                priority=7,
-                cooldown="1d",
-                release_on={"event": "r", "where": {"k": "v"}},
-            ),
-            topo(
-                "c",
-                {"count": {"event": "f", "where": {"k": "v"}, "at_least": 3, "within": "1h", "as": "last"}},
-                [suppress(["ads"], "1d", category="{last.k}")],
-            ),
-            topo(
-                "a",
-                {
-                    "absence": {
-                        "after": {"event": "x", "where": {"k": "v"}, "as": "x"},
-                        "missing": {"event": "y", "where": {"k": "w"}},
-                        "for": "1d",
-                    }
-                },
-                [engage("email", "{x.k}")],
-            ),
-            policies=SPEC_POLICIES,
-        )
-    )
 
 
 def test_3_yaml_1_1_booleans_stay_strings(topo_dir):
@@ -222,13 +167,6 @@ def test_3_unknown_keys_are_errors(topo_dir, path, key):
     assert_problem(d, "base.yaml", key)
 
 
-def test_3_unknown_action_kind_is_an_error(topo_dir):
-    """3.3: actions are `suppress` or `engage`."""
-    doc = base()
-    doc["then"].append({"notify": {"channel": "sms"}})
-    assert_problem(topo_dir(doc), "base.yaml", "then")
-
-
 def test_3_unknown_key_on_is_named_as_written(topo_dir):
     """3: an unknown key `on` is reported as `on` (not as a YAML 1.1 boolean)."""
     d = topo_dir(
@@ -247,36 +185,6 @@ def test_3_unknown_key_on_is_named_as_written(topo_dir):
     assert any("on" in p.key and "True" not in p.key for p in probs), [str(p) for p in probs]
 
 
-def test_3_unless_is_not_allowed_under_count(topo_dir):
-    """3.2: `unless` sits beside `sequence` only; under `count` it is an unknown key."""
-    d = topo_dir(
-        topo(
-            "base",
-            {"count": {"event": "f", "at_least": 2, "within": "1h", "unless": {"event": "x"}}},
-            [engage("sms", "x")],
-        )
-    )
-    assert_problem(d, "base.yaml", "unless")
-
-
-def test_3_unless_beside_count_is_an_error(topo_dir):
-    """3.2: `when` may hold `within` and `unless` only beside `sequence`."""
-    d = topo_dir(
-        topo(
-            "base",
-            {"count": {"event": "f", "at_least": 2, "within": "1h"}, "unless": {"event": "x"}},
-            [engage("sms", "x")],
-        )
-    )
-    assert_problem(d, "base.yaml", "unless")
-
-
-def test_3_within_on_the_first_step_is_an_error(topo_dir):
-    """3.2: `within` is allowed "from the second step on"."""
-    d = topo_dir(mutate(("when", "sequence", 0, "within"), "1h"))
-    assert_problem(d, "base.yaml", "within")
-
-
 # ------------------------------------------------------------ required keys
 
 
@@ -288,23 +196,11 @@ def test_3_required_keys(topo_dir, key):
     assert any(Path(p.file).name.endswith(".yaml") and key in p.key for p in probs), [str(p) for p in probs]
 
 
-def test_3_3_suppress_for_is_required(topo_dir):
-    """3.3: suppress `for` is required."""
-    d = topo_dir(mutate(("then", 0, "suppress", "for"), delete=True))
-    assert_problem(d, "base.yaml", "for")
-
-
 @pytest.mark.parametrize("key", ["channel", "action"])
 def test_3_3_engage_channel_and_action_are_required(topo_dir, key):
     """3.3: an engagement needs a channel and an action (only category, expires, priority are optional)."""
     d = topo_dir(mutate(("then", 1, "engage", key), delete=True))
     assert_problem(d, "base.yaml", key)
-
-
-def test_3_2_step_event_is_required(topo_dir):
-    """3.2: each step names an `event` type."""
-    d = topo_dir(mutate(("when", "sequence", 1, "event"), delete=True))
-    assert_problem(d, "base.yaml", "event")
 
 
 @pytest.mark.parametrize("key", ["at_least", "within", "event"])
@@ -323,24 +219,6 @@ def test_3_2_absence_required_keys(topo_dir, key):
     del a[key]
     d = topo_dir(topo("base", {"absence": a}, [engage("sms", "x")]))
     assert_problem(d, "base.yaml", key)
-
-
-def test_3_2_when_needs_a_condition(topo_dir):
-    """3.2: exactly one kind of condition under `when` (none is an error)."""
-    d = topo_dir(topo("base", {"within": "1h"}, [engage("sms", "x")]))
-    assert_problem(d, "base.yaml", "when")
-
-
-def test_3_2_when_holds_exactly_one_kind(topo_dir):
-    """3.2: exactly one kind of condition under `when` (two is an error)."""
-    d = topo_dir(
-        topo(
-            "base",
-            {"sequence": [{"event": "a"}], "count": {"event": "f", "at_least": 2, "within": "1h"}},
-            [engage("sms", "x")],
-        )
-    )
-    assert_problem(d, "base.yaml", "when")
 
 
 # -------------------------------------------------------------- bad values
@@ -368,21 +246,6 @@ def test_2_bad_durations_are_loading_errors(topo_dir, value):
     assert_problem(d, "base.yaml", "within")
 
 
-def test_2_bad_duration_in_suppress_for(topo_dir):
-    """2 + 3.3: a bad `for` duration names the key."""
-    assert_problem(topo_dir(mutate(("then", 0, "suppress", "for"), "two days")), "base.yaml", "for")
-
-
-def test_2_bad_duration_in_cooldown(topo_dir):
-    """2 + 4.4: a bad cooldown duration names the key."""
-    assert_problem(topo_dir(mutate(("cooldown",), "soon")), "base.yaml", "cooldown")
-
-
-def test_2_bad_duration_in_policies(topo_dir):
-    """2 + 4: a bad `lateness` in policies.yaml names that file and key."""
-    assert_problem(topo_dir(base(), policies={"lateness": "ten minutes"}), "policies.yaml", "lateness")
-
-
 def test_3_duplicate_topology_names_are_an_error(topo_dir):
     """3: the topology name is unique in the folder."""
     import yaml
@@ -395,63 +258,11 @@ def test_3_duplicate_topology_names_are_an_error(topo_dir):
     ]
 
 
-def test_3_3_template_with_unknown_binding_is_a_loading_error(topo_dir):
-    """3.3: "A template naming an unknown binding is a loading error"."""
-    d = topo_dir(mutate(("then", 0, "suppress", "category"), "{nobody.category}"))
-    assert_problem(d, "base.yaml", "category")
-
-
-def test_3_3_action_template_with_unknown_binding_is_a_loading_error(topo_dir):
-    """3.3: unknown binding in an `action` template."""
-    d = topo_dir(mutate(("then", 1, "engage", "action"), "hello_{who.name}"))
-    assert_problem(d, "base.yaml", "action")
-
-
-def test_3_3_absence_missing_has_no_binding(topo_dir):
-    """3.2/3.3: for absence only the `after` event is bound (`missing` has no `as`)."""
-    d = topo_dir(
-        topo(
-            "base",
-            {"absence": {"after": {"event": "x", "as": "x"}, "missing": {"event": "y", "as": "y"}, "for": "1h"}},
-            [engage("sms", "x")],
-        )
-    )
-    assert_problem(d, "base.yaml", "as")
-
-
-def test_3_3_suppress_category_template_binding_resolution_at_load(topo_dir):
-    """3.3: a template naming a binding that exists loads fine (control)."""
-    load(topo_dir(base()))
-
-
 def test_yaml_syntax_error_names_the_file(topo_dir):
     """6: a file that is not YAML is a loading error naming the file."""
     d = topo_dir("topology: [unclosed\n  version: 1\n")
     probs = problems(d)
     assert any(Path(p.file).name == "t00.yaml" for p in probs)
-
-
-def test_4_unknown_policy_key_is_an_error(topo_dir):
-    """4 + 3: unknown keys in policies.yaml are errors naming policies.yaml."""
-    assert_problem(topo_dir(base(), policies={"latenes": "10m"}), "policies.yaml", "latenes")
-
-
-def test_4_unknown_quiet_hours_key_is_an_error(topo_dir):
-    """4: unknown key inside quiet_hours."""
-    pol = {"quiet_hours": {"from": "21:00", "to": "08:00", "channels": ["sms"], "zone": "UTC"}}
-    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "zone")
-
-
-def test_4_unknown_cap_key_is_an_error(topo_dir):
-    """4: unknown key inside a frequency cap."""
-    pol = {"frequency_caps": [{"channel": "sms", "max": 2, "per": "7d", "min": 1}]}
-    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "min")
-
-
-def test_4_bad_cap_duration(topo_dir):
-    """4 + 2: a cap's `per` must be a duration."""
-    pol = {"frequency_caps": [{"channel": "sms", "max": 2, "per": "a week"}]}
-    assert_problem(topo_dir(base(), policies=pol), "policies.yaml", "per")
 
 
 @pytest.mark.parametrize("value", ["25:00", "9pm", "21", "21:60"])
@@ -489,19 +300,6 @@ def test_4_window_longer_than_default_retention_is_an_error(topo_dir, doc, key):
     assert_problem(topo_dir(doc), "base.yaml", key)
 
 
-def test_4_window_equal_to_retention_loads(topo_dir):
-    """4: a window of exactly the retention is not longer than it."""
-    load(
-        topo_dir(
-            topo(
-                "base",
-                {"sequence": [{"event": "a"}, {"event": "b", "within": "30d"}], "within": "720h"},
-                [engage("sms", "x")],
-            )
-        )
-    )
-
-
 def test_4_window_checked_against_configured_retention(topo_dir):
     """4: retention from policies.yaml: 7d -> an 8d window is an error (file and key named)."""
     d = topo_dir(
@@ -512,15 +310,265 @@ def test_4_window_checked_against_configured_retention(topo_dir):
     assert any("within" in p.key for p in probs), [str(p) for p in probs]
 
 
-def test_4_action_durations_are_not_windows(topo_dir):
-    """Notes: suppression/engagement durations (and cooldown) are not windows: 60d loads."""
-    load(
-        topo_dir(
-            topo(
-                "base",
-                {"sequence": [{"event": "a"}]},
-                [suppress(["email"], "60d"), engage("sms", "x", expires="60d")],
-                cooldown="60d",
-            )
-        )
-    )
+
+# ------------------------------------------------------ tables: loads / fails
+
+
+def folder(*topologies, rule, policies=None, files=None, id_):
+    """One case: a topologies folder's contents and the contract rule it checks."""
+    return pytest.param(rule, topologies, policies, files, id=id_)
+
+
+def with_action(action):
+    doc = base()
+    doc["then"].append(action)
+    return doc
+
+
+LOADS = [
+    folder(
+        SPEC_EXAMPLE,
+        policies=SPEC_POLICIES,
+        rule="3/4: the contract's own example topology and policies load without problems.",
+        id_="3_spec_example_and_policies_load",
+    ),
+    folder(base(), rule="4: policies.yaml is optional.", id_="3_folder_without_policies_loads"),
+    folder(
+        base(),
+        files={"README.md": "# notes: not: [yaml", "old.yaml.bak": "{{{"},
+        rule="6: the folder holds one topology per *.yaml file; other files are not read as topologies.",
+        id_="6_non_yaml_files_are_not_topologies",
+    ),
+    folder(
+        topo(
+            "s",
+            {
+                "sequence": [
+                    {"as": "a", "event": "a", "where": {"channel": "web"}},
+                    {"event": "b", "within": "1h", "where": {"k": ["x", "y"]}},
+                ],
+                "within": "2h",
+                "unless": {"event": "u", "where": {"k": "z"}},
+            },
+            [engage("sms", "{a.k}", category="{a.channel}", expires="1h", priority=3)],
+            priority=7,
+            cooldown="1d",
+            release_on={"event": "r", "where": {"k": "v"}},
+        ),
+        topo(
+            "c",
+            {"count": {"event": "f", "where": {"k": "v"}, "at_least": 3, "within": "1h", "as": "last"}},
+            [suppress(["ads"], "1d", category="{last.k}")],
+        ),
+        topo(
+            "a",
+            {
+                "absence": {
+                    "after": {"event": "x", "where": {"k": "v"}, "as": "x"},
+                    "missing": {"event": "y", "where": {"k": "w"}},
+                    "for": "1d",
+                }
+            },
+            [engage("email", "{x.k}")],
+        ),
+        policies=SPEC_POLICIES,
+        rule="3: every documented key loads (sequence within/unless, count, absence, engage options).",
+        id_="3_all_condition_kinds_and_options_load",
+    ),
+    folder(
+        base(),
+        rule="3.3: a template naming a binding that exists loads fine (control).",
+        id_="3_3_suppress_category_template_binding_resolution_at_load",
+    ),
+    folder(
+        topo(
+            "base",
+            {"sequence": [{"event": "a"}, {"event": "b", "within": "30d"}], "within": "720h"},
+            [engage("sms", "x")],
+        ),
+        rule="4: a window of exactly the retention is not longer than it.",
+        id_="4_window_equal_to_retention_loads",
+    ),
+    folder(
+        topo(
+            "base",
+            {"sequence": [{"event": "a"}]},
+            [suppress(["email"], "60d"), engage("sms", "x", expires="60d")],
+            cooldown="60d",
+        ),
+        rule="Notes: suppression/engagement durations (and cooldown) are not windows: 60d loads.",
+        id_="4_action_durations_are_not_windows",
+    ),
+]
+
+
+@pytest.mark.parametrize("rule, topologies, policies, files", LOADS)
+def test_folder_loads(topo_dir, rule, topologies, policies, files):
+    """The folder loads without problems (rule per case)."""
+    load(topo_dir(*topologies, policies=policies, files=files))
+
+
+def error(doc, file, key, *, rule, policies=None, id_):
+    """One case: a folder of one topology (and policies) whose problem must name `file` and `key`."""
+    return pytest.param(rule, doc, policies, file, key, id=id_)
+
+
+ERRORS = [
+    # -------------------------------------------------------- unknown keys
+    error(
+        with_action({"notify": {"channel": "sms"}}),
+        "base.yaml",
+        "then",
+        rule="3.3: actions are `suppress` or `engage`.",
+        id_="3_unknown_action_kind_is_an_error",
+    ),
+    error(
+        topo(
+            "base",
+            {"count": {"event": "f", "at_least": 2, "within": "1h", "unless": {"event": "x"}}},
+            [engage("sms", "x")],
+        ),
+        "base.yaml",
+        "unless",
+        rule="3.2: `unless` sits beside `sequence` only; under `count` it is an unknown key.",
+        id_="3_unless_is_not_allowed_under_count",
+    ),
+    error(
+        topo(
+            "base",
+            {"count": {"event": "f", "at_least": 2, "within": "1h"}, "unless": {"event": "x"}},
+            [engage("sms", "x")],
+        ),
+        "base.yaml",
+        "unless",
+        rule="3.2: `when` may hold `within` and `unless` only beside `sequence`.",
+        id_="3_unless_beside_count_is_an_error",
+    ),
+    error(
+        mutate(("when", "sequence", 0, "within"), "1h"),
+        "base.yaml",
+        "within",
+        rule='3.2: `within` is allowed "from the second step on".',
+        id_="3_within_on_the_first_step_is_an_error",
+    ),
+    # ------------------------------------------------------- required keys
+    error(
+        mutate(("then", 0, "suppress", "for"), delete=True),
+        "base.yaml",
+        "for",
+        rule="3.3: suppress `for` is required.",
+        id_="3_3_suppress_for_is_required",
+    ),
+    error(
+        mutate(("when", "sequence", 1, "event"), delete=True),
+        "base.yaml",
+        "event",
+        rule="3.2: each step names an `event` type.",
+        id_="3_2_step_event_is_required",
+    ),
+    error(
+        topo("base", {"within": "1h"}, [engage("sms", "x")]),
+        "base.yaml",
+        "when",
+        rule="3.2: exactly one kind of condition under `when` (none is an error).",
+        id_="3_2_when_needs_a_condition",
+    ),
+    error(
+        topo(
+            "base",
+            {"sequence": [{"event": "a"}], "count": {"event": "f", "at_least": 2, "within": "1h"}},
+            [engage("sms", "x")],
+        ),
+        "base.yaml",
+        "when",
+        rule="3.2: exactly one kind of condition under `when` (two is an error).",
+        id_="3_2_when_holds_exactly_one_kind",
+    ),
+    # ---------------------------------------------------------- bad values
+    error(
+        mutate(("then", 0, "suppress", "for"), "two days"),
+        "base.yaml",
+        "for",
+        rule="2 + 3.3: a bad `for` duration names the key.",
+        id_="2_bad_duration_in_suppress_for",
+    ),
+    error(
+        mutate(("cooldown",), "soon"),
+        "base.yaml",
+        "cooldown",
+        rule="2 + 4.4: a bad cooldown duration names the key.",
+        id_="2_bad_duration_in_cooldown",
+    ),
+    error(
+        base(),
+        "policies.yaml",
+        "lateness",
+        policies={"lateness": "ten minutes"},
+        rule="2 + 4: a bad `lateness` in policies.yaml names that file and key.",
+        id_="2_bad_duration_in_policies",
+    ),
+    error(
+        mutate(("then", 0, "suppress", "category"), "{nobody.category}"),
+        "base.yaml",
+        "category",
+        rule='3.3: "A template naming an unknown binding is a loading error".',
+        id_="3_3_template_with_unknown_binding_is_a_loading_error",
+    ),
+    error(
+        mutate(("then", 1, "engage", "action"), "hello_{who.name}"),
+        "base.yaml",
+        "action",
+        rule="3.3: unknown binding in an `action` template.",
+        id_="3_3_action_template_with_unknown_binding_is_a_loading_error",
+    ),
+    error(
+        topo(
+            "base",
+            {"absence": {"after": {"event": "x", "as": "x"}, "missing": {"event": "y", "as": "y"}, "for": "1h"}},
+            [engage("sms", "x")],
+        ),
+        "base.yaml",
+        "as",
+        rule="3.2/3.3: for absence only the `after` event is bound (`missing` has no `as`).",
+        id_="3_3_absence_missing_has_no_binding",
+    ),
+    # ------------------------------------------------------------ policies
+    error(
+        base(),
+        "policies.yaml",
+        "latenes",
+        policies={"latenes": "10m"},
+        rule="4 + 3: unknown keys in policies.yaml are errors naming policies.yaml.",
+        id_="4_unknown_policy_key_is_an_error",
+    ),
+    error(
+        base(),
+        "policies.yaml",
+        "zone",
+        policies={"quiet_hours": {"from": "21:00", "to": "08:00", "channels": ["sms"], "zone": "UTC"}},
+        rule="4: unknown key inside quiet_hours.",
+        id_="4_unknown_quiet_hours_key_is_an_error",
+    ),
+    error(
+        base(),
+        "policies.yaml",
+        "min",
+        policies={"frequency_caps": [{"channel": "sms", "max": 2, "per": "7d", "min": 1}]},
+        rule="4: unknown key inside a frequency cap.",
+        id_="4_unknown_cap_key_is_an_error",
+    ),
+    error(
+        base(),
+        "policies.yaml",
+        "per",
+        policies={"frequency_caps": [{"channel": "sms", "max": 2, "per": "a week"}]},
+        rule="4 + 2: a cap's `per` must be a duration.",
+        id_="4_bad_cap_duration",
+    ),
+]
+
+
+@pytest.mark.parametrize("rule, doc, policies, file, key", ERRORS)
+def test_loading_error_names_file_and_key(topo_dir, rule, doc, policies, file, key):
+    """Loading fails with a problem naming the file and the key (rule per case)."""
+    assert_problem(topo_dir(doc, policies=policies), file, key)

@@ -1,14 +1,20 @@
 """The integration tier: real `tactful worker` processes against the local Kafka and Redis.
 
 Each test gets its own namespace (topics, consumer group, Redis prefix, ports)
-so tests never see each other's records. Services that cannot start make the
+so tests never see each other's records, and the namespace deletes all of it at
+teardown (topics, consumer groups, Redis keys, the workers' data folders) so the
+local broker does not grow with every run. Services that cannot start make the
 tests fail, never skip.
+
+Tests wait on what they can observe (`wait_until`: `/ready`, metrics, committed
+offsets, records on a topic), never for a fixed "long enough".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+import redis
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.codec import avro
 from streams.decisions import Decision
@@ -63,6 +71,10 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: 
         time.sleep(every)
 
 
+def admin() -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka_bootstrap()})
+
+
 class WorkerProcess:
     def __init__(self, ns: Namespace, name: str, port: int) -> None:
         self.ns = ns
@@ -76,7 +88,7 @@ class WorkerProcess:
             **os.environ,
             **self.ns.env(),
             "TACTFUL_WEB_PORT": str(self.port),
-            "TACTFUL_DATA_DIR": str(self.ns.folder / self.name),
+            "TACTFUL_DATA_DIR": str(self.ns.data / self.name),
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -139,11 +151,20 @@ class WorkerProcess:
 
 
 class Namespace:
-    """One test's topics, consumer group, Redis prefix and worker processes."""
+    """One test's topics, consumer group, Redis prefix and worker processes.
+
+    Everything it makes is named from its id: topics and consumer groups start
+    with ``it-<id>``, Redis keys with ``t<id>:``, and the workers' state lives
+    under ``<folder>/data`` (their logs stay in ``folder``, pytest's tmp_path,
+    for a failed test's post-mortem). :meth:`cleanup` deletes all of it.
+    """
 
     def __init__(self, folder: Path, **extra_env: str) -> None:
         self.id = uuid.uuid4().hex[:10]
         self.folder = folder
+        self.data = folder / "data"
+        self.kafka_prefix = f"it-{self.id}"
+        self.redis_prefix = f"t{self.id}"
         self.extra_env = extra_env
         self.workers: list[WorkerProcess] = []
         self.api_token = f"token-{self.id}"
@@ -152,12 +173,12 @@ class Namespace:
         return {
             "TACTFUL_BOOTSTRAP_SERVERS": kafka_bootstrap(),
             "TACTFUL_REDIS_URL": redis_url(),
-            "TACTFUL_REDIS_PREFIX": f"t{self.id}",
-            "TACTFUL_APP_ID": f"it-{self.id}",
-            "TACTFUL_INPUT_TOPIC": f"it-{self.id}.touchpoints",
-            "TACTFUL_DLQ_TOPIC": f"it-{self.id}.touchpoints.dlq",
-            "TACTFUL_DECISION_TOPIC_PREFIX": f"it-{self.id}.decisions.",
-            "TACTFUL_AUDIT_TOPIC": f"it-{self.id}.decisions.audit",
+            "TACTFUL_REDIS_PREFIX": self.redis_prefix,
+            "TACTFUL_APP_ID": self.kafka_prefix,
+            "TACTFUL_INPUT_TOPIC": f"{self.kafka_prefix}.touchpoints",
+            "TACTFUL_DLQ_TOPIC": f"{self.kafka_prefix}.touchpoints.dlq",
+            "TACTFUL_DECISION_TOPIC_PREFIX": f"{self.kafka_prefix}.decisions.",
+            "TACTFUL_AUDIT_TOPIC": f"{self.kafka_prefix}.decisions.audit",
             "TACTFUL_TOPOLOGIES": str(REPO / "topologies"),
             "TACTFUL_API_TOKEN": self.api_token,
             **self.extra_env,
@@ -187,7 +208,8 @@ class Namespace:
         c = Consumer(
             {
                 "bootstrap.servers": kafka_bootstrap(),
-                "group.id": f"reader-{uuid.uuid4().hex}",
+                # Named into the namespace so that cleanup() finds it should the broker keep it.
+                "group.id": f"{self.kafka_prefix}-reader-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             }
@@ -223,9 +245,73 @@ class Namespace:
         self.read(topic, check, timeout)
         return decoded
 
+    def committed(self) -> int:
+        """The workers' consumer group's committed offsets on the input topic, summed over partitions.
+
+        Faust commits a batch's offsets only after its decisions, dead letters
+        and changelog writes are acknowledged (streams/live/runtime.py), so a
+        committed offset of N means the first N records' effects have landed.
+        """
+        group, topic = self.settings().app_id, self.settings().input_topic
+        client = admin()  # kept referenced until the future resolves: a collected client cancels it
+        try:
+            listed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
+        except KafkaException:
+            return 0  # the coordinator is not ready yet, or the group has no offsets yet
+        return sum(tp.offset for tp in listed.topic_partitions or [] if tp.topic == topic and tp.offset >= 0)
+
+    def wait_committed(self, records: int, timeout: float = 60) -> None:
+        wait_until(lambda: self.committed() >= records, timeout, f"{records} input records committed")
+
+    def end_offsets(self, topic: str) -> int:
+        """How many records a topic holds (its partitions' high watermarks, summed)."""
+        c = Consumer({"bootstrap.servers": kafka_bootstrap(), "group.id": f"{self.kafka_prefix}-watermarks"})
+        try:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+        finally:
+            c.close()
+
     def close(self) -> None:
         for w in self.workers:
             w.stop()
+
+    def cleanup(self, timeout: float = 60) -> None:
+        """Stop the workers, then delete the namespace's topics, consumer groups, Redis keys and data folder.
+
+        Waits until the broker has done each deletion: a teardown that returned
+        early would leave what the next run lists. A group still holding a
+        killed worker's member cannot be deleted until the broker expires that
+        member (the session timeout), so deleting groups is retried until then.
+        """
+        self.close()
+        client = admin()
+        topics = [t for t in client.list_topics(timeout=10).topics if t.startswith(self.kafka_prefix)]
+        if topics:
+            for fut in client.delete_topics(topics, operation_timeout=30).values():
+                fut.result()
+        wait_until(lambda: self._delete_groups(client), timeout, f"consumer groups {self.kafka_prefix}* deleted")
+        with redis.Redis.from_url(redis_url()) as r:
+            keys = list(r.scan_iter(match=f"{self.redis_prefix}:*", count=1000))
+            for i in range(0, len(keys), 1000):
+                r.unlink(*keys[i : i + 1000])
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    def _delete_groups(self, client: AdminClient) -> bool:
+        """One attempt: True once none of the namespace's groups is left."""
+        listed = client.list_consumer_groups(request_timeout=10).result()
+        groups = [g.group_id for g in listed.valid if g.group_id.startswith(self.kafka_prefix)]
+        done = True
+        for fut in client.delete_consumer_groups(groups, request_timeout=30).values() if groups else ():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code == KafkaError.NON_EMPTY_GROUP:
+                    done = False  # a killed worker's member, not yet expired
+                elif code != KafkaError.GROUP_ID_NOT_FOUND:
+                    raise
+        return done
 
 
 def to_decision(rec: dict[str, Any]) -> Decision:
@@ -256,7 +342,7 @@ def namespace(services: None, tmp_path: Path, request: pytest.FixtureRequest) ->
     if failed is not None and failed.failed:
         for w in ns.workers:
             print(f"--- {w.name} log tail ---\n{w.tail()}")
-    ns.close()
+    ns.cleanup()
 
 
 @pytest.hookimpl(hookwrapper=True)

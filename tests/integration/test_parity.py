@@ -67,7 +67,7 @@ def test_fifty_thousand_events_through_kafka_match_replay(services: None, tmp_pa
         assert len(expected) > 1_000
         assert live(ns, events, [w], len(expected)) == expected
     finally:
-        ns.close()
+        ns.cleanup()
 
 
 def test_two_workers_share_partitions_and_decide_as_one(services: None, tmp_path: Any) -> None:
@@ -94,5 +94,5 @@ def test_two_workers_share_partitions_and_decide_as_one(services: None, tmp_path
         assert forwarded[1] == direct[1] and direct[1]["state"] is not None
         assert other.get(f"/customers/{cust}")[0] == 401
     finally:
-        ns.close()
+        ns.cleanup()
 

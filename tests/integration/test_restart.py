@@ -41,8 +41,9 @@ def test_killed_worker_completes_a_sequence_begun_before_the_restart(namespace: 
         60,
         "the first two events processed",
     )
-    # Let the changelog write and the offset commit land, then kill without a chance to clean up.
-    time.sleep(4)
+    # Once both offsets are committed, the changelog write has landed too (it is acknowledged
+    # before Faust commits); then kill without a chance to clean up.
+    namespace.wait_committed(2)
     w.stop(kill=True)
 
     again = namespace.worker("second").wait_ready()
@@ -62,8 +63,10 @@ def test_kill_right_after_processing_loses_no_decision(namespace: Namespace) -> 
     wait_until(lambda: w.metrics().get('tactful_events_total{type="support_contact"}', 0) >= 1, 60, "processed")
     w.stop(kill=True)
     namespace.worker("second").wait_ready()
-    time.sleep(3)
-    engaged = namespace.decisions("call_center", lambda ds: len(ds) >= 1)
+    # Committed through the third event: whatever was sent again for it has been acknowledged.
+    namespace.wait_committed(3)
+    sent = namespace.end_offsets(namespace.settings().decision_topic("call_center"))
+    engaged = namespace.decisions("call_center", lambda ds: len(ds) >= max(sent, 1))
     ids = {d.decision_id for d in engaged}
     assert len(ids) == 1  # maybe sent twice, always with the same id: channels deduplicate on it
 
@@ -91,7 +94,7 @@ def test_absence_deadline_armed_before_a_restart_fires_after_it(namespace: Names
         ]
     )
     wait_until(lambda: w.metrics().get('tactful_events_total{type="purchase"}', 0) >= 1, 60, "purchase processed")
-    time.sleep(4)  # the commit and the changelog write land
+    namespace.wait_committed(1)  # and so the changelog write, with the armed deadline, has landed
     w.stop()
     namespace.worker("second").wait_ready()
     # 25 hours later in event time: the watermark passes the 24h deadline armed before the restart.

@@ -1,9 +1,11 @@
-"""Helpers shared by the mirror's unit tests (fakeredis) and integration tests (redis-server)."""
+"""Helpers shared by the live unit tests (fakeredis, fake producers) and the mirror's integration tests."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +25,23 @@ def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         asyncio.run(asyncio.wait_for(test(*args, **kwargs), 120))
 
     return wrapper
+
+
+async def until(
+    condition: Callable[[], object], timeout: float = 5.0, what: str = "condition", every: float = 0.001
+) -> None:
+    """Poll `condition` (a plain or an async callable) until it holds; fail after `timeout` seconds.
+
+    The only sleep the live tests have: an interval between looks, never a wait for "long enough"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout}s"
+        await asyncio.sleep(every)
 
 
 def decision(

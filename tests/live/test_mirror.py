@@ -32,7 +32,7 @@ from streams.live.mirror import (
     rebuild,
     wall_clock_ms,
 )
-from tests.live.support import HOUR, decision, run_async
+from tests.live.support import HOUR, decision, run_async, until
 
 P = "tactful"
 FAST = Backoff(initial_s=0.001, max_s=0.01)
@@ -75,13 +75,6 @@ async def started(harness: Harness) -> AsyncIterator[Harness]:
         yield harness
     finally:
         await harness.mirror.stop()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
 
 
 # --- layout and lookups -----------------------------------------------------------
@@ -288,8 +281,7 @@ async def test_an_outage_loses_nothing_and_keeps_the_order() -> None:
         await until(lambda: h.metric("tactful_redis_mirror_errors_total") >= 3)
         assert h.mirror.degraded
         assert h.mirror.pending == 6
-        await asyncio.sleep(0.01)
-        assert h.mirror.lag_seconds > 0
+        await until(lambda: h.mirror.lag_seconds > 0, what="the oldest pending write to age")
         assert h.metric("tactful_redis_mirror_lag_seconds") > 0
         assert h.metric("tactful_redis_mirror_writes_total", op="set") == 0
 

@@ -12,6 +12,7 @@ from aiokafka.record.default_records import DefaultRecordBatch
 
 from streams.live.partitioning import Partitioner
 from streams.live.sink import BatchSink
+from tests.live.support import until
 
 Sent = tuple[str, int, list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]]
 
@@ -137,10 +138,13 @@ def test_deliver_returns_only_once_every_batch_is_acknowledged() -> None:
         for i in range(10):
             sink.add("a", f"k{i}".encode(), b"v")
         task = asyncio.create_task(sink.deliver())
-        await asyncio.sleep(0.01)
-        assert len(producer.futures) == 2 and not task.done()
+        await until(lambda: len(producer.futures) == 2, what="both batches sent")
+        assert not task.done()
         producer.futures[0].set_result(None)
-        await asyncio.sleep(0.01)
+        # A "waiting" can only be seen by letting the loop run whatever that ack set off:
+        # zero-time turns, enough for any chain of callbacks to finish, and no clock.
+        for _ in range(20):
+            await asyncio.sleep(0)
         events.append("one acked: " + ("done" if task.done() else "waiting"))
         producer.futures[1].set_result(None)
         await task
@@ -157,7 +161,7 @@ def test_a_failed_delivery_fails_deliver() -> None:
     async def go() -> None:
         sink.add("a", b"k", b"v")
         task = asyncio.create_task(sink.deliver())
-        await asyncio.sleep(0.01)
+        await until(lambda: producer.futures, what="the batch sent")
         producer.futures[0].set_exception(RuntimeError("broker said no"))
         await task
 
