@@ -252,7 +252,7 @@ class Namespace:
         and changelog writes are acknowledged (streams/live/runtime.py), so a
         committed offset of N means the first N records' effects have landed.
         """
-        group, topic = self.settings().app_id, self.settings().input_topic
+        group, topic = self.settings().topics.app_id, self.settings().topics.input
         client = admin()  # kept referenced until the future resolves: a collected client cancels it
         try:
             listed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()

@@ -65,7 +65,7 @@ def test_kill_right_after_processing_loses_no_decision(namespace: Namespace) -> 
     namespace.worker("second").wait_ready()
     # Committed through the third event: whatever was sent again for it has been acknowledged.
     namespace.wait_committed(3)
-    sent = namespace.end_offsets(namespace.settings().decision_topic("call_center"))
+    sent = namespace.end_offsets(namespace.settings().topics.decision("call_center"))
     engaged = namespace.decisions("call_center", lambda ds: len(ds) >= max(sent, 1))
     ids = {d.decision_id for d in engaged}
     assert len(ids) == 1  # maybe sent twice, always with the same id: channels deduplicate on it
