@@ -89,7 +89,8 @@ def validate_event(raw: object) -> Event:
         raise InvalidEvent(R_CUSTOMER_ID, "customer_id must be a string of 1..128 characters")
 
     etype = raw.get("type")
-    if etype not in _VALID_TYPES:
+    # The type test comes first: a list or an object is unhashable, and the set lookup would raise TypeError.
+    if type(etype) is not str or etype not in _VALID_TYPES:
         if not isinstance(etype, str) or len(etype) > MAX_TYPE or not TYPE_PATTERN.fullmatch(etype):
             raise InvalidEvent(R_TYPE, "type must match [a-z][a-z0-9_.]* and be at most 64 characters")
         if len(_VALID_TYPES) < _VALID_TYPES_MAX and type(etype) is str:
