@@ -14,10 +14,10 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from streams.topology import Catalog
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a file cannot be read or written; Kafka or Redis failed or did not answer in time
@@ -472,6 +473,7 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     """Restore the Redis suppression mirror from the decision topics (Kafka is the source of truth)."""
     import asyncio
 
+    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from streams.clients import kafka_options, redis_client
@@ -486,28 +488,27 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
         raise ConfigError("no Redis: set TACTFUL_REDIS_URL")
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
 
-    async def run() -> tuple[int, object]:
+    async def on_redis(work: Callable[[Redis], Awaitable[T]]) -> T:
         client = redis_client(settings.redis, timeout_s=10.0)
         try:
-            # Redis first: no point reading every decision topic for a Redis that is not there.
-            try:
-                await client.ping()
-            except (RedisError, OSError) as exc:
-                raise _redis_failed(settings, exc) from exc
-            decisions = await asyncio.to_thread(
-                read_decision_topics, kafka_options(settings.kafka), topics, avro.local_registry().resolve, timeout
-            )
-            try:
-                stats = await rebuild(
-                    client, decisions, prefix=settings.redis.prefix, now_ms=wall_clock_ms(), clear=not keep
-                )
-            except MirrorUnavailable as exc:
-                raise _redis_failed(settings, exc) from exc
-            return len(decisions), stats
+            return await work(client)
+        except (MirrorUnavailable, RedisError, OSError) as exc:
+            raise _redis_failed(settings, exc) from exc
         finally:
             await client.aclose()
 
-    count, stats = asyncio.run(run())
+    # Redis first: no point reading every decision topic for a Redis that is not there.
+    asyncio.run(on_redis(lambda client: client.ping()))
+    # Read on this thread, not in asyncio's executor: Ctrl-C must not wait for the read's timeout.
+    decisions = read_decision_topics(kafka_options(settings.kafka), topics, avro.local_registry().resolve, timeout)
+    stats = asyncio.run(
+        on_redis(
+            lambda client: rebuild(
+                client, decisions, prefix=settings.redis.prefix, now_ms=wall_clock_ms(), clear=not keep
+            )
+        )
+    )
+    count = len(decisions)
     click.echo(f"read {count:,} decisions from {len(topics)} topics; {stats}")
 
 
