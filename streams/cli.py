@@ -1,39 +1,140 @@
-"""The ``tactful`` command line. The only place that reads the environment."""
+"""The ``tactful`` command line. The only place that reads the environment.
+
+One error boundary (:class:`_Tactful`, the ``tactful`` group) turns every
+expected failure into one line ``error: ...`` on standard error and a
+documented exit code (:data:`EXIT_CODES`, also in ``tactful --help`` and the
+README): commands raise (:mod:`streams.errors`, click's usage errors, ``OSError``
+for files) and never print-and-exit themselves. Anything else is a bug and keeps
+its traceback.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
-from streams.errors import ConfigError, EventsFileError, InputError, TactfulError, TopologyError
+from streams.errors import ConfigError, InfraError, InputError, TactfulError, TopologyError
 
 if TYPE_CHECKING:
     from streams.settings import Settings
+    from streams.topology import Catalog
 
-EXIT_EVENTS_UNREADABLE = 1
-EXIT_TOPOLOGIES_INVALID = 2
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a file cannot be read or written; Kafka or Redis failed or did not answer in time
+EXIT_EVENTS_UNREADABLE = EXIT_FAILED
+EXIT_USAGE = 2  # an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies
+EXIT_TOPOLOGIES_INVALID = EXIT_USAGE
+EXIT_SUPPRESSED = 3  # `check`: the customer is suppressed
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+EXIT_CODES = {
+    EXIT_OK: "done (check: the customer may be marketed to)",
+    EXIT_FAILED: "a file cannot be read or written, or Kafka or Redis failed or did not answer in time",
+    EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies",
+    EXIT_SUPPRESSED: "check: the customer is suppressed",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
-def _load_catalog(folder: str):  # type: ignore[no-untyped-def]
+class _TopologiesInvalid(click.ClickException):
+    """A topologies folder does not load: every problem on its own line, then how many."""
+
+    exit_code = EXIT_TOPOLOGIES_INVALID
+
+    def __init__(self, folder: str, error: TopologyError) -> None:
+        super().__init__(f"{len(error.problems)} problem(s) in {folder}")
+        self.problems = error.problems
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        for p in self.problems:
+            click.echo(f"error: {p}", err=True)
+        click.echo(self.message, err=True)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Report an expected failure in one line and return its exit code; re-raise anything else."""
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return EXIT_USAGE
+    if isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, click.Abort) and isinstance(exc.__cause__, KeyboardInterrupt)
+    ):
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, click.Abort):
+        click.echo("error: aborted", err=True)
+        return EXIT_FAILED
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, TactfulError):
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`tactful replay | head`): nothing to report to it.
+        sys.stdout = click.utils.PacifyFlushWrapper(sys.stdout)
+        return EXIT_FAILED
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        return EXIT_FAILED
+    raise exc
+
+
+class _Tactful(click.Group):
+    """The ``tactful`` group and its error boundary (see the module docstring)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (Exception, KeyboardInterrupt) as exc:
+            code = _exit_code(exc)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _epilog() -> str:
+    # \b keeps click from re-wrapping the table into one paragraph.
+    rows = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+    return f"\b\nExit codes:\n{rows}"
+
+
+def _load_catalog(folder: str | Path, setting: str | None = None) -> Catalog:
+    """The topologies of ``folder``; with ``setting``, a missing folder says what to set."""
     from streams.topology import load_folder
 
+    if setting is not None and not Path(folder).is_dir():
+        raise ConfigError(
+            f"no topologies folder at {Path(folder).absolute()}: set {setting} to the folder of your topology files"
+        )
     try:
         return load_folder(folder)
     except TopologyError as exc:
-        for p in exc.problems:
-            click.echo(f"error: {p}", err=True)
-        click.echo(f"{len(exc.problems)} problem(s) in {folder}", err=True)
-        sys.exit(EXIT_TOPOLOGIES_INVALID)
+        raise _TopologiesInvalid(str(folder), exc) from exc
 
 
-@click.group()
+@click.group(cls=_Tactful, epilog=_epilog())
 @click.version_option(package_name="tactful")
 def main() -> None:
     """tactful: stop tactless marketing across channels, in real time."""
@@ -93,19 +194,22 @@ def replay(
         until_ms = parse_time_option(until) if until is not None else None
     except TactfulError as exc:
         raise click.BadParameter(str(exc), param_hint="--until") from exc
+    if out:
+        _check_writable(Path(out))
 
-    def reject(line: int, exc: InputError) -> None:
-        click.echo(f"line {line}: {exc.reason}: {exc.detail}", err=True)
+    source = open_events(Path(events))
+    unreadable = 0  # records that are not JSON (or too large) at all
+
+    def reject(number: int, exc: InputError) -> None:
+        nonlocal unreadable
+        if exc.reason in ("malformed", "too_large"):
+            unreadable += 1
+        click.echo(f"{source.unit} {number}: {exc.reason}: {exc.detail}", err=True)
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
-    try:
-        source = open_events(Path(events))
-        with _ProgressBar(show, source.size, source.position) as bar:
-            result = replay_numbered(catalog, source.records, until_ms, on_reject=reject, on_progress=bar.tick)
-    except EventsFileError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_EVENTS_UNREADABLE)
+    with _ProgressBar(show, source.size, source.position) as bar:
+        result = replay_numbered(catalog, source.records, until_ms, on_reject=reject, on_progress=bar.tick)
     elapsed = time.perf_counter() - started
     sink: IO[bytes]
     with open(out, "wb") if out else _stdout() as sink:
@@ -113,6 +217,28 @@ def replay(
             if audit or d.emitted:
                 sink.write(orjson.dumps(d.to_json(audit=audit)) + b"\n")
     _print_summary(result.summary, elapsed)
+    # Still exit 0 (docs/contract-notes.md, "Replay"): the file was read, its records are what is wrong.
+    count = result.counts["events"]
+    if count == 0:
+        click.echo(f"warning: {events} holds no events", err=True)
+    elif unreadable == count:
+        click.echo(
+            f"warning: no {source.unit} of {events} is JSON: "
+            "--events takes JSON Lines or an Avro object container file",
+            err=True,
+        )
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before a long run, not after it, when ``path`` cannot be written (``OSError``)."""
+    import errno
+    import os
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", str(path))
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise PermissionError(errno.EACCES, "not writable", str(path))
 
 
 @main.command()
@@ -166,8 +292,12 @@ def generate(
     from streams import generate as gen
     from streams.timeutil import parse_time_option
 
+    _check_writable(Path(out))
     try:
         start_ms = parse_time_option(start)
+    except TactfulError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from exc
+    try:
         events = (
             functools.partial(gen.generate_events, total, customers, seed)
             if total
@@ -201,7 +331,33 @@ def _settings(**overrides: object) -> Settings:
     try:
         return Settings.from_env(os.environ, **overrides)
     except ConfigError as exc:
-        raise click.UsageError(f"invalid settings: {exc}") from exc
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+class _EchoHandler(logging.Handler):
+    """Log records to whatever standard error is when they are written (click's runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # a log line must never take the command down
+            self.handleError(record)
+
+
+@contextmanager
+def _startup_logging(level: str) -> Iterator[None]:
+    """Log lines on standard error until Faust's worker sets up logging its own way."""
+    handler = _EchoHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"))
+    root = logging.getLogger()
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
 
 
 @main.command()
@@ -209,36 +365,55 @@ def _settings(**overrides: object) -> Settings:
 @click.option("--web-port", type=int, default=None, help="HTTP port for /metrics, /health, /ready (TACTFUL_WEB_PORT).")
 @click.option("--bootstrap-servers", default=None, help="Kafka bootstrap servers (TACTFUL_BOOTSTRAP_SERVERS).")
 @click.option("--data-dir", default=None, help="Local state folder (TACTFUL_DATA_DIR).")
-@click.option("--loglevel", default="info", show_default=True)
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False),
+)
 def worker(
     topologies: str | None, web_port: int | None, bootstrap_servers: str | None, data_dir: str | None, loglevel: str
 ) -> None:
-    """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis."""
+    """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis.
+
+    It waits up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers,
+    then exits 1.
+    """
     import asyncio
 
     from streams.gctune import tune
     from streams.live.app import create_worker, faust_worker
 
-    tune()
-    # uvloop must be the loop before the app exists: building the app binds one.
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    except ImportError:  # optional on platforms without it
-        pass
-
     settings = _settings(
         topologies=topologies, web_port=web_port, bootstrap_servers=bootstrap_servers, data_dir=data_dir
     )
-    catalog = _load_catalog(str(settings.processing.topologies))
-    try:
+    folder = settings.processing.topologies
+    catalog = _load_catalog(folder, setting="TACTFUL_TOPOLOGIES (or --topologies)")
+    with _startup_logging(loglevel):
+        log.info(
+            "topologies from %s: %s",
+            folder,
+            ", ".join(f"{t.name} v{t.version}" for t in catalog.topologies) or "none",
+        )
+        tune()
+        # uvloop must be the loop before the app exists: building the app binds one.
+        try:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+            asyncio.set_event_loop(asyncio.new_event_loop())
+        except ImportError:  # optional on platforms without it
+            pass
         built = create_worker(settings, catalog)
-    except TactfulError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     faust_worker(built.app, loglevel).execute_from_commandline()
+
+
+def _redis_failed(settings: Settings, exc: Exception) -> InfraError:
+    """One line for a Redis that did not answer, naming it (without its password)."""
+    from streams.clients import redacted
+
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return InfraError(f"Redis at {redacted(settings.redis.url or '')} did not answer: {cause}")
 
 
 @main.command()
@@ -246,21 +421,23 @@ def worker(
 @click.argument("channel")
 @click.argument("category", required=False)
 @click.option("--redis-url", default=None, help="Redis URL (TACTFUL_REDIS_URL).")
-def check(customer: str, channel: str, category: str | None, redis_url: str | None) -> None:
+@click.pass_context
+def check(ctx: click.Context, customer: str, channel: str, category: str | None, redis_url: str | None) -> None:
     """May I market to CUSTOMER on CHANNEL (for CATEGORY)? Exit 0: yes; 3: suppressed."""
     import asyncio
 
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
+    from streams.clients import redis_client
+    from streams.errors import MirrorUnavailable
     from streams.live.mirror import explain, is_suppressed
 
     settings = _settings(redis_url=redis_url)
     if not settings.redis.url:
-        raise click.UsageError("no Redis: set TACTFUL_REDIS_URL or --redis-url")
+        raise ConfigError("no Redis: set TACTFUL_REDIS_URL or --redis-url")
 
     async def ask() -> tuple[bool, list[tuple[str, str, int]]]:
-        client = Redis.from_url(settings.redis.url or "", socket_timeout=2.0)
+        client = redis_client(settings.redis)
         try:
             found = await is_suppressed(client, settings.redis.prefix, customer, channel, category)
             why = await explain(client, settings.redis.prefix, customer, channel, category) if found else []
@@ -270,9 +447,8 @@ def check(customer: str, channel: str, category: str | None, redis_url: str | No
 
     try:
         suppressed, why = asyncio.run(ask())
-    except RedisError as exc:
-        click.echo(f"error: Redis at {settings.redis.url} did not answer: {exc}", err=True)
-        sys.exit(1)
+    except (MirrorUnavailable, RedisError, OSError) as exc:
+        raise _redis_failed(settings, exc) from exc
     from streams.timeutil import format_time
 
     if not suppressed:
@@ -281,46 +457,59 @@ def check(customer: str, channel: str, category: str | None, redis_url: str | No
     click.echo(f"no: {customer} is suppressed on {channel}" + (f" for {category}" if category else ""))
     for topology, cat, expires in why:
         click.echo(f"  {topology}: category {cat} until {format_time(expires)}")
-    sys.exit(3)
+    ctx.exit(EXIT_SUPPRESSED)
 
 
 @main.command("redis-rebuild")
 @click.option("--keep", is_flag=True, help="Do not clear the mirror's keys first.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to read the decision topics.")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to read the decision topics.",
+)
 def redis_rebuild(keep: bool, timeout: float) -> None:
     """Restore the Redis suppression mirror from the decision topics (Kafka is the source of truth)."""
     import asyncio
 
     from redis.asyncio import Redis
+    from redis.exceptions import RedisError
 
+    from streams.clients import kafka_options, redis_client
     from streams.codec import avro
+    from streams.errors import MirrorUnavailable
     from streams.live.mirror import read_decision_topics, rebuild, wall_clock_ms
     from streams.live.topics import channels
 
     settings = _settings()
-    catalog = _load_catalog(str(settings.processing.topologies))
+    catalog = _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")
     if not settings.redis.url:
-        raise click.UsageError("no Redis: set TACTFUL_REDIS_URL")
+        raise ConfigError("no Redis: set TACTFUL_REDIS_URL")
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
-    try:
-        decisions = read_decision_topics(
-            settings.kafka.bootstrap_servers, topics, avro.local_registry().resolve, timeout
-        )
-    except TactfulError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
-    async def apply() -> object:
-        client = Redis.from_url(settings.redis.url or "")
+    async def on_redis(work: Callable[[Redis], Awaitable[T]]) -> T:
+        client = redis_client(settings.redis, timeout_s=10.0)
         try:
-            return await rebuild(
-                client, decisions, prefix=settings.redis.prefix, now_ms=wall_clock_ms(), clear=not keep
-            )
+            return await work(client)
+        except (MirrorUnavailable, RedisError, OSError) as exc:
+            raise _redis_failed(settings, exc) from exc
         finally:
             await client.aclose()
 
-    stats = asyncio.run(apply())
-    click.echo(f"read {len(decisions):,} decisions from {len(topics)} topics; {stats}")
+    # Redis first: no point reading every decision topic for a Redis that is not there.
+    asyncio.run(on_redis(lambda client: client.ping()))
+    # Read on this thread, not in asyncio's executor: Ctrl-C must not wait for the read's timeout.
+    decisions = read_decision_topics(kafka_options(settings.kafka), topics, avro.local_registry().resolve, timeout)
+    stats = asyncio.run(
+        on_redis(
+            lambda client: rebuild(
+                client, decisions, prefix=settings.redis.prefix, now_ms=wall_clock_ms(), clear=not keep
+            )
+        )
+    )
+    count = len(decisions)
+    click.echo(f"read {count:,} decisions from {len(topics)} topics; {stats}")
 
 
 @main.command()
@@ -329,20 +518,19 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 @click.option("--seed", default=None, type=int, help="Default: the current time, so ids are new each run.")
 def feed(customers: int, rate: float, duration: float | None, seed: int | None) -> None:
-    """Produce generated journeys to the input topic (event time starting now)."""
-    import time
+    """Produce generated journeys to the input topic (event time starting now).
 
+    It waits up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers,
+    then exits 1.
+    """
     from streams.generate import generate
     from streams.live.feed import feed as produce
 
     settings = _settings()
     now = int(time.time() * 1000)
     events = generate(customers, seed if seed is not None else now // 1000, start_ms=now, scenario_rate=0.5)
-    try:
+    with _startup_logging("warning"):
         sent = produce(settings, events, rate=rate or None, duration=duration)
-    except TactfulError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
 
 
@@ -350,29 +538,27 @@ def feed(customers: int, rate: float, duration: float | None, seed: int | None) 
 @click.option("--duration", default=60.0, show_default=True, help="Seconds to run (Ctrl-C stops earlier).")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second fed.")
 @click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))
-def demo(duration: float, rate: float, count: int) -> None:
+@click.pass_context
+def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
     """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
     from rich.console import Console
 
     from streams.live.demo import run_demo
 
     settings = _settings()
+    _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")
     # About eight events per customer: enough customers that the feed lasts the whole run.
     customers = max(50, int(rate * duration / 8))
-    try:
-        sys.exit(
-            run_demo(
-                settings,
-                duration=duration,
-                rate=rate,
-                workers=count,
-                customers=customers,
-                console=Console(stderr=False),
-            )
+    with _startup_logging("warning"):
+        code = run_demo(
+            settings,
+            duration=duration,
+            rate=rate,
+            workers=count,
+            customers=customers,
+            console=Console(stderr=False),
         )
-    except TactfulError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    ctx.exit(code)
 
 
 class _ProgressBar:

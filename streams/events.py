@@ -128,13 +128,39 @@ def validate_event(raw: object) -> Event:
         # map/set run in C: far cheaper than a Python loop over the attributes.
         exact = set(map(type, attrs_raw)) <= _STR_ONLY and set(map(type, values)) <= _STR_ONLY
         if not exact and not all(isinstance(k, str) and isinstance(v, str) for k, v in attrs_raw.items()):
-            raise InvalidEvent(R_ATTRIBUTES, "attributes must be a map of string to string")
+            raise InvalidEvent(R_ATTRIBUTES, _not_a_string(attrs_raw))
         if max(map(len, attrs_raw)) > MAX_ATTRIBUTE_KEY or max(map(len, values)) > MAX_ATTRIBUTE_VALUE:
-            raise InvalidEvent(R_ATTRIBUTES, "an attribute key or value is too long")
+            raise InvalidEvent(R_ATTRIBUTES, _too_long(attrs_raw))
         # A decoded JSON or Avro map is a fresh dict nobody else holds: keep it, do not copy.
         attributes = attrs_raw if type(attrs_raw) is dict else dict(attrs_raw)
 
     return Event(event_id, customer_id, etype, occurred_at, channel, attributes)
+
+
+def _shown(key: object) -> str:
+    """A key for a message: quoted, and cut short (it may be the over-long one)."""
+    text = repr(key)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _not_a_string(attrs: Mapping[Any, Any]) -> str:
+    """Which attribute broke "a map of string to string": the first, in the record's order."""
+    for key, value in attrs.items():
+        if not isinstance(key, str):
+            return f"attributes must be a map of string to string: key {_shown(key)} is not a string"
+        if not isinstance(value, str):
+            return f"attributes must be a map of string to string: attribute {_shown(key)} has value {_shown(value)}"
+    return "attributes must be a map of string to string"
+
+
+def _too_long(attrs: Mapping[str, str]) -> str:
+    """Which attribute is over a size limit: the first, in the record's order."""
+    for key, value in attrs.items():
+        if len(key) > MAX_ATTRIBUTE_KEY:
+            return f"attribute key {_shown(key)} is longer than {MAX_ATTRIBUTE_KEY} characters"
+        if len(value) > MAX_ATTRIBUTE_VALUE:
+            return f"attribute {_shown(key)} is longer than {MAX_ATTRIBUTE_VALUE} characters"
+    return "an attribute key or value is too long"
 
 
 def _slow_time(at: object) -> int:

@@ -133,11 +133,16 @@ def run(
 
 @dataclass
 class EventsFile:
-    """A JSON Lines or Avro events file being read: its records and how far in it is."""
+    """A JSON Lines or Avro events file being read: its records and how far in it is.
+
+    ``unit`` is what the record numbers count: ``line`` (JSON Lines) or
+    ``record`` (Avro), for messages about one of them.
+    """
 
     records: Iterator[tuple[int, object]]
     size: int
     position: Callable[[], int]
+    unit: str = "line"
 
 
 def open_events(path: Path) -> EventsFile:
@@ -151,7 +156,7 @@ def open_events(path: Path) -> EventsFile:
         with path.open("rb") as fh:
             magic = fh.read(4)
         if magic == b"Obj\x01":
-            return EventsFile(enumerate(read_ocf(path), start=1), size, lambda: 0)
+            return EventsFile(enumerate(read_ocf(path), start=1), size, lambda: 0, unit="record")
         fo = path.open("rb")
     except OSError as exc:
         raise EventsFileError(f"cannot read {path}: {exc.strerror or exc}") from exc

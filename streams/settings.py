@@ -142,6 +142,8 @@ class Processing(_Section):
     fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
     # How soon a dead worker's partitions move to the others (Faust's default is 60s).
     session_timeout: float = Field(default=10.0, gt=0)
+    # Seconds a starting worker (or `tactful feed`) waits for the brokers before it gives up.
+    start_timeout: float = Field(default=60.0, gt=0)
     store: str = "memory://"
     data_dir: Path = Path(".run/worker")
 
@@ -228,6 +230,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
             "producer_linger",
             "fetch_max_wait",
             "session_timeout",
+            "start_timeout",
             "store",
             "data_dir",
         )

@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from streams.clients import kafka_consumer
 from streams.codec import avro
 from streams.errors import InfraError, TactfulError
 from streams.generate import generate
@@ -73,9 +74,7 @@ def _ready(port: int) -> bool:
 
 
 def _consumer(settings: Settings) -> Consumer:
-    c = Consumer(
-        {**settings.kafka.librdkafka(), "group.id": f"demo-view-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
+    c = kafka_consumer(settings.kafka, **{"group.id": f"demo-view-{uuid.uuid4().hex}", "enable.auto.commit": False})
     assignment = []
     for topic in (settings.topics.audit, settings.topics.dlq):
         meta = c.list_topics(topic, timeout=10).topics[topic]

@@ -3,7 +3,9 @@
 Uses librdkafka's ``murmur2_random`` partitioner, the Java client's, so every
 event lands on its customer's partition and the worker never has to re-route.
 Records Avro cannot hold (the generator's broken events) are sent as their
-JSON bytes, so the dead-letter path sees them too.
+JSON bytes, so the dead-letter path sees them too. Before the first record it
+waits for the brokers (``TACTFUL_START_TIMEOUT``), so a feed with no broker
+fails with one line instead of queueing records that can never be delivered.
 """
 
 from __future__ import annotations
@@ -15,21 +17,23 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException, Producer
 
+from streams.clients import kafka_producer, kafka_reason, wait_for_kafka
 from streams.codec import avro
 from streams.errors import InfraError, MalformedRecord
 from streams.settings import Settings
 
 
 def producer(settings: Settings, **extra: str | int) -> Producer:
-    conf: dict[str, str | int | float | bool] = {
-        **settings.kafka.librdkafka(),
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "enable.idempotence": "true",
-        "compression.type": "lz4",
-        **extra,
-    }
-    return Producer(conf)
+    return kafka_producer(
+        settings.kafka,
+        **{
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "enable.idempotence": "true",
+            "compression.type": "lz4",
+            **extra,
+        },
+    )
 
 
 def encode_event(raw: Mapping[str, Any] | object) -> tuple[bytes | None, bytes]:
@@ -55,6 +59,7 @@ def feed(
     """Send events (at ``rate`` per second if given); returns how many were sent."""
     prod = producer(settings)
     target = topic or settings.topics.input
+    wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
     sent = 0
     started = time.monotonic()
     try:
@@ -78,7 +83,7 @@ def feed(
                 prod.poll(0)
         left = prod.flush(60)
     except KafkaException as exc:
-        raise InfraError(f"producing to {target} failed: {exc}") from exc
+        raise InfraError(f"producing to {target} failed: {kafka_reason(exc)}") from exc
     if left:
         raise InfraError(f"{left} records were not delivered to {target} within 60s")
     return sent

@@ -667,7 +667,7 @@ def _decode_partition(values: Sequence[bytes | None], resolve: Resolver, stats: 
 
 
 def read_decision_topics(
-    bootstrap: str,
+    client_options: Mapping[str, Any],
     topics: Sequence[str],
     resolve: Resolver,
     timeout_s: float,
@@ -678,8 +678,9 @@ def read_decision_topics(
 
     Reads each partition to the high watermark it had at the start (new
     records are left for the live mirror), with a throwaway consumer group
-    that commits nothing. Returns the decisions merged as
-    :func:`decisions_from_partitions` says. Raises :class:`ConfigError` for a
+    that commits nothing. ``client_options`` are librdkafka's: connection,
+    security, logger (:func:`streams.clients.kafka_options`). Returns the
+    decisions merged as :func:`decisions_from_partitions` says. Raises :class:`ConfigError` for a
     topic that does not exist and :class:`InfraError` when Kafka fails or the
     end is not reached within ``timeout_s``.
     """
@@ -687,9 +688,10 @@ def read_decision_topics(
     from confluent_kafka import Consumer, KafkaException
 
     deadline = time.monotonic() + timeout_s
+    bootstrap = client_options.get("bootstrap.servers", "?")
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_options,
             "group.id": f"tactful-redis-rebuild-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

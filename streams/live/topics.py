@@ -1,13 +1,20 @@
-"""Create the worker's topics if absent (Faust creates only its own internal ones)."""
+"""Create the worker's topics if absent (Faust creates only its own internal ones).
+
+:func:`ensure_topics` is where a starting worker first needs the brokers: it
+waits for them (:func:`~streams.clients.wait_for_kafka`: backoff, one warning
+per attempt) for ``TACTFUL_START_TIMEOUT`` seconds, then gives up with
+:class:`~streams.errors.InfraError`, so a worker started without a broker says
+so and exits instead of retrying forever.
+"""
 
 from __future__ import annotations
 
 import time
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from streams.clients import kafka_admin, kafka_reason, wait_for_kafka
 from streams.errors import InfraError
 from streams.settings import Settings
 from streams.topology import Catalog
@@ -33,13 +40,15 @@ def decision_retention_ms(catalog: Catalog) -> int:
     return max(2 * longest, 30 * DAY_MS)
 
 
-def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -> int:
-    """Create missing topics; return the input topic's partition count (which rules routing)."""
-    admin = AdminClient(dict(settings.kafka.librdkafka()))
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        raise InfraError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc
+def ensure_topics(settings: Settings, catalog: Catalog, timeout: float | None = None) -> int:
+    """Create missing topics; return the input topic's partition count (which rules routing).
+
+    Waits up to ``timeout`` seconds (default: ``settings.processing.start_timeout``)
+    for the brokers, then for each step after; :class:`InfraError` when they do not answer.
+    """
+    timeout = settings.processing.start_timeout if timeout is None else timeout
+    admin = kafka_admin(settings.kafka)
+    existing = wait_for_kafka(admin, settings.kafka, timeout).topics
     n, r = settings.topics.partitions, settings.topics.replication
     keep = str(decision_retention_ms(catalog))
     wanted = [
@@ -64,11 +73,15 @@ def ensure_topics(settings: Settings, catalog: Catalog, timeout: float = 30.0) -
                 fut.result()
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):  # a concurrent worker won the race
-                    raise InfraError(f"cannot create topic {topic}: {exc}") from exc
+                    raise InfraError(f"cannot create topic {topic}: {kafka_reason(exc)}") from exc
     # A topic just created can show no partitions in metadata for a moment.
     deadline = time.monotonic() + timeout
     while True:
-        meta = admin.list_topics(topic=settings.topics.input, timeout=timeout).topics.get(settings.topics.input)
+        try:
+            listed = admin.list_topics(topic=settings.topics.input, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            raise InfraError(f"cannot read the metadata of topic {settings.topics.input}: {kafka_reason(exc)}") from exc
+        meta = listed.topics.get(settings.topics.input)
         if meta is not None and meta.partitions and meta.error is None:
             return len(meta.partitions)
         if time.monotonic() > deadline:

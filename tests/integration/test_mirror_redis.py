@@ -312,7 +312,12 @@ async def test_rebuild_from_the_decision_topic(shared_redis: str, prefix: str, d
 
     stats = ReadStats()
     read = await asyncio.to_thread(
-        read_decision_topics, kafka_bootstrap(), [decision_topic], local_registry().resolve, 60, stats=stats
+        read_decision_topics,
+        {"bootstrap.servers": kafka_bootstrap()},
+        [decision_topic],
+        local_registry().resolve,
+        60,
+        stats=stats,
     )
     assert [d.decision_id for d in read] == [d.decision_id for d in history]
     assert (stats.records, stats.skipped, dict(stats.reasons)) == (5, 1, {"malformed": 1})
@@ -330,5 +335,8 @@ async def test_rebuild_from_the_decision_topic(shared_redis: str, prefix: str, d
 def test_a_missing_decision_topic_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         read_decision_topics(
-            kafka_bootstrap(), [f"tactful.test.absent.{uuid.uuid4().hex[:8]}"], local_registry().resolve, 30
+            {"bootstrap.servers": kafka_bootstrap()},
+            [f"tactful.test.absent.{uuid.uuid4().hex[:8]}"],
+            local_registry().resolve,
+            30,
         )

@@ -1,0 +1,442 @@
+"""The command line through click's runner: each command's happy path, and every expected failure.
+
+An expected failure is one line ``error: ...`` on standard error, a documented
+exit code (``streams.cli.EXIT_CODES``), no traceback, and no hang: the tests
+against a Redis or a broker that is not there (a local port bound, then
+closed) bound how long the command may take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from click.testing import CliRunner, Result
+
+from streams.cli import EXIT_CODES, main
+from streams.codec.avro import touchpoint_schema, touchpoint_to_avro, write_ocf
+from streams.live.mirror import rebuild, wall_clock_ms
+from tests.live.support import decision
+
+REPO = Path(__file__).parents[1]
+TOPOLOGIES = REPO / "topologies"
+COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "demo"]
+EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
+
+
+@pytest.fixture(autouse=True)
+def _no_tactful_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets: the developer's own TACTFUL_* variables must not leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TACTFUL_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then closed): connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def tactful(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """Run ``tactful args``; whatever happens, it is no traceback."""
+    result = CliRunner(env=env).invoke(main, args)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+def one_error(result: Result, code: int, *needles: str) -> str:
+    """The result is the documented exit ``code`` with exactly one ``error:`` line holding each needle."""
+    assert code in EXIT_CODES
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def write_events(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+# --- help and version ---------------------------------------------------------------
+
+
+def test_the_group_help_documents_every_exit_code() -> None:
+    result = tactful(["--help"])
+    assert result.exit_code == 0
+    assert "Exit codes:" in result.output
+    for code, text in EXIT_CODES.items():
+        assert f"{code:<4} {text}" in result.output
+
+
+def test_every_command_is_tested_here() -> None:
+    assert sorted(COMMANDS) == sorted(main.commands)
+
+
+def test_the_readme_documents_the_same_exit_codes() -> None:
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("### Exit codes") :].split("\n\n")[2]
+    codes = [int(row.split("|")[1]) for row in table.splitlines()[2:]]
+    assert codes == list(EXIT_CODES)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help(command: str) -> None:
+    result = tactful([command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: main {command}" in result.output
+
+
+def test_version() -> None:
+    result = tactful(["--version"])
+    assert result.exit_code == 0 and "version" in result.output
+
+
+# --- bad usage: exit 2, one line ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["replay", "--bogus"], "No such option: --bogus"),
+        (["nosuchcommand"], "No such command"),
+        (["check"], "Missing argument"),
+        (["generate", "--customers", "0", "--out", "x.jsonl"], "--customers"),
+        (["generate", "--start", "yesterday", "--out", "x.jsonl"], "--start"),
+        (["worker", "--loglevel", "loud"], "--loglevel"),
+        (["redis-rebuild", "--timeout", "0"], "--timeout"),
+        (["replay", "--topologies", str(TOPOLOGIES), "--events", "e.jsonl", "--until", "soon"], "--until"),
+    ],
+    ids=[
+        "unknown-flag",
+        "unknown-command",
+        "missing-argument",
+        "bad-int",
+        "bad-time",
+        "bad-choice",
+        "bad-float",
+        "until",
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    with contextlib.chdir(tmp_path):
+        result = tactful(args)
+    line = one_error(result, 2, needle)
+    assert "--help" in line  # says where to look
+    assert "Usage:" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["worker"], ["demo"]], ids=lambda a: a[0]
+)
+def test_a_bad_setting_names_its_variable_and_exits_2(args: list[str]) -> None:
+    result = tactful(args, env={"TACTFUL_START_TIMEOUT": "soon"})
+    one_error(result, 2, "invalid settings", "TACTFUL_START_TIMEOUT", "'soon'")
+
+
+def test_an_unknown_variable_is_warned_about() -> None:
+    result = tactful(["check", "c1", "email"], env={"TACTFUL_REDIS_URLL": "redis://x", "TACTFUL_REDIS_URL": ""})
+    assert "warning: TACTFUL_REDIS_URLL is not a tactful setting" in result.stderr
+    assert "TACTFUL_REDIS_URL?" in result.stderr
+    one_error(result, 2, "no Redis")
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+def test_validate_the_shipped_topologies() -> None:
+    result = tactful(["validate", str(TOPOLOGIES)])
+    assert result.exit_code == 0, result.output
+    assert "topologies valid" in result.stdout
+
+
+def test_validate_names_each_problem_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("topology: Bad-Name\nversion: 1\n")
+    result = tactful(["validate", str(tmp_path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert any(line.startswith("error: ") and "bad.yaml" in line for line in result.stderr.splitlines())
+    assert result.stderr.splitlines()[-1].endswith(f"problem(s) in {tmp_path}")
+
+
+def test_validate_a_missing_folder(tmp_path: Path) -> None:
+    one_error(tactful(["validate", str(tmp_path / "nope")]), 2, "expected a folder")
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+def replay_args(events: Path, *more: str) -> list[str]:
+    return ["replay", "--topologies", str(TOPOLOGIES), "--events", str(events), "--no-progress", *more]
+
+
+def test_replay_to_a_file(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    assert tactful(["generate", "--customers", "20", "--out", str(events)]).exit_code == 0
+    out = tmp_path / "decisions.jsonl"
+    result = tactful(replay_args(events, "--out", str(out)))
+    assert result.exit_code == 0, result.output
+    assert out.read_text().count("\n") > 0
+    assert result.stderr.startswith("summary: ")
+    assert "warning" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("attributes", "needle"),
+    [
+        ({"sku": "p1", "price": 12}, "attribute 'price' has value 12"),
+        ({"sku": "p1", "note": "x" * 2000}, "attribute 'note' is longer than 1024 characters"),
+        ({"sku": "p1", "k" * 200: "x"}, "attribute key 'kkkkk"),
+    ],
+    ids=["not-a-string", "value-too-long", "key-too-long"],
+)
+def test_replay_names_an_invalid_attribute(tmp_path: Path, attributes: dict[str, Any], needle: str) -> None:
+    events = write_events(tmp_path / "e.jsonl", [{**EVENT, "attributes": attributes}])
+    result = tactful(replay_args(events))
+    assert result.exit_code == 0
+    assert "line 1: invalid_attributes: " in result.stderr and needle in result.stderr
+
+
+def test_replay_counts_avro_records_not_lines(tmp_path: Path) -> None:
+    events = tmp_path / "e.avro"
+    write_ocf(events, [touchpoint_to_avro(EVENT), touchpoint_to_avro({**EVENT, "type": "Bad"})], touchpoint_schema())
+    result = tactful(replay_args(events))
+    assert result.exit_code == 0, result.output
+    assert "record 2: invalid_type" in result.stderr
+    assert "line 2" not in result.stderr
+
+
+def test_replay_out_into_a_missing_folder_fails_before_the_run(tmp_path: Path) -> None:
+    events = write_events(tmp_path / "e.jsonl", [EVENT])
+    out = tmp_path / "missing" / "out.jsonl"
+    result = tactful(replay_args(events, "--out", str(out)))
+    one_error(result, 1, str(out), "does not exist")
+    assert "summary" not in result.stderr
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda p: p / "missing.jsonl", "No such file or directory"),
+        (lambda p: p, "Is a directory"),
+        (lambda p: (p / "broken.avro").write_bytes(b"Obj\x01garbage") and p / "broken.avro", "Avro"),
+    ],
+    ids=["missing", "directory", "corrupt-avro"],
+)
+def test_replay_of_an_unreadable_events_file_exits_1(tmp_path: Path, make: Any, needle: str) -> None:
+    one_error(tactful(replay_args(make(tmp_path))), 1, needle)
+
+
+def test_replay_of_an_empty_events_file_warns_and_exits_0(tmp_path: Path) -> None:
+    events = tmp_path / "empty.jsonl"
+    events.write_text("\n  \n")
+    result = tactful(replay_args(events))
+    assert result.exit_code == 0, result.output
+    assert f"warning: {events} holds no events" in result.stderr
+    assert result.stdout == ""
+
+
+def test_replay_of_binary_garbage_warns_and_exits_0(tmp_path: Path) -> None:
+    """docs/contract-notes.md: the file is read; every line is a malformed event, and a warning says so."""
+    events = tmp_path / "garbage.jsonl"
+    events.write_bytes(bytes(range(256)) * 4 + b"\x00\xff\xfe\n\x89PNG\r\n\x1a\n")
+    result = tactful(replay_args(events))
+    assert result.exit_code == 0, result.output
+    assert "line 1: malformed" in result.stderr
+    assert f"warning: no line of {events} is JSON" in result.stderr
+    assert result.stdout == ""
+
+
+def test_replay_with_some_bad_lines_does_not_warn(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps(EVENT) + "\n{not json\n")
+    result = tactful(replay_args(events))
+    assert result.exit_code == 0
+    assert "line 2: malformed" in result.stderr
+    assert "warning" not in result.stderr
+
+
+def test_replay_of_invalid_topologies_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("topology: t\n")
+    events = write_events(tmp_path / "e.jsonl", [EVENT])
+    result = tactful(["replay", "--topologies", str(tmp_path), "--events", str(events)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "t.yaml" in result.stderr
+
+
+def test_ctrl_c_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # The module, not the package's `replay` function of the same name.
+    monkeypatch.setattr(importlib.import_module("streams.replay"), "replay_numbered", interrupted)
+    result = tactful(replay_args(write_events(tmp_path / "e.jsonl", [EVENT])))
+    one_error(result, 130, "interrupted")
+
+
+# --- generate ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".avro"])
+def test_generate(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"events{suffix}"
+    result = tactful(["generate", "--customers", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "events for 5 customers" in result.stderr and out.stat().st_size > 0
+
+
+def test_generate_into_a_missing_folder_exits_1(tmp_path: Path) -> None:
+    one_error(tactful(["generate", "--out", str(tmp_path / "no" / "e.jsonl")]), 1, "does not exist")
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_redis(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
+    """`redis_client` hands out clients of one fake server (every command closes its own)."""
+    import streams.clients
+
+    server = fakeredis.FakeServer()
+    monkeypatch.setattr(streams.clients, "redis_client", lambda *a, **k: fakeredis.FakeAsyncRedis(server=server))
+    return server
+
+
+def test_check_may_market(fake_redis: fakeredis.FakeServer) -> None:
+    result = tactful(["check", "c1", "email", "phone"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "yes: c1 may be marketed to on email for phone\n"
+
+
+def test_check_suppressed_exits_3(fake_redis: fakeredis.FakeServer) -> None:
+    async def suppress() -> None:
+        async with fakeredis.FakeAsyncRedis(server=fake_redis) as client:
+            await rebuild(client, [decision(topology="t1")], prefix="tactful", now_ms=wall_clock_ms(), clear=False)
+
+    asyncio.run(suppress())
+    result = tactful(["check", "c1", "email", "phone"])
+    assert result.exit_code == 3 and isinstance(result.exception, SystemExit)
+    assert result.stdout.startswith("no: c1 is suppressed on email for phone\n  t1: category phone until ")
+
+
+def test_check_without_redis_is_bad_usage() -> None:
+    one_error(tactful(["check", "c1", "email"], env={"TACTFUL_REDIS_URL": ""}), 2, "TACTFUL_REDIS_URL")
+
+
+@pytest.mark.parametrize("command", [["check", "c1", "email"], ["redis-rebuild"]], ids=lambda c: c[0])
+def test_redis_down_is_one_line_and_exit_1(command: list[str], closed_port: int) -> None:
+    env = {
+        "TACTFUL_REDIS_URL": f"redis://:hunter2@127.0.0.1:{closed_port}/0",
+        "TACTFUL_TOPOLOGIES": str(TOPOLOGIES),
+        # redis-rebuild asks Redis first: it must not even try the (absent) broker.
+        "TACTFUL_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port}",
+    }
+    started = time.monotonic()
+    result = tactful(command, env=env)
+    assert time.monotonic() - started < 10
+    line = one_error(result, 1, f"127.0.0.1:{closed_port}", "did not answer")
+    assert "hunter2" not in result.output and "***" in line
+
+
+def test_a_password_in_the_url_and_in_the_setting_is_bad_usage() -> None:
+    env = {"TACTFUL_REDIS_URL": "redis://:a@127.0.0.1:1/0", "TACTFUL_REDIS_PASSWORD": "b"}
+    one_error(tactful(["check", "c1", "email"], env=env), 2, "set only one")
+
+
+# --- services that are not there: the broker -----------------------------------------------
+
+
+@pytest.fixture
+def process_state() -> Iterator[None]:
+    """The worker tunes the garbage collector and installs uvloop for the process: put them back."""
+    thresholds = gc.get_threshold()
+    policy = asyncio.get_event_loop_policy()
+    yield
+    gc.set_threshold(*thresholds)
+    current = asyncio.get_event_loop_policy()
+    if current is not policy:
+        with contextlib.suppress(RuntimeError):
+            current.get_event_loop().close()
+        asyncio.set_event_loop_policy(policy)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["worker", "--web-port", "16999", "--loglevel", "warning"],
+        ["feed", "--duration", "1"],
+        ["redis-rebuild", "--timeout", "2"],
+        ["demo", "--duration", "1"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_broker_down_is_one_line_exit_1_and_no_librdkafka_noise(
+    args: list[str],
+    closed_port: int,
+    fake_redis: fakeredis.FakeServer,
+    process_state: None,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    env = {
+        "TACTFUL_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port}",
+        "TACTFUL_START_TIMEOUT": "2",
+        "TACTFUL_TOPOLOGIES": str(TOPOLOGIES),
+        "TACTFUL_DATA_DIR": str(tmp_path / "data"),
+        "TACTFUL_REDIS_PREFIX": "clitest",
+    }
+    started = time.monotonic()
+    with contextlib.chdir(tmp_path):  # the demo keeps its logs under .run/
+        result = tactful(args, env=env)
+    assert time.monotonic() - started < 20
+    one_error(result, 1, f"127.0.0.1:{closed_port}")
+    # librdkafka writes to file descriptor 2 itself unless its log lines are routed to Python.
+    assert "rdkafka" not in capfd.readouterr().err
+    assert "rdkafka" not in result.output
+
+
+def test_worker_waits_for_the_broker_saying_so(
+    closed_port: int, process_state: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {
+        "TACTFUL_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port}",
+        "TACTFUL_START_TIMEOUT": "2.5",
+        "TACTFUL_TOPOLOGIES": str(TOPOLOGIES),
+        "TACTFUL_DATA_DIR": str(tmp_path / "data"),
+        "TACTFUL_REDIS_URL": "",
+    }
+    result = tactful(["worker", "--web-port", "16999"], env=env)
+    one_error(result, 1, "did not answer within 2.5s", "TACTFUL_START_TIMEOUT")
+    lines = result.stderr.splitlines()
+    loaded = next(line for line in lines if "topologies from" in line)
+    assert "post_purchase_friction v1" in loaded
+    waiting = [line for line in lines if "waiting for Kafka" in line]
+    assert waiting and all(f"127.0.0.1:{closed_port}" in line and "attempt" in line for line in waiting)
+    assert lines[-1].startswith("error:")
+
+
+def test_worker_without_a_topologies_folder_says_what_to_set(tmp_path: Path) -> None:
+    with contextlib.chdir(tmp_path):
+        result = tactful(["worker"])
+    one_error(result, 2, "no topologies folder", str(tmp_path / "topologies"), "TACTFUL_TOPOLOGIES")

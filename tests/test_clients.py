@@ -1,0 +1,93 @@
+"""Clients from Settings: what each one is given, and how waiting for Kafka gives up."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+
+from streams.clients import kafka_admin, kafka_options, redacted, redis_client, wait_for_kafka
+from streams.errors import ConfigError, InfraError
+from streams.settings import KafkaConnection, RedisSettings, Settings
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("rediss://user:pw@cache.example:6380", "rediss://user:***@cache.example:6380"),
+    ],
+)
+def test_redacted_hides_only_the_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+def test_redis_client_takes_the_password_setting_and_short_timeouts() -> None:
+    settings = Settings.from_flat({"redis_url": "redis://127.0.0.1:1/2", "redis_password": "s3cret"}).redis
+    kwargs = redis_client(settings, timeout_s=1.5).connection_pool.connection_kwargs
+    assert (kwargs["password"], kwargs["db"], kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (
+        "s3cret",
+        2,
+        1.5,
+        1.5,
+    )
+
+
+def test_redis_client_speaks_tls_for_a_rediss_url() -> None:
+    from redis.asyncio.connection import SSLConnection
+
+    client = redis_client(RedisSettings(url="rediss://127.0.0.1:1/0"))
+    assert client.connection_pool.connection_class is SSLConnection
+
+
+@pytest.mark.parametrize(
+    ("redis", "message"),
+    [
+        ({"redis_url": ""}, "no Redis"),
+        ({"redis_url": "redis://:a@127.0.0.1:1/0", "redis_password": "b"}, "set only one"),
+    ],
+)
+def test_redis_client_refuses_what_it_cannot_honour(redis: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        redis_client(Settings.from_flat(redis).redis)
+
+
+def test_kafka_options_carry_security_and_route_the_log() -> None:
+    kafka = KafkaConnection(
+        bootstrap_servers="k:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="u",
+        sasl_password="p",  # type: ignore[arg-type]
+    )
+    options = kafka_options(kafka, **{"group.id": "g"})
+    assert {k: options[k] for k in kafka.librdkafka()} == kafka.librdkafka()
+    assert options["sasl.password"] == "p" and options["group.id"] == "g"
+    assert callable(getattr(options["logger"], "log", None))
+
+
+def test_librdkafka_lines_go_to_python_logging_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    logger = kafka_options(KafkaConnection())["logger"]
+    with caplog.at_level(logging.DEBUG, logger="streams.kafka"):
+        logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "Connection refused")
+    [record] = caplog.records
+    assert record.levelno == logging.DEBUG and record.name == "streams.kafka"
+    assert "ERROR" in record.getMessage() and "Connection refused" in record.getMessage()
+
+
+def test_wait_for_kafka_logs_each_attempt_then_gives_up(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kafka = KafkaConnection(bootstrap_servers=f"127.0.0.1:{port}")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="streams.clients"), pytest.raises(InfraError) as caught:
+        wait_for_kafka(kafka_admin(kafka), kafka, 3.0, setting="TACTFUL_X")
+    assert time.monotonic() - started < 8
+    assert f"127.0.0.1:{port} did not answer within 3s (set by TACTFUL_X)" in str(caught.value)
+    waits = [r.getMessage() for r in caplog.records if r.name == "streams.clients"]
+    assert waits and all(f"waiting for Kafka at 127.0.0.1:{port}" in w for w in waits)
+    assert [f"attempt {n}:" in w for n, w in enumerate(waits, start=1)] == [True] * len(waits)
