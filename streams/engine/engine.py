@@ -9,19 +9,10 @@ deadlines at one instant cause (contract section 4.4).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from streams.decisions import (
-    BLOCKED,
-    ENGAGE,
-    OUTRANKED,
-    RELEASE,
-    SKIPPED,
-    SUPPRESS,
-    Decision,
-    decision_id,
-)
+from streams.decisions import Decision, Kind, Status, decision_id
 from streams.engine.matching import SearchExhausted, count_evidence, fill_sequence
 from streams.engine.state import CustomerState, StoredEvent, Suppression, Timer
 from streams.events import Event
@@ -177,7 +168,8 @@ class Engine:
         matches.sort(key=lambda m: (rank[m.topology.name], m.effective, m.anchor.seq))
         out: list[Decision] = []
         made_now: set[str] = set()
-        standing: list[tuple[Decision, int, Match]] = []
+        # Engagements still emitted after 4.1: (position in `out`, priority, match).
+        standing: list[tuple[int, int, Match]] = []
         for m in matches:
             topo = m.topology
             last = state.last_fired.get(topo.name)
@@ -191,33 +183,61 @@ class Engine:
                 if isinstance(action, Suppress):
                     category = action.category.render(m.bindings)
                     for channel in action.channels:
-                        d = self._decision(m, customer, evidence, SUPPRESS, channel, category, None)
+                        d = self._suppress(state, m, customer, evidence, action, channel, category)
+                        if d.emitted:
+                            made_now.add(d.decision_id)
                         out.append(d)
-                        if category is None:
-                            d.status, d.cause = SKIPPED, f"template {action.category.text}"
-                            continue
-                        d.expires_at = m.effective + action.duration
-                        d.reason = _suppress_reason(m, channel, category, d.expires_at)
-                        state.suppressions.append(
-                            Suppression(topo.name, channel, category, m.effective, d.expires_at, d.decision_id)
-                        )
-                        made_now.add(d.decision_id)
                 else:
                     d = self._engage(state, m, customer, evidence, action, made_now)
+                    if d.emitted:
+                        standing.append(
+                            (len(out), action.priority if action.priority is not None else topo.priority, m)
+                        )
                     out.append(d)
-                    if d.status not in (SKIPPED, BLOCKED):
-                        standing.append((d, action.priority if action.priority is not None else topo.priority, m))
-        outranked = self._arbitrate(standing)
-        for d, _, m in standing:
-            if id(d) in outranked:
-                continue
-            cap = self._cap_exceeded(state, d)
-            if cap is not None:
-                d.status, d.cause = BLOCKED, cap
-                continue
-            state.engagements.append((d.effective_at, d.channel))
-            d.not_before = self._not_before(d, m)
+        if standing:
+            self._settle(state, out, standing)
         return out
+
+    def _suppress(
+        self,
+        state: CustomerState,
+        m: Match,
+        customer: str,
+        evidence: tuple[str, ...],
+        action: Suppress,
+        channel: str,
+        category: str | None,
+    ) -> Decision:
+        """One channel's SUPPRESS; an emitted one is in force from now on (4.4), so it goes into ``state``."""
+        if category is None:
+            return _decision(
+                m,
+                customer,
+                evidence,
+                Kind.SUPPRESS,
+                channel,
+                None,
+                None,
+                reason=_matched(m),
+                status=Status.SKIPPED,
+                cause=f"template {action.category.text}",
+            )
+        expires_at = m.effective + action.duration
+        d = _decision(
+            m,
+            customer,
+            evidence,
+            Kind.SUPPRESS,
+            channel,
+            category,
+            None,
+            expires_at=expires_at,
+            reason=_suppress_reason(m, channel, category, expires_at),
+        )
+        state.suppressions.append(
+            Suppression(m.topology.name, channel, category, m.effective, expires_at, d.decision_id)
+        )
+        return d
 
     def _engage(
         self,
@@ -228,53 +248,89 @@ class Engine:
         action: Engage,
         made_now: set[str],
     ) -> Decision:
+        """The engagement as 4.1 leaves it: skipped, blocked by a suppression, or emitted.
+
+        An emitted one has ``not_before`` at its effective time; :meth:`_settle`
+        replaces it where arbitration, a cap or quiet hours say otherwise.
+        """
+        topo = m.topology
         name = action.action.render(m.bindings)
         category = action.category.render(m.bindings) if action.category else None
-        d = self._decision(m, customer, evidence, ENGAGE, action.channel, category, name)
         if name is None or (action.category is not None and category is None):
             missing = action.action if name is None else action.category
             assert missing is not None
-            d.status, d.cause = SKIPPED, f"template {missing.text}"
-            return d
-        if action.expires is not None:
-            d.expires_at = m.effective + action.expires
-        d.not_before = m.effective
-        d.reason = (
-            f"{m.topology.name} v{m.topology.version} matched {_types(m)}: "
+            return _decision(
+                m,
+                customer,
+                evidence,
+                Kind.ENGAGE,
+                action.channel,
+                category,
+                name,
+                reason=_matched(m),
+                status=Status.SKIPPED,
+                cause=f"template {missing.text}",
+            )
+        expires_at = None if action.expires is None else m.effective + action.expires
+        reason = (
+            f"{topo.name} v{topo.version} matched {_types(m)}: "
             f"{name} on {action.channel}{f' for {category}' if category else ''}."
         )
+        status, cause = Status.EMITTED, None
         for s in state.suppressions:
             if s.channel != action.channel:
                 continue
             if not (s.decision_id in made_now or s.active_at(m.effective)):
                 continue
             if s.category == ANY_CATEGORY or category is None or s.category == category:
-                d.status, d.cause = BLOCKED, f"suppressed_by {s.decision_id}"
+                status, cause = Status.BLOCKED, f"suppressed_by {s.decision_id}"
                 break
-        return d
+        return _decision(
+            m,
+            customer,
+            evidence,
+            Kind.ENGAGE,
+            action.channel,
+            category,
+            name,
+            expires_at=expires_at,
+            not_before=m.effective,
+            reason=reason,
+            status=status,
+            cause=cause,
+        )
 
-    @staticmethod
-    def _arbitrate(standing: list[tuple[Decision, int, Match]]) -> set[int]:
-        """Per channel and instant, the highest priority stands (first applied on ties).
+    def _settle(self, state: CustomerState, out: list[Decision], standing: list[tuple[int, int, Match]]) -> None:
+        """Arbitration, then caps and quiet hours on the winners (4.4, 4.2, 4.3), in place in ``out``.
 
-        Returns the ids of the outranked. Rivals are engagements of the same
+        Per channel and instant, the highest priority stands (first applied on
+        ties); the others are outranked. Rivals are engagements of the same
         effective time: an out-of-order event can complete matches at several
         times in one evaluation, and those would have been separate
         evaluations had the events arrived in time order (contract section 2).
+        A winner blocked by a cap does not promote the runner-up.
         """
-        best: dict[tuple[str, int], tuple[Decision, int]] = {}
-        for d, prio, _ in standing:
+        best: dict[tuple[str, int], tuple[int, int]] = {}
+        for i, prio, _ in standing:
+            d = out[i]
             slot = (d.channel, d.effective_at)
             cur = best.get(slot)
             if cur is None or prio > cur[1]:
-                best[slot] = (d, prio)
-        losers: set[int] = set()
-        for d, _, _ in standing:
+                best[slot] = (i, prio)
+        for i, _, m in standing:
+            d = out[i]
             winner = best[(d.channel, d.effective_at)][0]
-            if d is not winner:
-                d.status, d.cause = OUTRANKED, f"outranked_by {winner.decision_id}"
-                losers.add(id(d))
-        return losers
+            if i != winner:
+                out[i] = replace(d, status=Status.OUTRANKED, cause=f"outranked_by {out[winner].decision_id}")
+                continue
+            cap = self._cap_exceeded(state, d)
+            if cap is not None:
+                out[i] = replace(d, status=Status.BLOCKED, cause=cap)
+                continue
+            state.engagements.append((d.effective_at, d.channel))
+            not_before = self._not_before(d, m)
+            if not_before != d.not_before:
+                out[i] = replace(d, not_before=not_before)
 
     def _cap_exceeded(self, state: CustomerState, d: Decision) -> str | None:
         t = d.effective_at
@@ -303,53 +359,67 @@ class Engine:
                 released[(s.channel, s.category)] = None
         out = []
         for channel, category in released:
-            did = decision_id(topo.name, topo.version, customer, (ev.event_id,), RELEASE, channel, category, None)
+            evidence = (ev.event_id,)
             out.append(
                 Decision(
-                    did,
-                    customer,
-                    RELEASE,
-                    channel,
-                    None,
-                    category,
-                    topo.name,
-                    topo.version,
-                    ev.t,
-                    None,
-                    None,
-                    (ev.event_id,),
-                    f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
+                    decision_id=decision_id(
+                        topo.name, topo.version, customer, evidence, Kind.RELEASE, channel, category, None
+                    ),
+                    customer_id=customer,
+                    kind=Kind.RELEASE,
+                    channel=channel,
+                    action=None,
+                    category=category,
+                    topology=topo.name,
+                    topology_version=topo.version,
+                    effective_at=ev.t,
+                    expires_at=None,
+                    not_before=None,
+                    evidence=evidence,
+                    reason=f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
                 )
             )
         return out
 
-    @staticmethod
-    def _decision(
-        m: Match,
-        customer: str,
-        evidence: tuple[str, ...],
-        kind: str,
-        channel: str,
-        category: str | None,
-        action: str | None,
-    ) -> Decision:
-        topo = m.topology
-        did = decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action)
-        return Decision(
-            did,
-            customer,
-            kind,
-            channel,
-            action,
-            category,
-            topo.name,
-            topo.version,
-            m.effective,
-            None,
-            None,
-            evidence,
-            f"{topo.name} v{topo.version} matched {_types(m)}.",
-        )
+
+def _decision(
+    m: Match,
+    customer: str,
+    evidence: tuple[str, ...],
+    kind: Kind,
+    channel: str,
+    category: str | None,
+    action: str | None,
+    *,
+    expires_at: int | None = None,
+    not_before: int | None = None,
+    reason: str,
+    status: Status = Status.EMITTED,
+    cause: str | None = None,
+) -> Decision:
+    """A decision of match ``m``, built once with its settled values."""
+    topo = m.topology
+    return Decision(
+        decision_id=decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action),
+        customer_id=customer,
+        kind=kind,
+        channel=channel,
+        action=action,
+        category=category,
+        topology=topo.name,
+        topology_version=topo.version,
+        effective_at=m.effective,
+        expires_at=expires_at,
+        not_before=not_before,
+        evidence=evidence,
+        reason=reason,
+        status=status,
+        cause=cause,
+    )
+
+
+def _matched(m: Match) -> str:
+    return f"{m.topology.name} v{m.topology.version} matched {_types(m)}."
 
 
 def _types(m: Match) -> str:

@@ -41,8 +41,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from streams.codec.avro import Resolver, decision_from_avro, decode
-from streams.decisions import EMITTED, RELEASE, SUPPRESS, Decision
+from streams.codec.avro import Resolver, decode
+from streams.decisions import Decision, Kind, Status
 from streams.errors import ConfigError, InfraError, InputError, MirrorUnavailable
 
 log = logging.getLogger(__name__)
@@ -168,16 +168,16 @@ def mirror_write(decision: Decision, now_ms: int) -> MirrorWrite | None:
     matter. A suppression with no category is an all-categories one (the
     contract's default).
     """
-    if decision.status != EMITTED:
+    if decision.status != Status.EMITTED:
         return None
     category = ALL_CATEGORIES if decision.category is None else decision.category
-    if decision.kind == SUPPRESS:
+    if decision.kind == Kind.SUPPRESS:
         if decision.expires_at is None or decision.expires_at <= now_ms:
             return None
         return MirrorWrite(
             "set", decision.customer_id, decision.channel, category, decision.topology, decision.expires_at
         )
-    if decision.kind == RELEASE:
+    if decision.kind == Kind.RELEASE:
         return MirrorWrite("release", decision.customer_id, decision.channel, category, decision.topology, 0)
     return None
 
@@ -606,24 +606,7 @@ class ReadStats:
 
 def decision_from_record(record: Mapping[str, Any]) -> Decision:
     """An Avro-form decision record -> :class:`Decision` (``KeyError``/``TypeError`` if it is not one)."""
-    d = decision_from_avro(record)
-    return Decision(
-        decision_id=str(d["decision_id"]),
-        customer_id=str(d["customer_id"]),
-        kind=str(d["kind"]),
-        channel=str(d["channel"]),
-        action=d.get("action"),
-        category=d.get("category"),
-        topology=str(d["topology"]),
-        topology_version=int(d["topology_version"]),
-        effective_at=int(d["effective_at"]),
-        expires_at=d.get("expires_at"),
-        not_before=d.get("not_before"),
-        evidence=tuple(d["evidence"]),
-        reason=str(d["reason"]),
-        status=d.get("status") or EMITTED,
-        cause=d.get("cause"),
-    )
+    return Decision.from_record(record)
 
 
 def decisions_from_partitions(

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streams.decisions import ENGAGE, SUPPRESS, Decision
+from streams.decisions import Decision, Kind, Status
 from streams.live.mirror import wall_clock_ms
 
 HOUR = 3_600_000
@@ -26,7 +26,7 @@ def run_async(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 
 
 def decision(
-    kind: str = SUPPRESS,
+    kind: Kind = Kind.SUPPRESS,
     *,
     customer: str = "c1",
     channel: str = "email",
@@ -34,18 +34,18 @@ def decision(
     topology: str = "t1",
     expires_at: int | None = None,
     effective_at: int | None = None,
-    status: str = "emitted",
+    status: Status = Status.EMITTED,
 ) -> Decision:
     """A decision for the mirror; ids are unique across runs, as a shared real Redis needs."""
     now = wall_clock_ms()
-    if kind == SUPPRESS and expires_at is None:
+    if kind == Kind.SUPPRESS and expires_at is None:
         expires_at = now + HOUR
     return Decision(
         decision_id=f"{uuid.uuid4().hex[:24]}{next(_ids):08x}",
         customer_id=customer,
         kind=kind,
         channel=channel,
-        action="call" if kind == ENGAGE else None,
+        action="call" if kind == Kind.ENGAGE else None,
         category=category,
         topology=topology,
         topology_version=1,

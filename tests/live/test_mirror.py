@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
-from streams.decisions import BLOCKED, ENGAGE, RELEASE, Decision
+from streams.decisions import Decision, Kind, Status
 from streams.errors import ConfigError, MirrorUnavailable
 from streams.live.mirror import (
     Backoff,
@@ -129,7 +129,7 @@ async def test_keys_fields_and_expiry_are_the_documented_layout() -> None:
 async def test_release_removes_both_hashes() -> None:
     h = Harness()
     async with started(h):
-        await h.apply([decision(), decision(RELEASE, expires_at=None)])
+        await h.apply([decision(), decision(Kind.RELEASE, expires_at=None)])
         assert not await h.suppressed("c1", "email", "phone")
         assert not await h.suppressed("c1", "email", None)
         assert await h.dump() == {}
@@ -146,7 +146,7 @@ async def test_releasing_one_topology_keeps_the_other_and_expiry_drops_to_it() -
         assert await h.expiry("tactful:s:c1:email:phone") == now + 2 * HOUR
         assert await h.expiry("tactful:s:c1:email") == now + 2 * HOUR
 
-        await h.apply([decision(RELEASE, topology="long", expires_at=None)])
+        await h.apply([decision(Kind.RELEASE, topology="long", expires_at=None)])
         assert await h.suppressed("c1", "email", "phone")
         assert await h.expiry("tactful:s:c1:email:phone") == now + HOUR
         assert await h.expiry("tactful:s:c1:email") == now + HOUR
@@ -158,7 +158,7 @@ async def test_release_of_another_category_leaves_the_channel_suppressed_by_the_
     h = Harness()
     async with started(h):
         await h.apply([decision(category="phone"), decision(category="tablet")])
-        await h.apply([decision(RELEASE, category="phone", expires_at=None)])
+        await h.apply([decision(Kind.RELEASE, category="phone", expires_at=None)])
         assert not await h.suppressed("c1", "email", "phone")
         assert await h.suppressed("c1", "email", "tablet")
         assert await h.suppressed("c1", "email", None)
@@ -184,8 +184,8 @@ async def test_expired_blocked_and_engage_decisions_write_nothing() -> None:
         queued = h.mirror.submit(
             [
                 decision(expires_at=now - 1),
-                decision(expires_at=now + HOUR, status=BLOCKED),
-                decision(ENGAGE, expires_at=None),
+                decision(expires_at=now + HOUR, status=Status.BLOCKED),
+                decision(Kind.ENGAGE, expires_at=None),
             ]
         )
         assert queued == 0
@@ -277,11 +277,11 @@ async def test_an_outage_loses_nothing_and_keeps_the_order() -> None:
             [
                 # c1: suppress, release, suppress again: only this order leaves the second one.
                 decision(customer="c1", expires_at=now + HOUR),
-                decision(RELEASE, customer="c1", expires_at=None),
+                decision(Kind.RELEASE, customer="c1", expires_at=None),
                 decision(customer="c1", expires_at=now + 2 * HOUR),
                 # c2: suppress then release: only this order leaves nothing.
                 decision(customer="c2"),
-                decision(RELEASE, customer="c2", expires_at=None),
+                decision(Kind.RELEASE, customer="c2", expires_at=None),
                 decision(customer="c3", channel="sms", category="*"),
             ]
         )
@@ -313,7 +313,7 @@ async def test_writes_submitted_while_retrying_queue_behind_the_failed_batch() -
         h.server.connected = False
         h.mirror.submit([decision()])
         await until(lambda: h.mirror.degraded)
-        h.mirror.submit([decision(RELEASE, expires_at=None)])
+        h.mirror.submit([decision(Kind.RELEASE, expires_at=None)])
         h.server.connected = True
         await h.mirror.flush(5)
         assert await h.dump() == {}
@@ -431,9 +431,9 @@ async def test_rebuild_clears_only_our_prefix_and_applies_in_order() -> None:
     history = [
         decision(customer="c1", expires_at=now - 1),  # over: left out
         decision(customer="c2", expires_at=now + HOUR),
-        decision(RELEASE, customer="c2", expires_at=None),
+        decision(Kind.RELEASE, customer="c2", expires_at=None),
         decision(customer="c3", category="*", expires_at=now + HOUR),
-        decision(ENGAGE, customer="c3", expires_at=None),
+        decision(Kind.ENGAGE, customer="c3", expires_at=None),
     ]
     stats = await rebuild(h.client, as_async(history), prefix=P, now_ms=now, clear=True, batch_size=2)
     assert (stats.cleared, stats.set, stats.released, stats.ignored) == (1, 2, 1, 2)
@@ -472,7 +472,7 @@ def test_decisions_from_partitions_merge_by_time_keep_partition_order_and_skip_b
     early = decision(customer="a", effective_at=1_000)
     late_found = decision(customer="a", effective_at=500)  # a late match, made after `early`
     b1 = decision(customer="b", effective_at=700)
-    b2 = decision(RELEASE, customer="b", effective_at=1_500, expires_at=None)
+    b2 = decision(Kind.RELEASE, customer="b", effective_at=1_500, expires_at=None)
     audit_copy = b1  # the same decision in the audit topic
     stats = ReadStats()
     got = decisions_from_partitions(
