@@ -282,7 +282,7 @@ def check(customer: str, channel: str, category: str | None, redis_url: str | No
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    from streams.live.mirror import explain, is_suppressed
+    from streams.mirror import explain, is_suppressed
 
     settings = _settings(redis_url=redis_url)
     if not settings.redis_url:
@@ -323,8 +323,9 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     from redis.asyncio import Redis
 
     from streams.codec import avro
-    from streams.live.mirror import read_decision_topics, rebuild, wall_clock_ms
+    from streams.live.decision_topics import read_decision_topics
     from streams.live.topics import channels
+    from streams.mirror import rebuild, wall_clock_ms
 
     settings = _settings()
     catalog = _load_catalog(str(settings.topologies))
@@ -332,7 +333,9 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
         raise click.UsageError("no Redis: set TACTFUL_REDIS_URL")
     topics = [settings.decision_topic(ch) for ch in channels(catalog)]
     try:
-        decisions = read_decision_topics(settings.bootstrap_servers, topics, avro.local_registry().resolve, timeout)
+        decisions = read_decision_topics(
+            settings.kafka_client_options(), topics, avro.local_registry().resolve, timeout
+        )
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -29,18 +29,17 @@ from redis.retry import Retry
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
 from streams.decisions import Decision, Kind
 from streams.errors import ConfigError
-from streams.live.mirror import (
+from streams.live.decision_topics import ReadStats, read_decision_topics
+from streams.mirror import (
     Backoff,
-    ReadStats,
     SuppressionMirror,
     clear_mirror,
     explain,
     is_suppressed,
-    read_decision_topics,
     rebuild,
     wall_clock_ms,
 )
-from tests.live.support import HOUR, decision, run_async
+from tests.mirror.support import HOUR, decision, run_async
 
 try:  # tests/integration imported as a package
     from .services import kafka_bootstrap, redis_url
@@ -307,7 +306,12 @@ async def test_rebuild_from_the_decision_topic(shared_redis: str, prefix: str, d
 
     stats = ReadStats()
     read = await asyncio.to_thread(
-        read_decision_topics, kafka_bootstrap(), [decision_topic], local_registry().resolve, 60, stats=stats
+        read_decision_topics,
+        {"bootstrap.servers": kafka_bootstrap()},
+        [decision_topic],
+        local_registry().resolve,
+        60,
+        stats=stats,
     )
     assert [d.decision_id for d in read] == [d.decision_id for d in history]
     assert (stats.records, stats.skipped, dict(stats.reasons)) == (5, 1, {"malformed": 1})
@@ -325,5 +329,8 @@ async def test_rebuild_from_the_decision_topic(shared_redis: str, prefix: str, d
 def test_a_missing_decision_topic_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         read_decision_topics(
-            kafka_bootstrap(), [f"tactful.test.absent.{uuid.uuid4().hex[:8]}"], local_registry().resolve, 30
+            {"bootstrap.servers": kafka_bootstrap()},
+            [f"tactful.test.absent.{uuid.uuid4().hex[:8]}"],
+            local_registry().resolve,
+            30,
         )
