@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -156,6 +156,56 @@ class Decision:
             status=Status(record.get("status") or Status.EMITTED),
             cause=record.get("cause"),
         )
+
+
+# Each field's slot setter. The frozen dataclass __init__ sets every field through
+# object.__setattr__, about 2 µs a decision on Python 3.11; the engine makes one per
+# decision on its hot path, so it uses new_decision, which sets the slots directly in
+# under half that. The unpacking fails at import if a field is added and not set below.
+(
+    _set_decision_id, _set_customer_id, _set_kind, _set_channel, _set_action, _set_category, _set_topology,
+    _set_topology_version, _set_effective_at, _set_expires_at, _set_not_before, _set_evidence, _set_reason,
+    _set_status, _set_cause,
+) = (Decision.__dict__[f.name].__set__ for f in fields(Decision))  # fmt: skip
+_new = object.__new__
+
+
+def new_decision(
+    *,
+    decision_id: str,
+    customer_id: str,
+    kind: Kind,
+    channel: str,
+    action: str | None,
+    category: str | None,
+    topology: str,
+    topology_version: int,
+    effective_at: int,
+    expires_at: int | None,
+    not_before: int | None,
+    evidence: tuple[str, ...],
+    reason: str,
+    status: Status = Status.EMITTED,
+    cause: str | None = None,
+) -> Decision:
+    """Exactly what ``Decision(...)`` with these keywords makes, built faster (for the engine)."""
+    d: Decision = _new(Decision)
+    _set_decision_id(d, decision_id)
+    _set_customer_id(d, customer_id)
+    _set_kind(d, kind)
+    _set_channel(d, channel)
+    _set_action(d, action)
+    _set_category(d, category)
+    _set_topology(d, topology)
+    _set_topology_version(d, topology_version)
+    _set_effective_at(d, effective_at)
+    _set_expires_at(d, expires_at)
+    _set_not_before(d, not_before)
+    _set_evidence(d, evidence)
+    _set_reason(d, reason)
+    _set_status(d, status)
+    _set_cause(d, cause)
+    return d
 
 
 def _millis(value: int | datetime) -> int:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.codec.avro import decision_schema, decision_schema_id, decode, encode, local_registry
-from streams.decisions import Decision, Kind, Status
+from streams.decisions import Decision, Kind, Status, new_decision
 
 MS = st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999)
 TEXT = st.text(min_size=1, max_size=12)
@@ -96,3 +96,32 @@ def test_kinds_and_statuses_are_the_contracts_strings() -> None:
     assert list(Kind) == ["SUPPRESS", "ENGAGE", "RELEASE"]
     assert list(Status) == ["emitted", "blocked", "outranked", "skipped"]
     assert BASE.to_json(audit=True)["kind"] == "SUPPRESS" and f"{Kind.ENGAGE}" == "ENGAGE"
+
+
+def test_new_decision_puts_every_field_in_its_own_slot() -> None:
+    fields = {
+        "decision_id": "id",
+        "customer_id": "customer",
+        "kind": Kind.ENGAGE,
+        "channel": "channel",
+        "action": "action",
+        "category": "category",
+        "topology": "topology",
+        "topology_version": 7,
+        "effective_at": 1,
+        "expires_at": 2,
+        "not_before": 3,
+        "evidence": ("e1", "e2"),
+        "reason": "reason",
+        "status": Status.OUTRANKED,
+        "cause": "cause",
+    }
+    assert [f.name for f in dataclasses.fields(Decision)] == list(fields)  # all of them, all distinct
+    built = new_decision(**fields)
+    assert type(built) is Decision and built == Decision(**fields)
+    assert {name: getattr(built, name) for name in fields} == fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.reason = "changed"  # type: ignore[misc]
+    assert new_decision(**{**fields, "status": Status.EMITTED, "cause": None}) == dataclasses.replace(
+        built, status=Status.EMITTED, cause=None
+    )

@@ -4,6 +4,10 @@ No Kafka, Redis or clock in here. :class:`Engine` mutates the customer state it
 is given (the caller owns storing it) and returns the decisions of one
 evaluation: everything one arriving event causes, or everything one customer's
 deadlines at one instant cause (contract section 4.4).
+
+Decisions are immutable: each is built once, with the values it leaves the
+evaluation with, except the few engagements that arbitration or a cap
+overturns after the fact, which are replaced.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from streams.decisions import Decision, Kind, Status, decision_id
+from streams.decisions import Decision, Kind, Status, decision_id, new_decision
 from streams.engine.matching import SearchExhausted, count_evidence, fill_sequence
 from streams.engine.state import CustomerState, StoredEvent, Suppression, Timer
 from streams.events import Event
@@ -29,6 +33,11 @@ from streams.topology.model import (
     Topology,
     zone,
 )
+
+# Members bound once: on Python 3.11 each `Kind.X` / `Status.X` is a lookup through
+# the enum's class machinery, paid again on every decision.
+_SUPPRESS, _ENGAGE, _RELEASE = Kind.SUPPRESS, Kind.ENGAGE, Kind.RELEASE
+_EMITTED, _BLOCKED, _OUTRANKED, _SKIPPED = Status.EMITTED, Status.BLOCKED, Status.OUTRANKED, Status.SKIPPED
 
 
 @dataclass(slots=True)
@@ -168,8 +177,8 @@ class Engine:
         matches.sort(key=lambda m: (rank[m.topology.name], m.effective, m.anchor.seq))
         out: list[Decision] = []
         made_now: set[str] = set()
-        # Engagements still emitted after 4.1: (position in `out`, priority, match).
-        standing: list[tuple[int, int, Match]] = []
+        # Engagements still emitted after 4.1: (position in `out`, priority).
+        standing: list[tuple[int, int]] = []
         for m in matches:
             topo = m.topology
             last = state.last_fired.get(topo.name)
@@ -178,159 +187,108 @@ class Engine:
                 continue
             state.last_fired[topo.name] = m.effective if last is None else max(last, m.effective)
             self.stats["matches_fired"] += 1
-            evidence = tuple(e.event_id for e in m.evidence)
+            fired = _Fired(m, customer, tuple([e.event_id for e in m.evidence]), _matched(m))
             for action in topo.then:
                 if isinstance(action, Suppress):
                     category = action.category.render(m.bindings)
                     for channel in action.channels:
-                        d = self._suppress(state, m, customer, evidence, action, channel, category)
-                        if d.emitted:
+                        d = self._suppress(state, fired, action, channel, category)
+                        if d.status == _EMITTED:
                             made_now.add(d.decision_id)
                         out.append(d)
                 else:
-                    d = self._engage(state, m, customer, evidence, action, made_now)
-                    if d.emitted:
-                        standing.append(
-                            (len(out), action.priority if action.priority is not None else topo.priority, m)
-                        )
+                    d = self._engage(state, fired, action, made_now)
+                    if d.status == _EMITTED:
+                        standing.append((len(out), action.priority if action.priority is not None else topo.priority))
                     out.append(d)
         if standing:
             self._settle(state, out, standing)
         return out
 
+    @staticmethod
     def _suppress(
-        self,
-        state: CustomerState,
-        m: Match,
-        customer: str,
-        evidence: tuple[str, ...],
-        action: Suppress,
-        channel: str,
-        category: str | None,
+        state: CustomerState, fired: _Fired, action: Suppress, channel: str, category: str | None
     ) -> Decision:
         """One channel's SUPPRESS; an emitted one is in force from now on (4.4), so it goes into ``state``."""
         if category is None:
-            return _decision(
-                m,
-                customer,
-                evidence,
-                Kind.SUPPRESS,
-                channel,
-                None,
-                None,
-                reason=_matched(m),
-                status=Status.SKIPPED,
-                cause=f"template {action.category.text}",
-            )
+            cause = f"template {action.category.text}"
+            return fired.decision(_SUPPRESS, channel, None, None, f"{fired.said}.", status=_SKIPPED, cause=cause)
+        m = fired.match
         expires_at = m.effective + action.duration
-        d = _decision(
-            m,
-            customer,
-            evidence,
-            Kind.SUPPRESS,
-            channel,
-            category,
-            None,
-            expires_at=expires_at,
-            reason=_suppress_reason(m, channel, category, expires_at),
-        )
+        what = "any" if category == ANY_CATEGORY else category
+        reason = f"{fired.said}: no {what} marketing on {channel} until {format_time(expires_at)}."
+        d = fired.decision(_SUPPRESS, channel, category, None, reason, expires_at=expires_at)
         state.suppressions.append(
             Suppression(m.topology.name, channel, category, m.effective, expires_at, d.decision_id)
         )
         return d
 
-    def _engage(
-        self,
-        state: CustomerState,
-        m: Match,
-        customer: str,
-        evidence: tuple[str, ...],
-        action: Engage,
-        made_now: set[str],
-    ) -> Decision:
+    def _engage(self, state: CustomerState, fired: _Fired, action: Engage, made_now: set[str]) -> Decision:
         """The engagement as 4.1 leaves it: skipped, blocked by a suppression, or emitted.
 
-        An emitted one has ``not_before`` at its effective time; :meth:`_settle`
-        replaces it where arbitration, a cap or quiet hours say otherwise.
+        An emitted one already carries the ``not_before`` quiet hours give it
+        (4.3), as it keeps if it wins: :meth:`_settle` replaces the few that
+        lose arbitration or hit a cap.
         """
-        topo = m.topology
+        m = fired.match
         name = action.action.render(m.bindings)
         category = action.category.render(m.bindings) if action.category else None
+        channel = action.channel
         if name is None or (action.category is not None and category is None):
             missing = action.action if name is None else action.category
             assert missing is not None
-            return _decision(
-                m,
-                customer,
-                evidence,
-                Kind.ENGAGE,
-                action.channel,
-                category,
-                name,
-                reason=_matched(m),
-                status=Status.SKIPPED,
-                cause=f"template {missing.text}",
-            )
+            skipped = f"template {missing.text}"
+            return fired.decision(_ENGAGE, channel, category, name, f"{fired.said}.", status=_SKIPPED, cause=skipped)
         expires_at = None if action.expires is None else m.effective + action.expires
-        reason = (
-            f"{topo.name} v{topo.version} matched {_types(m)}: "
-            f"{name} on {action.channel}{f' for {category}' if category else ''}."
-        )
-        status, cause = Status.EMITTED, None
-        for s in state.suppressions:
-            if s.channel != action.channel:
-                continue
-            if not (s.decision_id in made_now or s.active_at(m.effective)):
-                continue
-            if s.category == ANY_CATEGORY or category is None or s.category == category:
-                status, cause = Status.BLOCKED, f"suppressed_by {s.decision_id}"
-                break
-        return _decision(
-            m,
-            customer,
-            evidence,
-            Kind.ENGAGE,
-            action.channel,
+        reason = f"{fired.said}: {name} on {channel}{f' for {category}' if category else ''}."
+        blocker = _blocking(state, channel, category, m.effective, made_now)
+        cause: str | None = None
+        if blocker is None:
+            status, not_before = _EMITTED, self._not_before(channel, m)
+        else:
+            status, cause, not_before = _BLOCKED, f"suppressed_by {blocker}", m.effective
+        return fired.decision(
+            _ENGAGE,
+            channel,
             category,
             name,
+            reason,
             expires_at=expires_at,
-            not_before=m.effective,
-            reason=reason,
+            not_before=not_before,
             status=status,
             cause=cause,
         )
 
-    def _settle(self, state: CustomerState, out: list[Decision], standing: list[tuple[int, int, Match]]) -> None:
-        """Arbitration, then caps and quiet hours on the winners (4.4, 4.2, 4.3), in place in ``out``.
+    def _settle(self, state: CustomerState, out: list[Decision], standing: list[tuple[int, int]]) -> None:
+        """Arbitration, then caps on the winners (4.4, 4.2), in place in ``out``.
 
         Per channel and instant, the highest priority stands (first applied on
         ties); the others are outranked. Rivals are engagements of the same
         effective time: an out-of-order event can complete matches at several
         times in one evaluation, and those would have been separate
         evaluations had the events arrived in time order (contract section 2).
-        A winner blocked by a cap does not promote the runner-up.
+        A winner blocked by a cap does not promote the runner-up. An
+        engagement that is not emitted has ``not_before`` at its effective time.
         """
         best: dict[tuple[str, int], tuple[int, int]] = {}
-        for i, prio, _ in standing:
+        for i, prio in standing:
             d = out[i]
             slot = (d.channel, d.effective_at)
             cur = best.get(slot)
             if cur is None or prio > cur[1]:
                 best[slot] = (i, prio)
-        for i, _, m in standing:
+        for i, _ in standing:
             d = out[i]
             winner = best[(d.channel, d.effective_at)][0]
             if i != winner:
-                out[i] = replace(d, status=Status.OUTRANKED, cause=f"outranked_by {out[winner].decision_id}")
+                cause = f"outranked_by {out[winner].decision_id}"
+                out[i] = replace(d, status=_OUTRANKED, cause=cause, not_before=d.effective_at)
                 continue
             cap = self._cap_exceeded(state, d)
             if cap is not None:
-                out[i] = replace(d, status=Status.BLOCKED, cause=cap)
+                out[i] = replace(d, status=_BLOCKED, cause=cap, not_before=d.effective_at)
                 continue
             state.engagements.append((d.effective_at, d.channel))
-            not_before = self._not_before(d, m)
-            if not_before != d.not_before:
-                out[i] = replace(d, not_before=not_before)
 
     def _cap_exceeded(self, state: CustomerState, d: Decision) -> str | None:
         t = d.effective_at
@@ -345,11 +303,11 @@ class Engine:
                 return f"cap {cap.channel} max {cap.max} per {format_duration(cap.per)}"
         return None
 
-    def _not_before(self, d: Decision, m: Match) -> int:
+    def _not_before(self, channel: str, m: Match) -> int:
         quiet = self.policies.quiet_hours
-        if quiet is None or d.channel not in quiet.channels:
-            return d.effective_at
-        return quiet_end(quiet, d.effective_at, m.anchor.attributes.get(quiet.timezone_attribute))
+        if quiet is None or channel not in quiet.channels:
+            return m.effective
+        return quiet_end(quiet, m.effective, m.anchor.attributes.get(quiet.timezone_attribute))
 
     def _release(self, state: CustomerState, topo: Topology, customer: str, ev: StoredEvent) -> list[Decision]:
         released: dict[tuple[str, str], None] = {}
@@ -361,12 +319,12 @@ class Engine:
         for channel, category in released:
             evidence = (ev.event_id,)
             out.append(
-                Decision(
+                new_decision(
                     decision_id=decision_id(
-                        topo.name, topo.version, customer, evidence, Kind.RELEASE, channel, category, None
+                        topo.name, topo.version, customer, evidence, _RELEASE, channel, category, None
                     ),
                     customer_id=customer,
-                    kind=Kind.RELEASE,
+                    kind=_RELEASE,
                     channel=channel,
                     action=None,
                     category=category,
@@ -382,44 +340,69 @@ class Engine:
         return out
 
 
-def _decision(
-    m: Match,
-    customer: str,
-    evidence: tuple[str, ...],
-    kind: Kind,
-    channel: str,
-    category: str | None,
-    action: str | None,
-    *,
-    expires_at: int | None = None,
-    not_before: int | None = None,
-    reason: str,
-    status: Status = Status.EMITTED,
-    cause: str | None = None,
-) -> Decision:
-    """A decision of match ``m``, built once with its settled values."""
-    topo = m.topology
-    return Decision(
-        decision_id=decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action),
-        customer_id=customer,
-        kind=kind,
-        channel=channel,
-        action=action,
-        category=category,
-        topology=topo.name,
-        topology_version=topo.version,
-        effective_at=m.effective,
-        expires_at=expires_at,
-        not_before=not_before,
-        evidence=evidence,
-        reason=reason,
-        status=status,
-        cause=cause,
-    )
+@dataclass(slots=True)
+class _Fired:
+    """A match that fired: what every decision it makes shares."""
+
+    match: Match
+    customer: str
+    evidence: tuple[str, ...]
+    said: str  # "topology vN matched <what>": every reason of the match starts with it
+
+    def decision(
+        self,
+        kind: Kind,
+        channel: str,
+        category: str | None,
+        action: str | None,
+        reason: str,
+        *,
+        expires_at: int | None = None,
+        not_before: int | None = None,
+        status: Status = _EMITTED,
+        cause: str | None = None,
+    ) -> Decision:
+        """One decision of this match, built once with its settled values."""
+        m = self.match
+        topo = m.topology
+        customer, evidence = self.customer, self.evidence
+        return new_decision(
+            decision_id=decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action),
+            customer_id=customer,
+            kind=kind,
+            channel=channel,
+            action=action,
+            category=category,
+            topology=topo.name,
+            topology_version=topo.version,
+            effective_at=m.effective,
+            expires_at=expires_at,
+            not_before=not_before,
+            evidence=evidence,
+            reason=reason,
+            status=status,
+            cause=cause,
+        )
+
+
+def _blocking(state: CustomerState, channel: str, category: str | None, t: int, made_now: set[str]) -> str | None:
+    """The id of a suppression that blocks an engagement at ``t`` (4.1), if any.
+
+    One made in this evaluation blocks whatever its times: it is in force for
+    every engagement made after it (4.4).
+    """
+    for s in state.suppressions:
+        if s.channel != channel:
+            continue
+        if not (s.decision_id in made_now or s.active_at(t)):
+            continue
+        if s.category == ANY_CATEGORY or category is None or s.category == category:
+            return s.decision_id
+    return None
 
 
 def _matched(m: Match) -> str:
-    return f"{m.topology.name} v{m.topology.version} matched {_types(m)}."
+    return f"{m.topology.name} v{m.topology.version} matched {_types(m)}"
 
 
 def _types(m: Match) -> str:
@@ -427,14 +410,6 @@ def _types(m: Match) -> str:
     if isinstance(when, Absence):
         return f"{m.evidence[0].type} with no {when.missing.event} for {format_duration(when.duration)}"
     return ", ".join(e.type for e in m.evidence)
-
-
-def _suppress_reason(m: Match, channel: str, category: str, until: int) -> str:
-    what = "any" if category == ANY_CATEGORY else category
-    return (
-        f"{m.topology.name} v{m.topology.version} matched {_types(m)}: "
-        f"no {what} marketing on {channel} until {format_time(until)}."
-    )
 
 
 def quiet_end(quiet: QuietHours, t: int, zone_name: str | None) -> int:
