@@ -430,7 +430,7 @@ def check(ctx: click.Context, customer: str, channel: str, category: str | None,
 
     from streams.clients import redis_client
     from streams.errors import MirrorUnavailable
-    from streams.live.mirror import explain, is_suppressed
+    from streams.mirror import explain, is_suppressed
 
     settings = _settings(redis_url=redis_url)
     if not settings.redis.url:
@@ -479,8 +479,9 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     from streams.clients import kafka_options, redis_client
     from streams.codec import avro
     from streams.errors import MirrorUnavailable
-    from streams.live.mirror import read_decision_topics, rebuild, wall_clock_ms
+    from streams.live.decision_topics import read_decision_topics
     from streams.live.topics import channels
+    from streams.mirror import rebuild, wall_clock_ms
 
     settings = _settings()
     catalog = _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")

@@ -47,7 +47,8 @@ class ReplayResult:
     def summary(self) -> dict[str, Any]:
         by_kind: dict[str, Counter[str]] = {}
         for d in self.all_decisions:
-            by_kind.setdefault(d.kind, Counter())[d.status] += 1
+            # Plain strings, so the summary stays JSON for any encoder (orjson refuses enum keys).
+            by_kind.setdefault(d.kind.value, Counter())[d.status.value] += 1
         return {
             "events": self.counts["events"],
             "invalid": self.counts["invalid"],

@@ -24,8 +24,8 @@ from click.testing import CliRunner, Result
 
 from streams.cli import EXIT_CODES, main
 from streams.codec.avro import touchpoint_schema, touchpoint_to_avro, write_ocf
-from streams.live.mirror import rebuild, wall_clock_ms
-from tests.live.support import decision
+from streams.mirror import rebuild, wall_clock_ms
+from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"

@@ -4,24 +4,19 @@ No Kafka, Redis or clock in here. :class:`Engine` mutates the customer state it
 is given (the caller owns storing it) and returns the decisions of one
 evaluation: everything one arriving event causes, or everything one customer's
 deadlines at one instant cause (contract section 4.4).
+
+Decisions are immutable: each is built once, with the values it leaves the
+evaluation with, except the few engagements that arbitration or a cap
+overturns after the fact, which are replaced.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from streams.decisions import (
-    BLOCKED,
-    ENGAGE,
-    OUTRANKED,
-    RELEASE,
-    SKIPPED,
-    SUPPRESS,
-    Decision,
-    decision_id,
-)
+from streams.decisions import Decision, Kind, Status, decision_id, new_decision
 from streams.engine.matching import SearchExhausted, count_evidence, fill_sequence
 from streams.engine.state import CustomerState, StoredEvent, Suppression, Timer
 from streams.events import Event
@@ -38,6 +33,11 @@ from streams.topology.model import (
     Topology,
     zone,
 )
+
+# Members bound once: on Python 3.11 each `Kind.X` / `Status.X` is a lookup through
+# the enum's class machinery, paid again on every decision.
+_SUPPRESS, _ENGAGE, _RELEASE = Kind.SUPPRESS, Kind.ENGAGE, Kind.RELEASE
+_EMITTED, _BLOCKED, _OUTRANKED, _SKIPPED = Status.EMITTED, Status.BLOCKED, Status.OUTRANKED, Status.SKIPPED
 
 
 @dataclass(slots=True)
@@ -177,7 +177,8 @@ class Engine:
         matches.sort(key=lambda m: (rank[m.topology.name], m.effective, m.anchor.seq))
         out: list[Decision] = []
         made_now: set[str] = set()
-        standing: list[tuple[Decision, int, Match]] = []
+        # Engagements still emitted after 4.1: (position in `out`, priority).
+        standing: list[tuple[int, int]] = []
         for m in matches:
             topo = m.topology
             last = state.last_fired.get(topo.name)
@@ -186,95 +187,108 @@ class Engine:
                 continue
             state.last_fired[topo.name] = m.effective if last is None else max(last, m.effective)
             self.stats["matches_fired"] += 1
-            evidence = tuple(e.event_id for e in m.evidence)
+            fired = _Fired(m, customer, tuple([e.event_id for e in m.evidence]), _matched(m))
             for action in topo.then:
                 if isinstance(action, Suppress):
                     category = action.category.render(m.bindings)
                     for channel in action.channels:
-                        d = self._decision(m, customer, evidence, SUPPRESS, channel, category, None)
+                        d = self._suppress(state, fired, action, channel, category)
+                        if d.status == _EMITTED:
+                            made_now.add(d.decision_id)
                         out.append(d)
-                        if category is None:
-                            d.status, d.cause = SKIPPED, f"template {action.category.text}"
-                            continue
-                        d.expires_at = m.effective + action.duration
-                        d.reason = _suppress_reason(m, channel, category, d.expires_at)
-                        state.suppressions.append(
-                            Suppression(topo.name, channel, category, m.effective, d.expires_at, d.decision_id)
-                        )
-                        made_now.add(d.decision_id)
                 else:
-                    d = self._engage(state, m, customer, evidence, action, made_now)
+                    d = self._engage(state, fired, action, made_now)
+                    if d.status == _EMITTED:
+                        standing.append((len(out), action.priority if action.priority is not None else topo.priority))
                     out.append(d)
-                    if d.status not in (SKIPPED, BLOCKED):
-                        standing.append((d, action.priority if action.priority is not None else topo.priority, m))
-        outranked = self._arbitrate(standing)
-        for d, _, m in standing:
-            if id(d) in outranked:
-                continue
-            cap = self._cap_exceeded(state, d)
-            if cap is not None:
-                d.status, d.cause = BLOCKED, cap
-                continue
-            state.engagements.append((d.effective_at, d.channel))
-            d.not_before = self._not_before(d, m)
+        if standing:
+            self._settle(state, out, standing)
         return out
 
-    def _engage(
-        self,
-        state: CustomerState,
-        m: Match,
-        customer: str,
-        evidence: tuple[str, ...],
-        action: Engage,
-        made_now: set[str],
+    @staticmethod
+    def _suppress(
+        state: CustomerState, fired: _Fired, action: Suppress, channel: str, category: str | None
     ) -> Decision:
+        """One channel's SUPPRESS; an emitted one is in force from now on (4.4), so it goes into ``state``."""
+        if category is None:
+            cause = f"template {action.category.text}"
+            return fired.decision(_SUPPRESS, channel, None, None, f"{fired.said}.", status=_SKIPPED, cause=cause)
+        m = fired.match
+        expires_at = m.effective + action.duration
+        what = "any" if category == ANY_CATEGORY else category
+        reason = f"{fired.said}: no {what} marketing on {channel} until {format_time(expires_at)}."
+        d = fired.decision(_SUPPRESS, channel, category, None, reason, expires_at=expires_at)
+        state.suppressions.append(
+            Suppression(m.topology.name, channel, category, m.effective, expires_at, d.decision_id)
+        )
+        return d
+
+    def _engage(self, state: CustomerState, fired: _Fired, action: Engage, made_now: set[str]) -> Decision:
+        """The engagement as 4.1 leaves it: skipped, blocked by a suppression, or emitted.
+
+        An emitted one already carries the ``not_before`` quiet hours give it
+        (4.3), as it keeps if it wins: :meth:`_settle` replaces the few that
+        lose arbitration or hit a cap.
+        """
+        m = fired.match
         name = action.action.render(m.bindings)
         category = action.category.render(m.bindings) if action.category else None
-        d = self._decision(m, customer, evidence, ENGAGE, action.channel, category, name)
+        channel = action.channel
         if name is None or (action.category is not None and category is None):
             missing = action.action if name is None else action.category
             assert missing is not None
-            d.status, d.cause = SKIPPED, f"template {missing.text}"
-            return d
-        if action.expires is not None:
-            d.expires_at = m.effective + action.expires
-        d.not_before = m.effective
-        d.reason = (
-            f"{m.topology.name} v{m.topology.version} matched {_types(m)}: "
-            f"{name} on {action.channel}{f' for {category}' if category else ''}."
+            skipped = f"template {missing.text}"
+            return fired.decision(_ENGAGE, channel, category, name, f"{fired.said}.", status=_SKIPPED, cause=skipped)
+        expires_at = None if action.expires is None else m.effective + action.expires
+        reason = f"{fired.said}: {name} on {channel}{f' for {category}' if category else ''}."
+        blocker = _blocking(state, channel, category, m.effective, made_now)
+        cause: str | None = None
+        if blocker is None:
+            status, not_before = _EMITTED, self._not_before(channel, m)
+        else:
+            status, cause, not_before = _BLOCKED, f"suppressed_by {blocker}", m.effective
+        return fired.decision(
+            _ENGAGE,
+            channel,
+            category,
+            name,
+            reason,
+            expires_at=expires_at,
+            not_before=not_before,
+            status=status,
+            cause=cause,
         )
-        for s in state.suppressions:
-            if s.channel != action.channel:
-                continue
-            if not (s.decision_id in made_now or s.active_at(m.effective)):
-                continue
-            if s.category == ANY_CATEGORY or category is None or s.category == category:
-                d.status, d.cause = BLOCKED, f"suppressed_by {s.decision_id}"
-                break
-        return d
 
-    @staticmethod
-    def _arbitrate(standing: list[tuple[Decision, int, Match]]) -> set[int]:
-        """Per channel and instant, the highest priority stands (first applied on ties).
+    def _settle(self, state: CustomerState, out: list[Decision], standing: list[tuple[int, int]]) -> None:
+        """Arbitration, then caps on the winners (4.4, 4.2), in place in ``out``.
 
-        Returns the ids of the outranked. Rivals are engagements of the same
+        Per channel and instant, the highest priority stands (first applied on
+        ties); the others are outranked. Rivals are engagements of the same
         effective time: an out-of-order event can complete matches at several
         times in one evaluation, and those would have been separate
         evaluations had the events arrived in time order (contract section 2).
+        A winner blocked by a cap does not promote the runner-up. An
+        engagement that is not emitted has ``not_before`` at its effective time.
         """
-        best: dict[tuple[str, int], tuple[Decision, int]] = {}
-        for d, prio, _ in standing:
+        best: dict[tuple[str, int], tuple[int, int]] = {}
+        for i, prio in standing:
+            d = out[i]
             slot = (d.channel, d.effective_at)
             cur = best.get(slot)
             if cur is None or prio > cur[1]:
-                best[slot] = (d, prio)
-        losers: set[int] = set()
-        for d, _, _ in standing:
+                best[slot] = (i, prio)
+        for i, _ in standing:
+            d = out[i]
             winner = best[(d.channel, d.effective_at)][0]
-            if d is not winner:
-                d.status, d.cause = OUTRANKED, f"outranked_by {winner.decision_id}"
-                losers.add(id(d))
-        return losers
+            if i != winner:
+                cause = f"outranked_by {out[winner].decision_id}"
+                out[i] = replace(d, status=_OUTRANKED, cause=cause, not_before=d.effective_at)
+                continue
+            cap = self._cap_exceeded(state, d)
+            if cap is not None:
+                out[i] = replace(d, status=_BLOCKED, cause=cap, not_before=d.effective_at)
+                continue
+            state.engagements.append((d.effective_at, d.channel))
 
     def _cap_exceeded(self, state: CustomerState, d: Decision) -> str | None:
         t = d.effective_at
@@ -289,11 +303,11 @@ class Engine:
                 return f"cap {cap.channel} max {cap.max} per {format_duration(cap.per)}"
         return None
 
-    def _not_before(self, d: Decision, m: Match) -> int:
+    def _not_before(self, channel: str, m: Match) -> int:
         quiet = self.policies.quiet_hours
-        if quiet is None or d.channel not in quiet.channels:
-            return d.effective_at
-        return quiet_end(quiet, d.effective_at, m.anchor.attributes.get(quiet.timezone_attribute))
+        if quiet is None or channel not in quiet.channels:
+            return m.effective
+        return quiet_end(quiet, m.effective, m.anchor.attributes.get(quiet.timezone_attribute))
 
     def _release(self, state: CustomerState, topo: Topology, customer: str, ev: StoredEvent) -> list[Decision]:
         released: dict[tuple[str, str], None] = {}
@@ -303,53 +317,92 @@ class Engine:
                 released[(s.channel, s.category)] = None
         out = []
         for channel, category in released:
-            did = decision_id(topo.name, topo.version, customer, (ev.event_id,), RELEASE, channel, category, None)
+            evidence = (ev.event_id,)
             out.append(
-                Decision(
-                    did,
-                    customer,
-                    RELEASE,
-                    channel,
-                    None,
-                    category,
-                    topo.name,
-                    topo.version,
-                    ev.t,
-                    None,
-                    None,
-                    (ev.event_id,),
-                    f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
+                new_decision(
+                    decision_id=decision_id(
+                        topo.name, topo.version, customer, evidence, _RELEASE, channel, category, None
+                    ),
+                    customer_id=customer,
+                    kind=_RELEASE,
+                    channel=channel,
+                    action=None,
+                    category=category,
+                    topology=topo.name,
+                    topology_version=topo.version,
+                    effective_at=ev.t,
+                    expires_at=None,
+                    not_before=None,
+                    evidence=evidence,
+                    reason=f"{ev.type} released the {topo.name} suppression of {category} marketing on {channel}.",
                 )
             )
         return out
 
-    @staticmethod
-    def _decision(
-        m: Match,
-        customer: str,
-        evidence: tuple[str, ...],
-        kind: str,
+
+@dataclass(slots=True)
+class _Fired:
+    """A match that fired: what every decision it makes shares."""
+
+    match: Match
+    customer: str
+    evidence: tuple[str, ...]
+    said: str  # "topology vN matched <what>": every reason of the match starts with it
+
+    def decision(
+        self,
+        kind: Kind,
         channel: str,
         category: str | None,
         action: str | None,
+        reason: str,
+        *,
+        expires_at: int | None = None,
+        not_before: int | None = None,
+        status: Status = _EMITTED,
+        cause: str | None = None,
     ) -> Decision:
+        """One decision of this match, built once with its settled values."""
+        m = self.match
         topo = m.topology
-        did = decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action)
-        return Decision(
-            did,
-            customer,
-            kind,
-            channel,
-            action,
-            category,
-            topo.name,
-            topo.version,
-            m.effective,
-            None,
-            None,
-            evidence,
-            f"{topo.name} v{topo.version} matched {_types(m)}.",
+        customer, evidence = self.customer, self.evidence
+        return new_decision(
+            decision_id=decision_id(topo.name, topo.version, customer, evidence, kind, channel, category, action),
+            customer_id=customer,
+            kind=kind,
+            channel=channel,
+            action=action,
+            category=category,
+            topology=topo.name,
+            topology_version=topo.version,
+            effective_at=m.effective,
+            expires_at=expires_at,
+            not_before=not_before,
+            evidence=evidence,
+            reason=reason,
+            status=status,
+            cause=cause,
         )
+
+
+def _blocking(state: CustomerState, channel: str, category: str | None, t: int, made_now: set[str]) -> str | None:
+    """The id of a suppression that blocks an engagement at ``t`` (4.1), if any.
+
+    One made in this evaluation blocks whatever its times: it is in force for
+    every engagement made after it (4.4).
+    """
+    for s in state.suppressions:
+        if s.channel != channel:
+            continue
+        if not (s.decision_id in made_now or s.active_at(t)):
+            continue
+        if s.category == ANY_CATEGORY or category is None or s.category == category:
+            return s.decision_id
+    return None
+
+
+def _matched(m: Match) -> str:
+    return f"{m.topology.name} v{m.topology.version} matched {_types(m)}"
 
 
 def _types(m: Match) -> str:
@@ -357,14 +410,6 @@ def _types(m: Match) -> str:
     if isinstance(when, Absence):
         return f"{m.evidence[0].type} with no {when.missing.event} for {format_duration(when.duration)}"
     return ", ".join(e.type for e in m.evidence)
-
-
-def _suppress_reason(m: Match, channel: str, category: str, until: int) -> str:
-    what = "any" if category == ANY_CATEGORY else category
-    return (
-        f"{m.topology.name} v{m.topology.version} matched {_types(m)}: "
-        f"no {what} marketing on {channel} until {format_time(until)}."
-    )
 
 
 def quiet_end(quiet: QuietHours, t: int, zone_name: str | None) -> int:

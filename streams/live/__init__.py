@@ -1,1 +1,1 @@
-"""The live side of tactful: what runs next to the Kafka workers (the Redis suppression mirror, ...)."""
+"""The live side of tactful: the Kafka workers and what runs next to them (reading decision topics back, ...)."""

@@ -196,7 +196,7 @@ def _mirror(settings: Settings, registry: Any) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from streams.live.mirror import SuppressionMirror
+    from streams.mirror import SuppressionMirror
 
     assert settings.redis.url is not None
 

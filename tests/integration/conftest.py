@@ -239,7 +239,7 @@ class Namespace:
         decoded: list[Decision] = []
 
         def check(records: list[Any]) -> bool:
-            decoded[:] = [to_decision(avro.decode(m.value(), avro.local_registry().resolve)) for m in records]
+            decoded[:] = [Decision.from_record(avro.decode(m.value(), avro.local_registry().resolve)) for m in records]
             return until(decoded)
 
         self.read(topic, check, timeout)
@@ -312,26 +312,6 @@ class Namespace:
                 elif code != KafkaError.GROUP_ID_NOT_FOUND:
                     raise
         return done
-
-
-def to_decision(rec: dict[str, Any]) -> Decision:
-    return Decision(
-        rec["decision_id"],
-        rec["customer_id"],
-        rec["kind"],
-        rec["channel"],
-        rec.get("action"),
-        rec.get("category"),
-        rec["topology"],
-        rec["topology_version"],
-        rec["effective_at"],
-        rec.get("expires_at"),
-        rec.get("not_before"),
-        tuple(rec["evidence"]),
-        rec["reason"],
-        rec.get("status", "emitted"),
-        rec.get("cause"),
-    )
 
 
 @pytest.fixture()

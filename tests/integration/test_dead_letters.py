@@ -8,7 +8,7 @@ import time
 import orjson
 
 from streams.codec import avro
-from streams.decisions import SUPPRESS
+from streams.decisions import Kind
 from tests.integration.conftest import Namespace
 
 
@@ -66,4 +66,4 @@ def test_bad_records_are_dead_lettered_and_the_partition_keeps_going(namespace: 
     assert int(headers["tactful.source.offset"]) >= 0 and int(headers["tactful.source.partition"]) >= 0
 
     suppressions = namespace.decisions("ads", lambda ds: len(ds) >= 1)
-    assert [(d.kind, d.category, d.evidence) for d in suppressions] == [(SUPPRESS, "tablet", ("p", "f", "s"))]
+    assert [(d.kind, d.category, d.evidence) for d in suppressions] == [(Kind.SUPPRESS, "tablet", ("p", "f", "s"))]

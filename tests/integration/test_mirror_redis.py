@@ -27,20 +27,20 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
-from streams.decisions import RELEASE, Decision
+from streams.decisions import Decision, Kind
 from streams.errors import ConfigError
-from streams.live.mirror import (
+from streams.live.decision_topics import ReadStats, read_decision_topics
+from streams.mirror import (
     Backoff,
-    ReadStats,
     SuppressionMirror,
     clear_mirror,
     explain,
     is_suppressed,
-    read_decision_topics,
     rebuild,
     wall_clock_ms,
 )
-from tests.live.support import HOUR, decision, run_async, until
+from tests.mirror.support import HOUR, decision, run_async
+from tests.support import until
 
 try:  # tests/integration imported as a package
     from .services import kafka_bootstrap, redis_url
@@ -103,7 +103,7 @@ async def test_keys_expire_at_the_latest_active_suppression(shared_redis: str, p
             assert await client.execute_command("PEXPIRETIME", key) == now + 60_000
             assert 55_000 < await client.pttl(key) <= 60_000
 
-        mirror.submit([decision(RELEASE, topology="long", expires_at=None)])
+        mirror.submit([decision(Kind.RELEASE, topology="long", expires_at=None)])
         await mirror.flush(5)
         for key in (f"{prefix}:s:c1:email:phone", f"{prefix}:s:c1:email"):
             assert await client.execute_command("PEXPIRETIME", key) == now + 1_500
@@ -218,11 +218,11 @@ async def test_every_write_submitted_during_an_outage_lands_in_order(own_redis: 
         for i in range(10):
             during += [
                 decision(customer=f"c{i}", expires_at=now + HOUR),
-                decision(RELEASE, customer=f"c{i}", expires_at=None),
+                decision(Kind.RELEASE, customer=f"c{i}", expires_at=None),
                 decision(customer=f"c{i}", expires_at=now + 2 * HOUR),
                 decision(customer=f"d{i}", channel="ads", category="*"),
                 decision(customer=f"e{i}"),
-                decision(RELEASE, customer=f"e{i}", expires_at=None),
+                decision(Kind.RELEASE, customer=f"e{i}", expires_at=None),
             ]
         assert mirror.submit(during) == 60
         await until(
@@ -301,7 +301,7 @@ async def test_rebuild_from_the_decision_topic(shared_redis: str, prefix: str, d
     history = [  # in the order a worker would have made them
         decision(customer="c", effective_at=now - 5 * HOUR, expires_at=now - HOUR),  # long over
         decision(customer="a", effective_at=now - 3_000, expires_at=now + HOUR),
-        decision(RELEASE, customer="a", effective_at=now - 2_000, expires_at=None),
+        decision(Kind.RELEASE, customer="a", effective_at=now - 2_000, expires_at=None),
         decision(customer="b", category="*", effective_at=now - 1_000, expires_at=now + HOUR),
     ]
     producer = Producer({"bootstrap.servers": kafka_bootstrap()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streams.decisions import ENGAGE
+from streams.decisions import Kind
 from tests.integration.conftest import Namespace, wait_until
 
 
@@ -49,7 +49,7 @@ def test_killed_worker_completes_a_sequence_begun_before_the_restart(namespace: 
     again = namespace.worker("second").wait_ready()
     namespace.feed(phone_trouble(cust, now)[2:])
     engaged = namespace.decisions("call_center", lambda ds: len(ds) >= 1)
-    assert [(d.kind, d.evidence) for d in engaged] == [(ENGAGE, ("p", "f", "s"))]
+    assert [(d.kind, d.evidence) for d in engaged] == [(Kind.ENGAGE, ("p", "f", "s"))]
     # The restarted worker did not decide the first two events again.
     assert again.metrics().get('tactful_events_total{type="purchase"}', 0) == 0
 

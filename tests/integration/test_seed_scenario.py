@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from streams.decisions import ENGAGE, RELEASE, SUPPRESS
+from streams.decisions import Kind
 from tests.integration.conftest import Namespace, wait_until
 from tests.integration.services import redis_url
 
@@ -46,11 +46,11 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
     for channel in ("ads", "email", "sms"):
         got = namespace.decisions(channel, lambda ds: len(ds) >= 1)
         assert [(d.kind, d.category, d.evidence, d.effective_at) for d in got] == [
-            (SUPPRESS, "phone", ("p", "f", "s"), effective)
+            (Kind.SUPPRESS, "phone", ("p", "f", "s"), effective)
         ]
         assert got[0].expires_at == effective + 14 * 86_400_000
     engaged = namespace.decisions("call_center", lambda ds: len(ds) >= 1)
-    assert [(d.kind, d.action) for d in engaged] == [(ENGAGE, "proactive_activation_help")]
+    assert [(d.kind, d.action) for d in engaged] == [(Kind.ENGAGE, "proactive_activation_help")]
 
     r = redis.Redis.from_url(redis_url())
     prefix = f"t{namespace.id}"
@@ -85,7 +85,7 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
         ]
     )
     released = namespace.decisions("ads", lambda ds: len(ds) >= 2)
-    assert [(d.kind, d.category, d.evidence) for d in released[1:]] == [(RELEASE, "phone", ("ok",))]
+    assert [(d.kind, d.category, d.evidence) for d in released[1:]] == [(Kind.RELEASE, "phone", ("ok",))]
     for channel in ("ads", "email", "sms"):
         key = f"{prefix}:s:{cust}:{channel}:phone"
         wait_until(lambda key=key: not r.exists(key), 20, f"redis key {key} removed")

@@ -12,7 +12,7 @@ from aiokafka.record.default_records import DefaultRecordBatch
 
 from streams.live.partitioning import Partitioner
 from streams.live.sink import BatchSink
-from tests.live.support import until
+from tests.support import until
 
 Sent = tuple[str, int, list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]]
 

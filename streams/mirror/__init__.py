@@ -1,0 +1,75 @@
+"""The Redis suppression mirror: active suppressions, one ``EXISTS`` away from any channel.
+
+Kafka's decision topics are the source of truth. The live worker also mirrors
+every emitted SUPPRESS and RELEASE into Redis, so an ad server (or any channel)
+can ask "may I market to customer X on channel C, for category K?" with one
+command. With ``p`` the prefix, the keys are two hashes per suppression:
+
+* ``p:s:{customer}:{channel}:{category}``: field ``topology`` -> ``expires_at`` ms
+* ``p:s:{customer}:{channel}``: field ``topology|category`` -> ``expires_at`` ms
+
+Each key expires (``PEXPIREAT``) at the max of its fields, so a key exists
+exactly while some suppression in it is active. Every change goes through one
+Lua script, so a key's fields and its expiry never disagree. The layout, the
+lookups for channel teams and the caveats are in ``docs/redis-mirror.md``.
+
+One module per job:
+
+* :mod:`~streams.mirror.keys`: the prefix check, the key layout, the Lua
+  script, and :func:`mirror_write` (which decisions change what);
+* :mod:`~streams.mirror.writer`: :class:`SuppressionMirror`, the worker side
+  (queue, batches, retries until every write lands) and its metrics;
+* :mod:`~streams.mirror.lookup`: :func:`is_suppressed` and :func:`explain`,
+  the reading side;
+* :mod:`~streams.mirror.rebuild`: :func:`rebuild` and :func:`clear_mirror`,
+  for ``tactful redis-rebuild``.
+
+Where a rebuild's decisions come from is not the mirror's business: reading
+them back from Kafka is :mod:`streams.live.decision_topics`.
+"""
+
+from streams.mirror.keys import (
+    ALL_CATEGORIES,
+    DEFAULT_PREFIX,
+    MirrorWrite,
+    Op,
+    apply_script,
+    apply_writes,
+    category_key,
+    channel_key,
+    check_prefix,
+    key_part,
+    lookup_keys,
+    mirror_write,
+    mirror_writes,
+    wall_clock_ms,
+)
+from streams.mirror.lookup import explain, is_suppressed
+from streams.mirror.rebuild import RebuildStats, clear_mirror, rebuild
+from streams.mirror.writer import Backoff, MirrorMetrics, SuppressionMirror, mirror_metrics
+
+__all__ = [
+    "ALL_CATEGORIES",
+    "DEFAULT_PREFIX",
+    "Backoff",
+    "MirrorMetrics",
+    "MirrorWrite",
+    "Op",
+    "RebuildStats",
+    "SuppressionMirror",
+    "apply_script",
+    "apply_writes",
+    "category_key",
+    "channel_key",
+    "check_prefix",
+    "clear_mirror",
+    "explain",
+    "is_suppressed",
+    "key_part",
+    "lookup_keys",
+    "mirror_metrics",
+    "mirror_write",
+    "mirror_writes",
+    "rebuild",
+    "wall_clock_ms",
+]
