@@ -217,7 +217,7 @@ def worker(
     import asyncio
 
     from streams.gctune import tune
-    from streams.live.app import create_worker, faust_worker
+    from streams.live.faust import create_worker, faust_worker
 
     tune()
     # uvloop must be the loop before the app exists: building the app binds one.

@@ -11,8 +11,9 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.live.app import changelog_key, faust_worker, state_table
-from streams.live.consumer import batching_consumer
+from streams.live.faust.app import faust_worker
+from streams.live.faust.consumer import batching_consumer
+from streams.live.faust.table import changelog_key, state_table
 
 
 @pytest.mark.parametrize("loglevel", ["warning", "error", "info"])

@@ -1,0 +1,87 @@
+"""One step from a decoded record to its outcome, the same in ``replay`` and live.
+
+:meth:`Step.__call__` takes a decoded record (or the :class:`InputError`
+that decoding it raised), validates it, processes it on the partition's
+:class:`~streams.engine.Processor`, classifies the outcome and, for a record
+that is dead-lettered (invalid or late), builds the :class:`Rejection` with
+its reason and detail. Callers keep only what is theirs: ``replay`` counts
+and reports; the live runtime re-routes, dead-letters with headers and
+counts metrics.
+
+The one live-only decision inside a step, whether a valid event belongs to
+this partition at all, is an ``admit`` hook between validation and
+processing: an event it refuses is not processed and comes back as
+:attr:`Outcome.ROUTED` for the caller to send on.
+
+No Kafka and no clock here. The step runs once per event in replay's hot
+loop, so it answers a plain tuple and builds a rejection only for the few
+records that have one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streams.decisions import Decision
+from streams.engine.processor import Outcome, Processor
+from streams.errors import InputError
+from streams.events import Event, validate_event
+from streams.timeutil import format_time
+
+Admit = Callable[[Event], bool]
+# (outcome, decisions, the event if the record was valid, the rejection if it is dead-lettered)
+Stepped = tuple[Outcome, list[Decision], Event | None, "Rejection | None"]
+
+LATE = "late"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is dead-lettered: the machine reason, the human detail, and the
+    validation error when there was one (a late event has none)."""
+
+    reason: str
+    detail: str
+    error: InputError | None = None
+
+    def as_error(self) -> InputError:
+        """The rejection as an :class:`InputError`, for hooks that report errors."""
+        return self.error if self.error is not None else InputError(self.reason, self.detail)
+
+
+def late(event: Event, watermark: int | None) -> Rejection:
+    """The rejection of an event that arrived behind its partition's watermark."""
+    at = format_time(event.occurred_at)
+    if watermark is None:  # pragma: no cover - a late event implies a watermark
+        return Rejection(LATE, f"occurred_at {at} is late")
+    return Rejection(LATE, f"occurred_at {at} is before the watermark {format_time(watermark)}")
+
+
+class Step:
+    """A partition's step: validate, (admit,) process, classify, reject."""
+
+    __slots__ = ("_admit", "_idle", "_process", "processor")
+
+    def __init__(self, processor: Processor, admit: Admit | None = None) -> None:
+        self.processor = processor
+        self._process = processor.process
+        self._admit = admit
+        self._idle = processor.idle
+
+    def __call__(self, record: object) -> Stepped:
+        if self._idle is not None:
+            self._idle.heard()
+        try:
+            if type(record) is not dict and isinstance(record, InputError):
+                raise record
+            ev = validate_event(record)
+        except InputError as exc:
+            return Outcome.INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
+        admit = self._admit
+        if admit is not None and not admit(ev):
+            return Outcome.ROUTED, [], ev, None
+        outcome, decisions = self._process(ev)
+        if outcome is Outcome.LATE:
+            return outcome, decisions, ev, late(ev, self.processor.watermark)
+        return outcome, decisions, ev, None
