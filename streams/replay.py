@@ -82,7 +82,7 @@ def _replay(
     engine = Engine(catalog)
     store = DictStore()
     proc = Processor(engine, store)
-    step = Step(proc)
+    take = Step(proc).take
     out: list[Decision] = []
     rejected: list[tuple[int, str]] = []
     counts: Counter[str] = Counter()
@@ -92,7 +92,7 @@ def _replay(
         seen += 1
         if on_progress is not None and seen % 10_000 == 0:
             on_progress(seen)
-        outcome, decisions, _, rejection = step(record)
+        outcome, decisions, _, rejection = take(record)
         if decisions:
             out.extend(decisions)
         if outcome is evaluated:

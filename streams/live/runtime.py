@@ -323,7 +323,7 @@ class Runtime:
                 record = self.decode(value)
             except InputError as exc:
                 record = exc  # the step rejects it as it rejects an invalid event
-        result, decisions, ev, rejection = run.step(record)
+        result, decisions, ev, rejection = run.step.take(record)
         if rejection is not None:
             self._dead_letter(rec, rejection)
             outcome.rejected += 1

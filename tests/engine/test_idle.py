@@ -52,7 +52,7 @@ def test_an_absence_deadline_fires_after_a_quiet_period(engine: Engine) -> None:
     wall = Wall(T0)
     step = partition(engine, wall)
     proc = step.processor
-    assert step(purchase("p", T0))[0] is Outcome.EVALUATED
+    assert step.take(purchase("p", T0))[0] is Outcome.EVALUATED
     wall.wait(IDLE_AFTER - 1)
     assert proc.advance_idle(backlog=0) == [] and proc.stream_time == T0  # not quiet long enough yet
     # A day of silence. The deadline is T0 + 24h; the watermark trails the advanced
@@ -69,7 +69,7 @@ def test_an_absence_deadline_fires_after_a_quiet_period(engine: Engine) -> None:
 
 def test_without_the_policy_only_events_move_stream_time(engine: Engine) -> None:
     proc = Processor(engine, DictStore())
-    Step(proc)(purchase("p", T0))
+    Step(proc).take(purchase("p", T0))
     assert proc.advance_idle(backlog=0) == [] and proc.stream_time == T0
 
 
@@ -77,7 +77,7 @@ def test_without_the_policy_only_events_move_stream_time(engine: Engine) -> None
 def test_a_partition_with_a_backlog_is_not_advanced(engine: Engine, backlog: int | None) -> None:
     wall = Wall(T0)
     step = partition(engine, wall)
-    step(purchase("p", T0))
+    step.take(purchase("p", T0))
     wall.wait(25 * HOUR)
     # Records are waiting (or how many is unknown): the partition is lagging, not quiet.
     assert step.processor.advance_idle(backlog) == []
@@ -88,10 +88,10 @@ def test_a_partition_with_a_backlog_is_not_advanced(engine: Engine, backlog: int
 def test_every_record_restarts_the_quiet_period_even_an_invalid_one(engine: Engine) -> None:
     wall = Wall(T0)
     step = partition(engine, wall)
-    step(purchase("p", T0))
+    step.take(purchase("p", T0))
     for _ in range(3):  # garbage every 20 s: never quiet for 30 s
         wall.wait(20 * SECOND)
-        assert step(MalformedRecord("malformed", "not Avro"))[0] is Outcome.INVALID
+        assert step.take(MalformedRecord("malformed", "not Avro"))[0] is Outcome.INVALID
         assert step.processor.advance_idle(0) == []
     assert step.processor.stream_time == T0
     wall.wait(IDLE_AFTER)
@@ -104,13 +104,13 @@ def test_the_advance_never_moves_stream_time_back(engine: Engine) -> None:
     step = partition(engine, wall)
     proc = step.processor
     ahead = T0 + 2 * HOUR  # event time ahead of the wall clock (a producer's clock is fast)
-    step(purchase("p", ahead))
+    step.take(purchase("p", ahead))
     for _ in range(10):  # quiet periods, each long enough, none reaching the event time
         wall.wait(10 * MINUTE)
         assert proc.advance_idle(0) == []
         assert proc.stream_time == ahead
     # An event just behind the stream time is still on time: nothing was moved back.
-    assert step(purchase("q", ahead - MINUTE, cust="c2"))[0] is Outcome.EVALUATED
+    assert step.take(purchase("q", ahead - MINUTE, cust="c2"))[0] is Outcome.EVALUATED
     wall.wait(3 * HOUR)
     proc.advance_idle(0)
     assert proc.stream_time == int(wall() * 1000) - IDLE_AFTER > ahead
@@ -120,9 +120,9 @@ def test_an_idle_advance_makes_a_late_record_late(engine: Engine) -> None:
     # What the backlog check protects: once the clock moved stream time, old records are late.
     wall = Wall(T0)
     step = partition(engine, wall)
-    step(purchase("p", T0))
+    step.take(purchase("p", T0))
     wall.wait(HOUR)
     step.processor.advance_idle(0)
-    outcome, decisions, _, rejection = step(purchase("old", T0 + MINUTE, cust="c2"))
+    outcome, decisions, _, rejection = step.take(purchase("old", T0 + MINUTE, cust="c2"))
     assert (outcome, decisions) == (Outcome.LATE, [])
     assert rejection is not None and rejection.reason == "late"

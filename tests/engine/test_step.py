@@ -27,11 +27,11 @@ def ev(eid: str, at: int, etype: str = "purchase", cust: str = "c1") -> dict[str
 
 def test_valid_duplicate_and_ignored_records(engine: Engine) -> None:
     step = Step(Processor(engine, DictStore()))
-    outcome, decisions, event, rejection = step(ev("p", T0))
+    outcome, decisions, event, rejection = step.take(ev("p", T0))
     assert (outcome, decisions, rejection) == (Outcome.EVALUATED, [], None)
     assert isinstance(event, Event) and event.event_id == "p"
-    assert step(ev("p", T0))[0] is Outcome.DUPLICATE
-    assert step(ev("x", T0, etype="nobody_reads_this"))[0] is Outcome.IGNORED
+    assert step.take(ev("p", T0))[0] is Outcome.DUPLICATE
+    assert step.take(ev("x", T0, etype="nobody_reads_this"))[0] is Outcome.IGNORED
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_invalid_records_are_rejected_with_their_reason(
     engine: Engine, record: object, reason: str, error: type[InputError]
 ) -> None:
     proc = Processor(engine, DictStore())
-    outcome, decisions, event, rejection = Step(proc)(record)
+    outcome, decisions, event, rejection = Step(proc).take(record)
     assert (outcome, decisions, event) == (Outcome.INVALID, [], None)
     assert rejection is not None and rejection.reason == reason and type(rejection.error) is error
     assert rejection.as_error() is rejection.error
@@ -56,9 +56,9 @@ def test_invalid_records_are_rejected_with_their_reason(
 def test_a_late_event_is_rejected_with_the_watermark_in_iso_8601(engine: Engine) -> None:
     proc = Processor(engine, DictStore())
     step = Step(proc)
-    step(ev("p", T0))
+    step.take(ev("p", T0))
     late_at = T0 - proc.lateness - MINUTE
-    outcome, decisions, _, rejection = step(ev("late", late_at, cust="c2"))
+    outcome, decisions, _, rejection = step.take(ev("late", late_at, cust="c2"))
     assert (outcome, decisions) == (Outcome.LATE, [])
     assert rejection is not None and rejection.error is None
     watermark = format_time(T0 - proc.lateness)
@@ -72,8 +72,8 @@ def test_an_event_the_admit_hook_refuses_is_routed_unprocessed(engine: Engine) -
     store = DictStore()
     proc = Processor(engine, store)
     step = Step(proc, admit=lambda e: e.customer_id != "elsewhere")
-    outcome, decisions, event, rejection = step(ev("p", T0, cust="elsewhere"))
+    outcome, decisions, event, rejection = step.take(ev("p", T0, cust="elsewhere"))
     assert (outcome, decisions, rejection) == (Outcome.ROUTED, [], None)
     assert event is not None and event.customer_id == "elsewhere"
     assert proc.stream_time is None and store.data == {}
-    assert step(ev("q", T0, cust="mine"))[0] is Outcome.EVALUATED
+    assert step.take(ev("q", T0, cust="mine"))[0] is Outcome.EVALUATED
