@@ -13,9 +13,11 @@ this partition at all, is an ``admit`` hook between validation and
 processing: an event it refuses is not processed and comes back as
 :attr:`Outcome.ROUTED` for the caller to send on.
 
-No Kafka and no clock here. The step runs once per event in replay's hot
-loop, so it answers a plain tuple and builds a rejection only for the few
-records that have one.
+Every record, whatever becomes of it, restarts the quiet period of the
+processor's idle policy (:mod:`streams.engine.idle`), if it has one. No
+Kafka here, and no clock but the one that policy is given. The step runs
+once per event in replay's hot loop, so it answers a plain tuple and builds a
+rejection only for the few records that have one.
 """
 
 from __future__ import annotations
