@@ -83,6 +83,9 @@ def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepp
     idle = processor.idle
     validate = validate_event
 
+    if idle is None and admit is None:
+        return _plain(processor)
+
     def take(record: object) -> Stepped:
         if idle is not None:
             idle.heard()
@@ -94,6 +97,26 @@ def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepp
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
         if admit is not None and not admit(ev):
             return _ROUTED, [], ev, None
+        outcome, decisions = process(ev)
+        if outcome is _LATE:
+            return outcome, decisions, ev, late(ev, processor.watermark)
+        return outcome, decisions, ev, None
+
+    return take
+
+
+def _plain(processor: Processor) -> Callable[[object], Stepped]:
+    """The step with no hook and no idle policy: replay's, in its hot loop."""
+    process = processor.process
+    validate = validate_event
+
+    def take(record: object) -> Stepped:
+        try:
+            if type(record) is not dict and isinstance(record, InputError):
+                raise record
+            ev = validate(record)
+        except InputError as exc:
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
         outcome, decisions = process(ev)
         if outcome is _LATE:
             return outcome, decisions, ev, late(ev, processor.watermark)
