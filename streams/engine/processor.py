@@ -114,11 +114,6 @@ class Processor:
             self.stream_time = t
         return self._fire_due()
 
-    def heard(self) -> None:
-        """A record arrived for this partition, processed or not (the idle policy's quiet resets)."""
-        if self.idle is not None:
-            self.idle.heard()
-
     def advance_idle(self, backlog: int | None) -> list[Decision]:
         """If the idle policy finds the partition quiet and caught up, move its stream time
         to the wall clock less ``idle_after`` (never back) and fire due timers."""
