@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
 
     # The level the Faust docs run workers at (`faust -A app worker -l info`); at
     # warning and above Faust turns on DEBUG for its spinner, a handicap the peer
-    # should not carry (tactful turns that off: streams.live.app.faust_worker).
+    # should not carry (tactful turns that off: streams.live.faust.app.faust_worker).
     faust.Worker(app, loglevel="info").execute_from_commandline()
 
 

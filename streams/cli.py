@@ -382,7 +382,7 @@ def worker(
     import asyncio
 
     from streams.gctune import tune
-    from streams.live.app import create_worker, faust_worker
+    from streams.live.faust import create_worker, faust_worker
 
     settings = _settings(
         topologies=topologies, web_port=web_port, bootstrap_servers=bootstrap_servers, data_dir=data_dir

@@ -2,7 +2,8 @@
 
 The input is one partition read in file order; after the last event the
 watermark moves to ``until`` (default: the largest ``occurred_at``) so due
-deadlines fire. The same :class:`~streams.engine.Processor` runs live.
+deadlines fire. Each record takes the same :class:`~streams.engine.Step`
+(validate, process, classify, reject) as in the live workers.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from streams.decisions import Decision
-from streams.engine import DictStore, Engine, Outcome, Processor
+from streams.engine import DictStore, Engine, Outcome, Processor, Step
 from streams.errors import InputError
-from streams.events import validate_event
 from streams.gctune import tuned
 from streams.timeutil import parse_time
 from streams.topology import Catalog, load_folder
 
 Numbered = Iterable[tuple[int, object]]
 RejectHook = Callable[[int, InputError], None]
+_COUNTED = {Outcome.INVALID: "invalid", Outcome.LATE: "late"}  # the summary's names of rejected outcomes
 
 
 @dataclass
@@ -82,35 +83,26 @@ def _replay(
     engine = Engine(catalog)
     store = DictStore()
     proc = Processor(engine, store)
+    take = Step(proc).take
     out: list[Decision] = []
     rejected: list[tuple[int, str]] = []
     counts: Counter[str] = Counter()
     seen = 0
-    process = proc.process
-    evaluated, late, duplicate = Outcome.EVALUATED, Outcome.LATE, Outcome.DUPLICATE
+    evaluated, duplicate = Outcome.EVALUATED, Outcome.DUPLICATE
     for line, record in records:
         seen += 1
         if on_progress is not None and seen % 10_000 == 0:
             on_progress(seen)
-        try:
-            if type(record) is not dict and isinstance(record, InputError):
-                raise record
-            outcome, decisions = process(validate_event(record))
-        except InputError as exc:
-            counts["invalid"] += 1
-            rejected.append((line, exc.reason))
-            if on_reject is not None:
-                on_reject(line, exc)
-            continue
+        outcome, decisions, _, rejection = take(record)
         if decisions:
             out.extend(decisions)
         if outcome is evaluated:
             continue
-        if outcome is late:
-            counts["late"] += 1
-            rejected.append((line, "late"))
+        if rejection is not None:
+            counts[_COUNTED[outcome]] += 1
+            rejected.append((line, rejection.reason))
             if on_reject is not None:
-                on_reject(line, InputError("late", f"occurred_at is before the watermark {proc.watermark}"))
+                on_reject(line, rejection.as_error())
         elif outcome is duplicate:
             counts["duplicates"] += 1
     counts["events"] = seen

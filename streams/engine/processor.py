@@ -1,7 +1,9 @@
 """One partition's driver around the engine: stream time, watermark, lateness,
-duplicates and timers. `replay` and the live workers both run this class, so
-they decide alike; they differ only in where state lives (a dict, a Faust
-table) and where decisions go.
+duplicates and timers. `replay` and the live workers both run this class
+(through :mod:`streams.engine.step`), so they decide alike; they differ only
+in where state lives (a dict, a Faust table), where decisions go, and whether
+an idle policy (:class:`~streams.engine.idle.IdleAdvance`) moves a quiet
+partition's stream time by a wall clock it is given.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Protocol
 
 from streams.decisions import Decision
 from streams.engine.engine import Engine
+from streams.engine.idle import IdleAdvance
 from streams.engine.state import CustomerState
 from streams.events import Event
 
@@ -42,18 +45,24 @@ class DictStore:
 
 
 class Outcome(Enum):
+    """What became of one record. :meth:`Processor.process` answers the first four;
+    :class:`~streams.engine.step.Step` adds the last two, decided before processing."""
+
     EVALUATED = "evaluated"
     IGNORED = "ignored"  # valid and on time, but no topology reads its type
     DUPLICATE = "duplicate"
     LATE = "late"
+    INVALID = "invalid"  # not a valid event (contract section 1): never processed
+    ROUTED = "routed"  # valid, but the step's admit hook sent it elsewhere (live: another partition)
 
 
 class Processor:
     """Feeds one partition's events, in arrival order, through the engine."""
 
-    def __init__(self, engine: Engine, store: StateStore) -> None:
+    def __init__(self, engine: Engine, store: StateStore, idle: IdleAdvance | None = None) -> None:
         self.engine = engine
         self.store = store
+        self.idle = idle
         self.lateness = engine.policies.lateness
         self.stream_time: int | None = None
         self._floor: int | None = None  # a watermark set from outside (replay --until)
@@ -104,6 +113,12 @@ class Processor:
         if self.stream_time is None or t > self.stream_time:
             self.stream_time = t
         return self._fire_due()
+
+    def advance_idle(self, backlog: int | None) -> list[Decision]:
+        """If the idle policy finds the partition quiet and caught up, move its stream time
+        to the wall clock less ``idle_after`` (never back) and fire due timers."""
+        target = None if self.idle is None else self.idle.due(backlog)
+        return [] if target is None else self.advance_stream_time(target)
 
     def advance_watermark(self, watermark: int) -> list[Decision]:
         """Set the watermark to at least ``watermark`` (replay's ``--until``); fires due timers."""

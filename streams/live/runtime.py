@@ -1,9 +1,20 @@
 """The live worker's core, with no Faust in it.
 
-A Faust agent hands it micro-batches of raw records; it decodes and validates
-them, re-routes records that sit on the wrong partition, runs the same
-:class:`~streams.engine.Processor` that ``replay`` runs (one per partition),
-dead-letters what cannot be evaluated, and publishes decisions.
+The Faust adapter (:mod:`streams.live.faust`) drives it through a small port:
+micro-batches of raw records come in (:meth:`Runtime.handle`), partitions
+are assigned and revoked (:meth:`Runtime.assign`, :meth:`Runtime.revoke`),
+time passes (:meth:`Runtime.tick`); back out through the :class:`Source`
+go the acks, and the runtime asks it whether the state table has recovered
+and how far the broker's partitions reach. Everything else it is given as a
+:class:`RuntimeIO`: the sink, the state table, codecs, metrics, the mirror.
+
+Each record is decoded and takes the same :class:`~streams.engine.Step` as
+in ``replay`` (validate, process, classify, reject), on its partition's
+:class:`~streams.engine.Processor`. What is live only stays here: the step's
+admit hook re-routes a record on the wrong partition, rejections become dead
+letters with headers, and metrics are counted. Each processor is given an
+:class:`~streams.engine.IdleAdvance` with the wall clock, which moves a
+quiet, caught-up partition's stream time on every tick.
 
 Order of effects per batch, and why (nothing lost, nothing sent twice to a
 user once deduplicated by id):
@@ -11,7 +22,8 @@ user once deduplicated by id):
 1. decisions, dead letters and re-routed records are sent, and every send is
    awaited until the broker acknowledges it;
 2. only then is changed customer state written to the changelog;
-3. Faust flushes the producer before it commits the batch's offsets.
+3. only then are the batch's records acked; Faust flushes the producer
+   before it commits the offsets of acked records.
 
 A crash before (2) replays the batch from the old state: the same decisions
 with the same ids are sent again, and channels drop repeats by
@@ -30,10 +42,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.decisions import Decision
-from streams.engine import Engine, Outcome, Processor
+from streams.engine import Engine, IdleAdvance, Outcome, Processor, Rejection, Step
 from streams.engine.state import CustomerState
-from streams.errors import InputError, StateError
-from streams.events import validate_event
+from streams.errors import InputError, MalformedRecord, StateError
+from streams.events import Event
+from streams.live.codecs import Codecs
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
 from streams.settings import Settings
@@ -43,8 +56,6 @@ log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
 ChangelogWriter = Callable[[int, str, bytes | None], None]
-Decoder = Callable[[bytes], dict[str, Any]]
-Encoder = Callable[[Decision], bytes]
 
 H_REASON = "tactful.reason"
 H_DETAIL = "tactful.detail"
@@ -115,6 +126,44 @@ class Mirror(Protocol):
     def submit(self, decisions: Iterable[Decision]) -> None: ...
 
 
+class Source(Protocol):
+    """The consumer side, as the runtime sees it (:mod:`streams.live.faust` adapts Faust's)."""
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions the input topic has."""
+
+    def ack(self, records: Sequence[Incoming]) -> None:
+        """The records' effects have landed: their offsets may be committed."""
+
+    def recovered(self) -> bool:
+        """The state table is restored and no rebalance is under way."""
+
+    def highwater(self, partition: int) -> int | None:
+        """The partition's next offset on the broker, as last fetched; None if unknown."""
+
+
+@dataclass(frozen=True)
+class StateTable:
+    """Where customer state lives: the map shared by the worker's partitions (a Faust
+    table's data, which Faust recovers from the changelog) and the changelog writer."""
+
+    data: MutableMapping[str, Any]
+    changelog: ChangelogWriter
+
+
+@dataclass(frozen=True)
+class RuntimeIO:
+    """Everything outside the runtime that it reads from or writes to."""
+
+    source: Source
+    sink: Sink
+    state: StateTable
+    codecs: Codecs
+    metrics: Metrics
+    mirror: Mirror | None = None
+
+
 class PartitionStore:
     """A partition's view of the shared state map; remembers what changed this batch."""
 
@@ -163,9 +212,9 @@ class PartitionStore:
 
 @dataclass
 class PartitionRun:
+    step: Step
     processor: Processor
     store: PartitionStore
-    last_event_wall: float
     last_sweep_wall: float
     next_offset: int | None = None  # after the last record processed
 
@@ -182,35 +231,25 @@ class Runtime:
         self,
         settings: Settings,
         catalog: Catalog,
+        io: RuntimeIO,
         *,
-        sink: Sink,
-        data: MutableMapping[str, Any],
-        changelog: ChangelogWriter,
-        decode: Decoder,
-        encode: Encoder,
-        metrics: Metrics,
-        input_partitions: int,
-        mirror: Mirror | None = None,
         clock: Callable[[], float] = time.time,
-        recovered: Callable[[], bool] = lambda: True,
-        backlog: Callable[[int], int | None] = lambda partition: 0,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.io = io
         self.engine = Engine(catalog)
-        self.sink = sink
-        self.data = data
-        self.changelog = changelog
-        self.decode = decode
-        self.encode = encode
-        self.metrics = metrics
-        self.mirror = mirror
+        self.source = io.source
+        self.sink = io.sink
+        self.data = io.state.data
+        self.decode = io.codecs.decode_touchpoint
+        self.encode = io.codecs.encode_decision
+        self.metrics = io.metrics
+        self.mirror = io.mirror
         self.clock = clock
-        self.owner = Partitioner(input_partitions)
+        self.owner = Partitioner(io.source.partitions)
         self.runs: dict[int, PartitionRun] = {}
         self.assigned: set[int] = set()
-        self.recovered = recovered
-        self.backlog = backlog
         self.lock = asyncio.Lock()
         self._known_types = set(catalog.roles)
 
@@ -229,7 +268,7 @@ class Runtime:
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
-        proc = Processor(self.engine, store)
+        proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
@@ -240,8 +279,9 @@ class Runtime:
             if state is not None and state.timers:
                 states.append((cid, state))
         proc.restore_timers(states)
-        now = self.clock()
-        run = PartitionRun(proc, store, now, now)
+        owner = self.owner
+        step = Step(proc, admit=lambda ev: owner(ev.customer_id) == partition)
+        run = PartitionRun(step, proc, store, self.clock())
         self.runs[partition] = run
         return run
 
@@ -257,16 +297,15 @@ class Runtime:
             outcome = BatchOutcome()
             appended: list[tuple[Decision, float | None]] = []
             touched: set[int] = set()
-            now = self.clock()
             for rec in records:
                 run = self._run(rec.partition)
-                run.last_event_wall = now
                 run.next_offset = rec.offset + 1
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome)
                 appended.extend((d, rec.timestamp) for d in decisions)
             await self._publish(appended)
             await self._persist(touched)
+            self.source.ack(records)
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
@@ -275,27 +314,23 @@ class Runtime:
         return outcome
 
     def _one(self, rec: Incoming, run: PartitionRun, outcome: BatchOutcome) -> list[Decision]:
-        try:
-            if rec.value is None:
-                from streams.errors import MalformedRecord
-
-                raise MalformedRecord("malformed", "the record has no value")
-            ev = validate_event(self.decode(rec.value))
-        except InputError as exc:
-            self._dead_letter(rec, exc.reason, exc.detail, exc)
+        value = rec.value
+        record: object
+        if value is None:
+            record = MalformedRecord("malformed", "the record has no value")
+        else:
+            try:
+                record = self.decode(value)
+            except InputError as exc:
+                record = exc  # the step rejects it as it rejects an invalid event
+        result, decisions, ev, rejection = run.step.take(record)
+        if rejection is not None:
+            self._dead_letter(rec, rejection)
             outcome.rejected += 1
             return []
-        owner = self.owner(ev.customer_id)
-        if owner != rec.partition:
-            headers = (*_headers(rec), (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
-            self.sink.add(rec.topic, ev.customer_id.encode(), rec.value, partition=owner, headers=headers)
-            self.metrics.routed.inc()
-            return []
-        result, decisions = run.processor.process(ev)
-        if result is Outcome.LATE:
-            wm = run.processor.watermark
-            self._dead_letter(rec, "late", f"occurred_at is before the watermark {wm}", None)
-            outcome.rejected += 1
+        assert ev is not None  # a step without a rejection had a valid event
+        if result is Outcome.ROUTED:
+            self._forward(rec, ev)
             return []
         if result is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
@@ -303,12 +338,21 @@ class Runtime:
         outcome.types[ev.type if ev.type in self._known_types else "other"] += 1
         return decisions
 
-    def _dead_letter(self, rec: Incoming, reason: str, detail: str, exc: BaseException | None) -> None:
-        self.metrics.rejected.labels(reason).inc()
+    def _forward(self, rec: Incoming, ev: Event) -> None:
+        """Send a record on the wrong partition to its customer's, once, marked as routed."""
+        headers = (*_headers(rec), (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
+        self.sink.add(
+            rec.topic, ev.customer_id.encode(), rec.value, partition=self.owner(ev.customer_id), headers=headers
+        )
+        self.metrics.routed.inc()
+
+    def _dead_letter(self, rec: Incoming, rejection: Rejection) -> None:
+        self.metrics.rejected.labels(rejection.reason).inc()
+        exc = rejection.error
         headers = (
             *_headers(rec),
-            (H_REASON, reason.encode()),
-            (H_DETAIL, detail[:1000].encode("utf-8", "replace")),
+            (H_REASON, rejection.reason.encode()),
+            (H_DETAIL, rejection.detail[:1000].encode("utf-8", "replace")),
             (H_EXCEPTION, (type(exc).__name__ if exc is not None else "").encode()),
             (H_TOPIC, rec.topic.encode()),
             (H_PARTITION, str(rec.partition).encode()),
@@ -343,7 +387,7 @@ class Runtime:
         for p in partitions:
             run = self.runs.get(p)
             if run is not None:
-                written += run.store.flush(self.changelog)
+                written += run.store.flush(self.io.state.changelog)
         if written:
             self.metrics.state_bytes.inc(written)
         await self.sink.submit()
@@ -353,18 +397,14 @@ class Runtime:
     async def tick(self) -> list[Decision]:
         """Advance idle partitions' stream time by the wall clock; sweep; refresh gauges."""
         async with self.lock:
-            if self.recovered():
+            if self.source.recovered():
                 for p in self.assigned - set(self.runs):
                     self._start(p)
             now = self.clock()
-            idle_ms = self.settings.processing.idle_after_ms
             fired: list[tuple[Decision, float | None]] = []
             for p, run in self.runs.items():
                 proc = run.processor
-                # Idle means caught up and quiet: a stalled or lagging consumer has records
-                # waiting, and advancing by the clock would make that backlog late.
-                if (now - run.last_event_wall) * 1000 >= idle_ms and self.backlog(p) == 0:
-                    fired.extend((d, None) for d in proc.advance_stream_time(int(now * 1000) - idle_ms))
+                fired.extend((d, None) for d in proc.advance_idle(self._backlog(p, run)))
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
@@ -376,6 +416,11 @@ class Runtime:
             await self._persist(list(self.runs))
             self.metrics.customers.set(len(self.data))
             return [d for d, _ in fired]
+
+    def _backlog(self, partition: int, run: PartitionRun) -> int | None:
+        """Records of the partition not yet processed, by the broker's last known high watermark."""
+        high = self.source.highwater(partition)
+        return None if high is None else high - (run.next_offset or 0)
 
     # -- queries -------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,9 @@ import pytest
 from streams.codec import avro
 from streams.decisions import Decision
 from streams.live import metrics as live_metrics
+from streams.live.codecs import Codecs
 from streams.live.partitioning import Partitioner
-from streams.live.runtime import H_REASON, H_ROUTED, Headers, Record, Runtime
+from streams.live.runtime import H_REASON, H_ROUTED, Headers, Incoming, Record, Runtime, RuntimeIO, StateTable
 from streams.settings import Settings
 from streams.topology import load_folder
 
@@ -52,20 +53,39 @@ class Sink:
         return [asyncio.ensure_future(ack(r)) for r in sent]
 
 
-def make(log: Log, clock: list[float], backlog: int = 0, **settings: Any) -> Runtime:
-    return Runtime(
-        Settings.from_flat({"redis_url": "", **settings}),
-        load_folder(TOPOLOGIES),
+class Source:
+    """The consumer side: logs acks; the broker's high watermarks are set by the test."""
+
+    partitions = 4
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.ready = True
+        self.high: dict[int, int] = {}
+
+    def ack(self, records: Sequence[Incoming]) -> None:
+        self.log.effects.append(("ack", [r.offset for r in records]))
+
+    def recovered(self) -> bool:
+        return self.ready
+
+    def highwater(self, partition: int) -> int | None:
+        return self.high.get(partition)
+
+
+def make(log: Log, clock: list[float], **settings: Any) -> tuple[Runtime, Source]:
+    source = Source(log)
+    io = RuntimeIO(
+        source=source,
         sink=Sink(log),
-        data={},
-        changelog=lambda p, k, v: log.effects.append(("state", (p, k, v))),
-        decode=lambda b: avro.decode(b, avro.local_registry().resolve),
-        encode=lambda d: d.decision_id.encode(),
+        state=StateTable({}, lambda p, k, v: log.effects.append(("state", (p, k, v)))),
+        codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
         metrics=live_metrics.create(),
-        input_partitions=4,
-        clock=lambda: clock[0],
-        backlog=lambda p: backlog,
     )
+    runtime = Runtime(
+        Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
+    )
+    return runtime, source
 
 
 def event(eid: str, cust: str, etype: str, at: int, **attrs: str) -> bytes:
@@ -105,7 +125,7 @@ def run(coro: Any) -> Any:
 
 def test_decisions_are_acknowledged_before_state_is_written() -> None:
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock)
+    rt, _ = make(log, clock)
     batch = records(
         ("c1", event("p", "c1", "purchase", NOW, category="phone")),
         ("c1", event("f", "c1", "activation_failed", NOW + 1000)),
@@ -115,14 +135,15 @@ def test_decisions_are_acknowledged_before_state_is_written() -> None:
     kinds = [d.kind for d in outcome.decisions]
     assert sorted(kinds) == ["ENGAGE", "SUPPRESS", "SUPPRESS", "SUPPRESS"]
     order = [kind for kind, _ in log.effects]
-    # Every send acknowledged, then the one state write for the one customer.
-    assert order == ["acked"] * (4 + 4) + ["state"]
-    assert log.effects[-1][1][:2] == (on_partition("c1"), "c1")
+    # Every send acknowledged, then the one state write for the one customer, then the batch's ack.
+    assert order == ["acked"] * (4 + 4) + ["state", "ack"]
+    assert log.effects[-2][1][:2] == (on_partition("c1"), "c1")
+    assert log.effects[-1][1] == [0, 1, 2]
 
 
 def test_bad_records_go_to_the_dlq_with_reasons_and_the_batch_goes_on() -> None:
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock)
+    rt, _ = make(log, clock)
     p = on_partition("c2")
     batch = [
         Record("touchpoints", p, 7, b"c2", b"not avro", (("trace", b"x"),), NOW / 1000),
@@ -146,7 +167,7 @@ def test_faust_consumer_messages_are_taken_as_they_come() -> None:
     from faust.types.tuples import ConsumerMessage
 
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock)
+    rt, _ = make(log, clock)
     p = on_partition("c5")
 
     def message(offset: int, value: bytes, headers: Any) -> ConsumerMessage:
@@ -172,7 +193,7 @@ def test_faust_consumer_messages_are_taken_as_they_come() -> None:
 
 def test_a_record_on_the_wrong_partition_is_forwarded_to_its_customers() -> None:
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock)
+    rt, _ = make(log, clock)
     owner = on_partition("c3")
     wrong = (owner + 1) % 4
     run(rt.handle(records(("c3", event("e", "c3", "purchase", NOW, category="phone")), partition=wrong)))
@@ -184,8 +205,10 @@ def test_a_record_on_the_wrong_partition_is_forwarded_to_its_customers() -> None
 @pytest.mark.parametrize("backlog, fires", [(0, True), (5, False)])
 def test_idle_partitions_advance_by_the_clock_only_when_caught_up(backlog: int, fires: bool) -> None:
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock, backlog=backlog, idle_after="30s")
-    run(rt.handle(records(("c4", event("b", "c4", "purchase", NOW, category="tablet")))))
+    rt, source = make(log, clock, idle_after="30s")
+    batch = records(("c4", event("b", "c4", "purchase", NOW, category="tablet")))
+    source.high[batch[0].partition] = len(batch) + backlog
+    run(rt.handle(batch))
     clock[0] += 25 * 3600  # a day and an hour of silence
     fired: list[Decision] = run(rt.tick())
     assert [(d.topology, d.evidence) for d in fired] == ([("activation_nudge", ("b",))] if fires else [])
@@ -193,12 +216,11 @@ def test_idle_partitions_advance_by_the_clock_only_when_caught_up(backlog: int, 
 
 def test_assigned_partitions_start_only_once_recovered() -> None:
     log, clock = Log(), [NOW / 1000]
-    rt = make(log, clock)
-    ready = [False]
-    rt.recovered = lambda: ready[0]
+    rt, source = make(log, clock)
+    source.ready = False
     rt.assign([0, 1])
     run(rt.tick())
     assert rt.runs == {}
-    ready[0] = True
+    source.ready = True
     run(rt.tick())
     assert sorted(rt.runs) == [0, 1]

@@ -9,11 +9,16 @@ bookkeeping for the input topic too (read offsets, offset gaps, the commit
 cadence), but collects the input topic's messages of one fetch and hands them
 to :class:`BatchHandler` in one call.
 
-The handler tracks each message as unacked before the runtime sees it and acks
-it only after the runtime has published and persisted the batch, so Faust
-still never commits past an event whose effects have not landed. Messages of
-a stale consumer generation (a rebalance started) are acked unprocessed, as
-Faust's own stream does: another worker owns them now and reads them again.
+The handler tracks each message as unacked before the runtime sees it; the
+runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
+only after it has published and persisted the batch, so Faust still never
+commits past an event whose effects have not landed. Messages of a stale
+consumer generation (a rebalance started) are acked unprocessed, as Faust's
+own stream does: another worker owns them now and reads them again.
+
+This module overrides private methods of Faust's consumer and reads its
+private fields; each is listed in :mod:`streams.live.faust` and pinned by
+``tests/live/faust/test_private_api.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ BatchCallback = Callable[[list[Any]], Awaitable[None]]
 
 
 class BatchHandler:
-    """Tracks, processes and acks one fetch's worth of input messages."""
+    """Tracks and processes one fetch's worth of input messages; acks the stale ones.
+
+    ``process`` (the runtime's ``handle``) acks the messages it is given once
+    their effects have landed.
+    """
 
     def __init__(self, app: Any, process: Callable[[list[Any]], Awaitable[object]]) -> None:
         self.app = app
@@ -50,8 +59,10 @@ class BatchHandler:
         generation = app.consumer_generation_id
         active = app.flow_control.is_active()
         live = []
+        stale = []
         for m in messages:
             if not active or m.generation_id != generation:
+                stale.append(m)
                 continue
             m.tracked = True
             unacked.add(m)
@@ -69,7 +80,7 @@ class BatchHandler:
                 logging.shutdown()
                 os._exit(EXIT_BATCH_FAILED)
         ack = consumer.ack
-        for m in messages:
+        for m in stale:
             ack(m)
 
 
@@ -87,8 +98,8 @@ def batching_consumer(
     class ConsumerThread(AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
             consumer = super()._create_worker_consumer(transport)
-            # Read by AIOKafkaConsumer.start() when it builds its fetcher; checked by
-            # tests/live/test_app.py so that an aiokafka upgrade cannot drop it silently.
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher; pinned by
+            # tests/live/faust/test_private_api.py so that an aiokafka upgrade cannot drop it silently.
             consumer._fetch_max_wait_ms = fetch_max_wait_ms
             return consumer
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from streams.live.app import changelog_key, faust_worker, state_table
-from streams.live.consumer import batching_consumer
+from streams.live.faust.app import faust_worker
+from streams.live.faust.table import changelog_key, state_table
 
 
 @pytest.mark.parametrize("loglevel", ["warning", "error", "info"])
@@ -39,37 +37,52 @@ def test_faust_alone_would_turn_debug_on() -> None:
     assert logger.isEnabledFor(logging.DEBUG)
 
 
-def test_the_consumer_asks_the_broker_for_the_configured_fetch_wait() -> None:
-    # Faust hard-codes 1.5 s; the batching consumer's thread replaces it before aiokafka
-    # builds its fetcher. Reaches into aiokafka's private field on purpose: an upgrade
-    # that renames it must fail here, not quietly bring the 1.5 s back.
-    async def build() -> Any:
-        app = faust.App("test-app-fetch-wait", broker="kafka://127.0.0.1:1", web_enabled=False)
-
-        async def handle(batch: list[Any]) -> None:
-            return None
-
-        app.transport.Consumer = batching_consumer("input", handle, 10, fetch_max_wait_ms=42)
-        thread = app.consumer._new_consumer_thread()
-        consumer = thread._create_worker_consumer(app.transport)
-        try:
-            return consumer._fetch_max_wait_ms
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(build()) == 42
-    # ...and the field is what aiokafka hands its fetcher when the consumer starts.
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
-
-
 @pytest.mark.parametrize("customer_id", ["c000123", 'q"uo\\te', "é-ü", "tab\tx", "\u2028"])
 def test_state_is_written_under_the_key_faust_would_write_and_reads_back(customer_id: str) -> None:
     # The runtime writes the changelog itself (in record batches); Faust's recovery must
     # read it as if the table had written it.
-    app = faust.App(
-        "test-app-changelog", broker="kafka://127.0.0.1:1", key_serializer="raw", value_serializer="raw"
-    )
+    app = faust.App("test-app-changelog", broker="kafka://127.0.0.1:1", key_serializer="raw", value_serializer="raw")
     table = state_table(app, 4)
     faust_key, _ = table.changelog_topic.prepare_key(customer_id, None)
     assert changelog_key(customer_id) == faust_key
     assert app.serializers.loads_key(str, changelog_key(customer_id), serializer=table.key_serializer) == customer_id
+
+
+def test_the_changelog_writer_keeps_the_memory_stores_key_partitions() -> None:
+    # Without them the memory store would keep keys of partitions revoked from this worker.
+    from streams.live.faust.table import changelog_writer
+
+    class Sink:
+        def __init__(self) -> None:
+            self.added: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+
+        def add(
+            self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Any = ()
+        ) -> None:
+            self.added.append((topic, key, value, partition))
+
+    async def main() -> tuple[Any, Any, Sink]:
+        app = faust.App("test-app-writer", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+        table = state_table(app, 4)
+        sink = Sink()
+        write = changelog_writer(table, sink)  # type: ignore[arg-type]
+        write(2, "c1", b"state")
+        seen = dict(table.data._key_partition)
+        write(2, "c1", None)
+        return seen, dict(table.data._key_partition), sink
+
+    seen, after, sink = asyncio.run(main())
+    assert seen == {"c1": 2} and after == {}
+    topic = "test-app-writer-customer_state-changelog"
+    assert sink.added == [(topic, changelog_key("c1"), b"state", 2), (topic, changelog_key("c1"), None, 2)]
+
+
+def test_the_source_of_an_app_not_started_is_recovering_and_knows_no_high_watermark() -> None:
+    from streams.live.faust.source import FaustSource
+
+    async def main() -> tuple[bool, bool, int | None, int]:
+        app = faust.App("test-app-source", broker="kafka://127.0.0.1:1", web_enabled=False)
+        source = FaustSource(app, "input", 4)
+        return source.recovering(), source.recovered(), source.highwater(0), source.partitions
+
+    assert asyncio.run(main()) == (True, False, None, 4)

@@ -1,0 +1,49 @@
+"""The Faust adapter: everything of tactful that knows Faust or aiokafka internals.
+
+The live runtime (:mod:`streams.live.runtime`) imports no Faust; this folder
+plugs it into a Faust worker:
+
+- :mod:`~streams.live.faust.app`: the app factory, :func:`create_worker`
+  (wires app, table, consumer, runtime, timers, views and the Redis mirror),
+  the aiokafka producer accessor for the sink, and :func:`faust_worker`;
+- :mod:`~streams.live.faust.consumer`: the batching consumer, which hands the
+  input topic to the runtime a fetch at a time;
+- :mod:`~streams.live.faust.source`: the runtime's
+  :class:`~streams.live.runtime.Source` port (acks, recovery, high watermarks);
+- :mod:`~streams.live.faust.table`: the state table and its changelog writer;
+- :mod:`~streams.live.faust.web`: the HTTP API (:mod:`streams.live.api`) as
+  Faust views.
+
+Private names relied on, all used in this folder only, each pinned by
+``tests/live/faust/test_private_api.py`` so that an upgrade that changes one
+fails there, loudly, instead of in production:
+
+=====================================================  ==========  =====================================
+name                                                   module      why
+=====================================================  ==========  =====================================
+``faust Consumer._drain_messages(fetcher)``            consumer    overridden: the loop, input batched
+``faust aiokafka Consumer._new_consumer_thread()``     consumer    overridden: our consumer thread
+``AIOKafkaConsumerThread._create_worker_consumer``     consumer    overridden: sets the fetch wait
+``aiokafka AIOKafkaConsumer._fetch_max_wait_ms``       consumer    replaces Faust's hard-coded 1.5 s
+``mode Service._stopped``                              consumer    the loop's stop test (as Faust's)
+``faust Consumer._read_offset``                        consumer    read offsets (as Faust's loop)
+``faust Consumer._commit_every``, ``._n_acked``        consumer    commit cadence (as Faust's loop)
+``faust Consumer._add_gap(tp, from, to)``              consumer    offset gaps (as Faust's loop)
+``faust.transport.consumer.CONSUMER_FETCHING``         consumer    the diagnostic flag Faust sets
+``faust Consumer.unacked`` (mutated), ``.ack``         consumer    a message is tracked before processing
+``ConsumerMessage.tracked``, ``.generation_id``        consumer    as Faust's stream marks messages
+``faust aiokafka Producer._ensure_producer()``         app         the aiokafka producer, for the sink
+``Topic.__aiter__()``                                  app         registers the topic with the conductor
+``app.tables.recovery.completed``                      source      not in Faust's typed interface
+``faust memory Store._key_partition``                  table       keys of revoked partitions are dropped
+``faust Worker.spinner``                               app         set to None: keeps the log level
+=====================================================  ==========  =====================================
+
+The sink (:mod:`streams.live.sink`) uses only aiokafka's public producer API
+(``create_batch``, ``send_batch``, ``partitions_for``) on the producer that
+:func:`~streams.live.faust.app.producer` hands it.
+"""
+
+from streams.live.faust.app import Worker, create_worker, faust_worker
+
+__all__ = ["Worker", "create_worker", "faust_worker"]

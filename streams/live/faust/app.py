@@ -1,0 +1,212 @@
+"""The Faust worker: builds the app and wires it to :class:`~streams.live.runtime.Runtime`.
+
+:func:`create_worker` builds everything from one :class:`Settings` and a loaded
+catalog; nothing happens at import time. Faust keeps the consumer group, the
+partition assignment, the changelog-backed state table, offset commits, the
+web server and timers. The batching consumer (:mod:`streams.live.faust.consumer`)
+hands the input topic to the runtime one fetch at a time, one batch in flight,
+the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
+past an event still in flight, faust-streaming #606). A batch is acked only
+after the runtime has published its decisions and written its state, so an
+offset is never committed past an event whose effects have not landed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from streams.live import metrics as live_metrics
+from streams.live.api import WorkerApi, WorkerStatus
+from streams.live.codecs import make_codecs
+from streams.live.faust import web
+from streams.live.faust.consumer import BatchHandler, batching_consumer
+from streams.live.faust.source import FaustSource
+from streams.live.faust.table import changelog_writer, state_table
+from streams.live.metrics import Metrics
+from streams.live.runtime import Runtime, RuntimeIO, StateTable
+from streams.live.sink import BatchSink
+from streams.live.topics import channels, ensure_topics
+from streams.settings import Settings
+from streams.topology import Catalog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    runtime: Runtime
+    settings: Settings
+    mirror: Any | None
+
+
+def build_app(settings: Settings, input_partitions: int) -> faust.App:
+    """The Faust app, configured from the settings; no topic, table or agent yet."""
+    # Faust makes only the last level of its data directory.
+    settings.processing.data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.topics.app_id,
+        **settings.kafka.faust(),
+        store=settings.processing.store,
+        datadir=str(settings.processing.data_dir),
+        processing_guarantee=settings.processing.guarantee,
+        topic_partitions=input_partitions,
+        topic_replication_factor=settings.topics.replication,
+        web_host=settings.http.host,
+        web_port=settings.http.port,
+        web_bind=settings.http.host,
+        canonical_url=settings.http.advertised(),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger=settings.processing.producer_linger,
+        # The runtime hands over a batch's records per partition as one record batch
+        # (streams/live/sink.py); 16 KiB (Faust's default) cut a 2,000-event batch's
+        # state writes into about five per partition, each waiting for the one before.
+        producer_max_batch_size=256 * 1024,
+        stream_wait_empty=False,
+        broker_session_timeout=settings.processing.session_timeout,
+        broker_heartbeat_interval=max(settings.processing.session_timeout / 4, 0.5),
+        topic_allow_declare=True,
+        # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def producer(app: faust.App) -> Callable[[], AIOKafkaProducer]:
+    """The aiokafka producer inside Faust's, for the sink: Faust starts it after the app is built,
+    so the sink asks for it when it sends. Private (``Producer._ensure_producer``), pinned by a test."""
+    faust_producer: Any = app.producer
+    return lambda: faust_producer._ensure_producer()
+
+
+def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
+    """Faust's worker, without its start-up spinner.
+
+    At ``--loglevel warning`` or above, Faust keeps a terminal spinner that it
+    drives from log records, and to feed it sets the root logger to DEBUG. Every
+    debug call in aiokafka (one per produced record) and Faust then builds a
+    record and walks the stack: 11% of a busy worker's samples in a profile.
+    Without the spinner the root logger keeps the level asked for.
+    """
+    worker = faust.Worker(app, loglevel=loglevel)
+    worker.spinner = None
+    return worker
+
+
+def create_worker(settings: Settings, catalog: Catalog) -> Worker:
+    """Build the Faust app, its topics, table, consumer, timers, web views and the Redis mirror."""
+    input_partitions = ensure_topics(settings, catalog)
+    app = build_app(settings, input_partitions)
+    metrics = live_metrics.create()
+    mirror = _mirror(settings, metrics.registry) if settings.redis.url else None
+    table = state_table(app, input_partitions)
+    sink = BatchSink(producer(app))
+    source = FaustSource(app, settings.topics.input, input_partitions)
+    io = RuntimeIO(
+        source=source,
+        sink=sink,
+        state=StateTable(table.data, changelog_writer(table, sink)),
+        codecs=make_codecs(settings),
+        metrics=metrics,
+        mirror=mirror,
+    )
+    runtime = Runtime(settings, catalog, io)
+    _consume(app, settings, runtime)
+    outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
+    outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
+    outputs.append(table.changelog_topic.get_topic_name())
+    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs).install()
+    status = WorkerStatus(
+        recovering=source.recovering,
+        rebalancing=source.rebalancing,
+        warmed=lambda: sink.warmed,
+        owner_url=lambda cid: app.router.external_topic_key_store(app.topic(settings.topics.input), cid.encode()),
+    )
+    web.register(app, WorkerApi(runtime, settings, metrics.registry, mirror, status))
+    return Worker(app, runtime, settings, mirror)
+
+
+def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+    """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
+    source = app.topic(
+        settings.topics.input, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    # Iterating the topic registers it with Faust's conductor, as an agent would, so
+    # the consumer subscribes to it and tracks its acks; its messages then come to
+    # the runtime a fetch at a time through the batching consumer.
+    source.__aiter__()
+    # Before the worker starts: Faust builds its consumer from this class then.
+    app.transport.Consumer = batching_consumer(  # type: ignore[misc]
+        settings.topics.input,
+        BatchHandler(app, runtime.handle),
+        settings.processing.batch_max,
+        fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
+    )
+
+
+class _Schedule:
+    """What runs beside the batches: the clock, the producer's warm-up, the mirror's
+    writer, and the partition assignment signals."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        runtime: Runtime,
+        metrics: Metrics,
+        mirror: Any | None,
+        sink: BatchSink,
+        outputs: list[str],
+    ) -> None:
+        self.app = app
+        self.input = settings.topics.input
+        self.runtime = runtime
+        self.metrics = metrics
+        self.mirror = mirror
+        self.sink = sink
+        self.outputs = outputs
+
+    def install(self) -> None:
+        app = self.app
+        app.timer(interval=1.0)(self.clock)
+        app.task(self.warm_producer)
+        if self.mirror is not None:
+            app.task(self.mirror_writer)
+        app.on_partitions_assigned.connect(self.on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
+
+    async def clock(self) -> None:
+        await self.runtime.tick()
+        if self.mirror is not None:
+            self.metrics.degraded.labels("redis").set(1 if self.mirror.degraded else 0)
+
+    async def warm_producer(self) -> None:
+        await self.sink.warm(self.outputs)
+
+    async def mirror_writer(self) -> None:
+        assert self.mirror is not None
+        await self.mirror.run()
+
+    # Faust passes the set of topic partitions positionally, after the sender.
+    async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
+        self.runtime.assign(tp.partition for tp in assigned if tp.topic == self.input)
+
+    async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
+        self.runtime.revoke(tp.partition for tp in revoked if tp.topic == self.input)
+
+
+def _mirror(settings: Settings, registry: Any) -> Any:
+    from streams.clients import redis_client
+    from streams.mirror import SuppressionMirror
+
+    # No client-side retries and short timeouts: the mirror retries forever itself,
+    # and redis-py's retrying would hide an outage for seconds per write.
+    client = redis_client(settings.redis, timeout_s=2.0, retries=0)
+    return SuppressionMirror(client, prefix=settings.redis.prefix, registry=registry)

@@ -1,0 +1,244 @@
+"""Every private Faust, mode or aiokafka name tactful relies on, pinned.
+
+The list is the table in :mod:`streams.live.faust`'s docstring; each test
+here checks one entry on the installed classes and instances: that it exists,
+has the kind and signature the adapter expects, and (where the adapter copies
+Faust's code) that Faust's code is still the one copied. An upgrade that
+changes any of them fails here, by name, instead of quietly in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable, MutableSet
+from pathlib import Path
+from typing import Any
+
+import faust
+import faust.transport.consumer as faust_consumer
+import pytest
+from aiokafka import AIOKafkaConsumer
+from faust.stores.memory import Store as MemoryStore
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ConsumerMessage
+from mode import Service
+
+import streams.live.faust as adapter
+from streams.live.faust.app import faust_worker, producer
+from streams.live.faust.consumer import batching_consumer
+from streams.live.faust.table import state_table
+
+# Faust's drain loop as streams/live/faust/consumer.py copied it (faust-streaming 0.15.3).
+# A new Faust that changes the loop fails here: port the change into the copy, then
+# update this digest.
+DRAIN_LOOP_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+def params(fun: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(fun).parameters)
+
+
+def in_app(check: Callable[[faust.App], Any], **options: Any) -> Any:
+    """Run ``check`` on a fresh app inside an event loop (Faust binds one when services are built)."""
+
+    async def main() -> Any:
+        app = faust.App("test-private-api", broker="kafka://127.0.0.1:1", web_enabled=False, **options)
+        return check(app)
+
+    return asyncio.run(main())
+
+
+def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
+    listed = set(
+        re.findall(
+            r"``[^`]*?(\._[a-z_]+|__aiter__|recovery\.completed|\.spinner|CONSUMER_FETCHING)", adapter.__doc__ or ""
+        )
+    )
+    assert listed >= {
+        "._drain_messages",
+        "._new_consumer_thread",
+        "._create_worker_consumer",
+        "._fetch_max_wait_ms",
+        "._stopped",
+        "._read_offset",
+        "._commit_every",
+        "._add_gap",
+        "._ensure_producer",
+        ".__aiter__",
+        "recovery.completed",
+        "._key_partition",
+        ".spinner",
+        "CONSUMER_FETCHING",
+    }
+
+
+def test_drain_messages_is_the_loop_the_adapter_copied() -> None:
+    # The batching consumer overrides it with a copy of this loop: a changed loop must be ported.
+    drain = faust_consumer.Consumer._drain_messages
+    assert faust_aiokafka.Consumer._drain_messages is drain  # the aiokafka driver does not override it
+    assert inspect.iscoroutinefunction(drain)
+    assert params(drain) == ["self", "fetcher"]
+    digest = hashlib.sha256(inspect.getsource(drain).encode()).hexdigest()
+    assert digest == DRAIN_LOOP_SHA256, f"Faust's _drain_messages changed (sha256 {digest}): port it"
+
+
+def test_the_consumer_thread_hooks_exist_with_their_signatures() -> None:
+    assert params(faust_aiokafka.Consumer._new_consumer_thread) == ["self"]
+    assert params(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer) == ["self", "transport"]
+    init = params(faust_aiokafka.AIOKafkaConsumerThread.__init__)
+    assert {"loop", "beacon"} <= set(init) or "kwargs" in init
+
+
+def test_the_consumer_asks_the_broker_for_the_configured_fetch_wait() -> None:
+    # Faust hard-codes 1.5 s; the batching consumer's thread replaces it before aiokafka
+    # builds its fetcher. An upgrade that renames the field must fail here, not quietly
+    # bring the 1.5 s back.
+    async def build() -> Any:
+        app = faust.App("test-app-fetch-wait", broker="kafka://127.0.0.1:1", web_enabled=False)
+
+        async def handle(batch: list[Any]) -> None:
+            return None
+
+        app.transport.Consumer = batching_consumer("input", handle, 10, fetch_max_wait_ms=42)
+        thread = app.consumer._new_consumer_thread()
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == 42
+    # ...and the field is what aiokafka hands its fetcher when the consumer starts.
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_the_consumer_fields_the_drain_loop_reads() -> None:
+    def check(app: faust.App) -> dict[str, Any]:
+        consumer: Any = app.consumer
+        return {
+            "stopped": consumer._stopped,
+            "read_offset": consumer._read_offset,
+            "commit_every": consumer._commit_every,
+            "n_acked": consumer._n_acked,
+            "add_gap": consumer._add_gap,
+            "unacked": consumer.unacked,
+        }
+
+    got = in_app(check, broker_commit_every=17)
+    assert callable(got["stopped"].is_set) and not got["stopped"].is_set()  # mode's Event
+    assert isinstance(got["read_offset"], defaultdict) and got["read_offset"]["any"] is None
+    assert got["commit_every"] == 17
+    assert got["n_acked"] == 0
+    assert inspect.iscoroutinefunction(got["add_gap"])
+    assert params(got["add_gap"]) == ["tp", "offset_from", "offset_to"]
+    assert isinstance(got["unacked"], MutableSet)  # mutated: a message is tracked before processing
+    assert isinstance(faust_consumer.CONSUMER_FETCHING, str)
+    assert "_stopped" in inspect.getsource(Service.__init__)
+
+
+def test_consumer_messages_carry_tracking_and_generation() -> None:
+    assert {"tracked", "generation_id"} <= set(ConsumerMessage.__slots__) | set(faust.types.Message.__slots__)
+    m = ConsumerMessage("t", 0, 1, 0.0, 1, [], b"k", b"v", None, generation_id=3)
+    m.tracked = True
+    assert m.generation_id == 3
+
+
+def test_the_producer_accessor_reaches_aiokafkas_producer() -> None:
+    ensure = faust_aiokafka.Producer._ensure_producer
+    assert not inspect.iscoroutinefunction(ensure)
+    assert params(ensure) == ["self"]
+    assert "AIOKafkaProducer" in str(inspect.signature(ensure).return_annotation)
+
+    def check(app: faust.App) -> None:
+        from faust.exceptions import NotReady
+
+        with pytest.raises(NotReady):  # not started yet: it exists, and says so
+            producer(app)()
+
+    in_app(check)
+
+
+def test_iterating_a_topic_registers_it_with_the_conductor() -> None:
+    def check(app: faust.App) -> bool:
+        topic = app.topic("pinned-input", key_type=bytes, value_type=bytes)
+        topic.__aiter__()
+        return any("pinned-input" in t.topics for t in app.topics)
+
+    assert in_app(check)
+
+
+def test_table_recovery_has_a_completed_event() -> None:
+    def check(app: faust.App) -> Any:
+        return app.tables.recovery.completed  # type: ignore[attr-defined]
+
+    completed = in_app(check)
+    assert callable(completed.is_set) and not completed.is_set()
+
+
+def test_the_memory_store_keeps_each_keys_partition() -> None:
+    def check(app: faust.App) -> Any:
+        return state_table(app, 4).data
+
+    data = in_app(check, store="memory://")
+    assert isinstance(data, MemoryStore)
+    assert isinstance(data._key_partition, dict)
+    # ...and reads it to drop the keys of partitions it no longer holds.
+    assert "self._key_partition.items()" in inspect.getsource(MemoryStore.on_recovery_completed)
+
+
+def test_the_worker_spinner_is_an_attribute_that_can_be_cleared() -> None:
+    app = faust.App("test-private-api-spinner", broker="kafka://127.0.0.1:1", web_enabled=False)
+    assert faust.Worker(app, loglevel="warning").spinner is not None
+    assert faust_worker(app, "warning").spinner is None
+
+
+STREAMS = Path(adapter.__file__).resolve().parents[2]
+PRIVATE = (
+    "_drain_messages",
+    "_new_consumer_thread",
+    "_create_worker_consumer",
+    "_fetch_max_wait_ms",
+    "_stopped",
+    "_read_offset",
+    "_commit_every",
+    "_n_acked",
+    "_add_gap",
+    "_ensure_producer",
+    "_key_partition",
+    "__aiter__",
+    "recovery.completed",
+    "spinner",
+    "CONSUMER_FETCHING",
+)
+# Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
+# (settings) and aiokafka's public errors (the sink).
+OUTSIDE = {"settings.py": ["import faust"], "live/sink.py": ["from aiokafka.errors import KafkaError"]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        p.relative_to(STREAMS).as_posix() for p in STREAMS.rglob("*.py") if "faust" not in p.relative_to(STREAMS).parts
+    ),
+)
+def test_faust_and_aiokafka_are_reached_only_through_the_adapter(path: str) -> None:
+    text = (STREAMS / path).read_text()
+    imports = re.findall(r"^\s*((?:import|from) (?:faust|mode|aiokafka)\b[^#\n]*?)\s*(?:#.*)?$", text, re.MULTILINE)
+    assert imports == OUTSIDE.get(path, [])
+    # Used, or overridden. A class's own attribute of the same name (self._stopped) is not Faust's.
+    used = [n for n in PRIVATE if re.search(rf"(?<!\bself)\.{re.escape(n)}\b|\bdef {re.escape(n)}\b", text)]
+    assert used == []
+
+
+def test_the_runtime_loads_no_faust() -> None:
+    code = (
+        "import sys, streams.live.runtime; print(sorted(m for m in ('faust', 'mode', 'aiokafka') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

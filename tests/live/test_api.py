@@ -1,0 +1,106 @@
+"""The worker's HTTP API without Faust: statuses and bodies of each endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+from yarl import URL
+
+from streams.live.api import FORWARDED, Answer, WorkerApi, WorkerStatus
+from streams.live.runtime import Runtime
+from tests.live.test_runtime import NOW, Log, event, make, records
+
+TOKEN = "s3cret"
+
+
+@dataclass
+class Mirror:
+    degraded: bool = False
+    pending: int = 0
+    lag_seconds: float = 0.0
+
+
+@dataclass
+class Flags:
+    recovering: bool = False
+    rebalancing: bool = False
+    warmed: bool = True
+
+
+def api(mirror: Mirror | None = None, flags: Flags | None = None, token: str = TOKEN) -> tuple[WorkerApi, Runtime]:
+    rt, _ = make(Log(), [NOW / 1000], api_token=token)
+    f = flags or Flags()
+    status = WorkerStatus(
+        recovering=lambda: f.recovering,
+        rebalancing=lambda: f.rebalancing,
+        warmed=lambda: f.warmed,
+        owner_url=lambda cid: URL("http://127.0.0.1:1"),  # nobody listens there
+    )
+    return WorkerApi(rt, rt.settings, rt.metrics.registry, mirror, status, clock=lambda: 100.0), rt
+
+
+def test_metrics_are_prometheus_text() -> None:
+    a = api()[0].metrics()
+    assert (a.status, a.content_type) == (200, "text/plain")
+    assert a.raw is not None and b"tactful_events_rerouted_total" in a.raw
+
+
+@pytest.mark.parametrize(
+    "mirror, status, redis",
+    [
+        (None, "ok", None),
+        (Mirror(), "ok", {"degraded": False, "pending": 0, "lag_seconds": 0.0}),
+        (Mirror(True, 12, 3.5), "degraded", {"degraded": True, "pending": 12, "lag_seconds": 3.5}),
+    ],
+)
+def test_health_reports_the_mirror(mirror: Mirror | None, status: str, redis: object) -> None:
+    a = api(mirror)[0].health()
+    assert a == Answer(json={"status": status, "uptime_seconds": 0.0, "partitions": [], "redis_mirror": redis})
+
+
+@pytest.mark.parametrize(
+    "flags, started, ready",
+    [
+        (Flags(), True, True),
+        (Flags(), False, False),  # no partitions yet
+        (Flags(recovering=True), True, False),
+        (Flags(rebalancing=True), True, False),
+        (Flags(warmed=False), True, False),
+    ],
+)
+def test_ready_only_when_recovered_assigned_and_warmed(flags: Flags, started: bool, ready: bool) -> None:
+    a, rt = api(flags=flags)
+    if started:
+        rt.assign([2])
+        asyncio.run(rt.tick())
+    answer = a.ready()
+    assert answer.status == (200 if ready else 503)
+    assert answer.json == {"ready": ready, "recovering": flags.recovering, "partitions": [2] if started else []}
+
+
+def customer(a: WorkerApi, cid: str, headers: dict[str, str]) -> Answer:
+    return asyncio.run(a.customer(cid, headers))
+
+
+def test_the_customer_api_needs_its_token() -> None:
+    assert customer(api(token="")[0], "c1", {}).status == 403
+    a, _ = api()
+    assert customer(a, "c1", {}).status == 401
+    assert customer(a, "c1", {"Authorization": "Bearer wrong"}).status == 401
+
+
+def test_a_customer_of_this_worker_is_answered_here() -> None:
+    a, rt = api()
+    asyncio.run(rt.handle(records(("c7", event("p", "c7", "purchase", NOW, category="phone")))))
+    got = customer(a, "c7", {"Authorization": f"Bearer {TOKEN}"})
+    assert got.status == 200 and got.json["customer_id"] == "c7" and got.json["state"] is not None
+
+
+def test_a_customer_of_another_worker_is_forwarded_once() -> None:
+    a, _ = api()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert customer(a, "c8", {**auth, FORWARDED: "1"}).status == 503  # forwarded already: no second hop
+    got = customer(a, "c8", auth)
+    assert got.status == 502 and "did not answer" in got.json["error"]
