@@ -65,6 +65,12 @@ class Metrics:
             self.timers,
         )
 
+    def forget_lag(self, partition: str) -> None:
+        """Drop the partition's consumer lag series (the worker cannot tell its lag now)."""
+        for gauge in (self.consumer_lag_records, self.consumer_lag_seconds):
+            with contextlib.suppress(KeyError):  # never set for this partition
+                gauge.remove(partition)
+
     def forget_partition(self, partition: str) -> None:
         """Drop every per-partition series of ``partition`` (the worker no longer holds it)."""
         for gauge in self.partition_gauges():

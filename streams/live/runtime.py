@@ -438,7 +438,8 @@ class Runtime:
             m.stream_time_behind.labels(label).set(max(0.0, behind))
             m.stream_time_ahead.labels(label).set(max(0.0, -behind))
         # Until its first record the next offset is unknown (the runtime does not read
-        # committed offsets): no lag is exported rather than a guess.
+        # committed offsets), and so is the end while the consumer has no high watermark:
+        # no lag is exported rather than a guess.
         if run.next_offset is not None and backlog is not None:
             records = max(0, backlog)
             m.consumer_lag_records.labels(label).set(records)
@@ -452,6 +453,8 @@ class Runtime:
                 since = max((t for t in (run.last_append, run.caught_up_at) if t is not None), default=None)
                 if since is not None:
                     m.consumer_lag_seconds.labels(label).set(max(0.0, now - since))
+        else:
+            m.forget_lag(label)  # unknown now: an old value would be a stale claim
         m.timers.labels(label).set(proc.pending_timers())
 
     def _backlog(self, partition: int, run: PartitionRun) -> int | None:

@@ -343,3 +343,18 @@ def test_gauges_keep_their_old_total_names_for_one_release() -> None:
     assert reg.get_sample_value("tactful_state_customers") == reg.get_sample_value("tactful_state_customers_total") == 1
     for name in ("tactful_worker_degraded", "tactful_worker_degraded_total"):
         assert reg.get_sample_value(name, {"cause": "redis"}) == 1
+
+
+def test_a_lag_the_worker_can_no_longer_tell_is_dropped_not_left_stale() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c10")
+    source.high[p] = 3
+    run(rt.handle([appended("c10", event("a", "c10", "purchase", NOW, category="tv"), 0, NOW / 1000)]))
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 2
+    del source.high[p]  # the consumer lost the partition's high watermark
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) is None
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) is None
+    assert gauge(rt, "tactful_stream_time_behind_seconds", p) == 0  # the rest stays
