@@ -10,9 +10,11 @@ Checks, and exits 1 listing every problem:
   provisioned uid ``prometheus``);
 * every metric name in a dashboard query (panel targets and template variables)
   is a metric from ``docs/metrics.md`` (histograms with their ``_bucket``,
-  ``_sum`` and ``_count`` series), a recording rule of
-  ``deploy/prometheus/rules.yml``, or Prometheus' own ``up``;
-* every metric name in the rules' own expressions is one of those too;
+  ``_sum`` and ``_count`` series) or Prometheus' own ``up``: never a recording
+  rule, so that the dashboard works against a Prometheus without ``rules.yml``;
+* every metric name in the rules' own expressions is one of those, or a
+  recording rule of ``deploy/prometheus/rules.yml``;
+* neither uses a name that ``docs/metrics.md`` lists under "Deprecated names";
 * every label matched on a documented metric is one of its documented labels
   (or ``job``, ``instance``, ``le`` on a histogram bucket), and every label
   matched on a recording rule is one its name's level or static labels give;
@@ -22,7 +24,9 @@ Checks, and exits 1 listing every problem:
   fires and one where it stays quiet;
 * with ``--promtool``, every dashboard expression (Grafana variables replaced by
   sample values) also parses as PromQL, by ``promtool check rules`` on a
-  temporary rule file.
+  temporary rule file; and returns data when evaluated, by ``promtool test
+  rules`` with no rule loaded, over a synthetic scrape of every documented
+  metric (one worker, 20 minutes): the dashboard needs only the raw metrics.
 
 Needs PyYAML (a tactful dependency; Debian: python3-yaml).
 """
@@ -83,10 +87,27 @@ GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^
 LABEL_VALUES = re.compile(r"^\s*label_values\s*\((.*)\)\s*$", re.S)
 
 
-def documented_metrics() -> dict[str, set[str]]:
-    """Metric name -> allowed labels, from the table in docs/metrics.md."""
-    metrics: dict[str, set[str]] = {}
+def deprecated_metrics() -> set[str]:
+    """Old names still exported for a while, from the "Deprecated names" section of docs/metrics.md."""
+    names: set[str] = set()
+    section = ""
     for line in METRICS_MD.read_text().splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip().lower()
+        elif section.startswith("deprecated") and line.startswith("| `tactful_"):
+            names.add(line.strip("| ").split("`")[1])
+    return names
+
+
+def documented_metrics() -> dict[str, set[str]]:
+    """Metric name -> allowed labels, from the tables in docs/metrics.md (deprecated names left out)."""
+    metrics: dict[str, set[str]] = {}
+    section = ""
+    for line in METRICS_MD.read_text().splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip().lower()
+        if section.startswith("deprecated"):
+            continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 4 or not cells[0].startswith("`tactful_"):
             continue
@@ -264,14 +285,75 @@ def promtool_parse(promtool: str, exprs: list[tuple[str, str]]) -> list[str]:
     return [f"promtool cannot parse a dashboard query:\n{proc.stdout}{proc.stderr}"]
 
 
+# Label values for the synthetic scrape: the ones dashboard queries select on.
+SAMPLE_LABELS = {
+    "type": "purchase",
+    "reason": "late",
+    "status": "emitted",
+    "kind": "SUPPRESS",
+    "channel": "email",
+    "topology": "abandoned_cart_reminder",
+    "cause": "redis",
+    "partition": "0",
+    "op": "set",
+}
+
+
+def synthetic_series(metrics: dict[str, set[str]]) -> list[dict[str, str]]:
+    """promtool input series: every documented metric of one worker, moving for 30 minutes."""
+    series = [{"series": 'up{job="tactful", instance="127.0.0.1:6066"}', "values": "1x30"}]
+    for name, labels in sorted(metrics.items()):
+        pairs = {"job": "tactful", "instance": "127.0.0.1:6066"}
+        pairs |= {k: SAMPLE_LABELS[k] for k in sorted(labels - ALWAYS_LABELS - {"le"}) if k in SAMPLE_LABELS}
+        moving = name.endswith(("_total", "_sum", "_count"))
+        les = ["0.1", "1.0", "+Inf"] if name.endswith("_bucket") else [None]
+        for i, le in enumerate(les):
+            sel = pairs | ({"le": le} if le else {})
+            text = ", ".join(f'{k}="{v}"' for k, v in sel.items())
+            values = f"0+{5 * (i + 1) if i < 2 else 10}x30" if le else ("0+10x30" if moving else "5x30")
+            series.append({"series": f"{name}{{{text}}}", "values": values})
+    return series
+
+
+def promtool_eval(promtool: str, exprs: list[tuple[str, str]], metrics: dict[str, set[str]]) -> list[str]:
+    """Evaluate every query with no recording rule loaded; each must return data."""
+    tests = [
+        {
+            "name": f"{where} returns data from raw metrics",
+            "interval": "1m",
+            "input_series": synthetic_series(metrics),
+            "promql_expr_test": [
+                {
+                    "expr": f"(count({substitute(expr)}) > bool 0) or vector(0)",
+                    "eval_time": "20m",
+                    "exp_samples": [{"labels": "{}", "value": 1}],
+                }
+            ],
+        }
+        for where, expr in exprs
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "none.yml").write_text("groups: []\n")
+        test = Path(tmp) / "dashboard_test.yml"
+        test.write_text(yaml.safe_dump({"rule_files": ["none.yml"], "evaluation_interval": "1m", "tests": tests}))
+        proc = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return []
+    failed = re.findall(r"FAILED:\s*\n\s*(?:expr|    expr)?.*", proc.stdout + proc.stderr)
+    detail = "\n".join(failed) if failed else proc.stdout + proc.stderr
+    return [f"a dashboard query returns no data from the raw metrics (no recording rule loaded):\n{detail}"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--promtool", help="also parse every dashboard query with this promtool")
     args = ap.parse_args()
 
     metrics = documented_metrics()
+    deprecated = deprecated_metrics()
     records, rule_exprs = recording_rules()
-    known: dict[str, set[str]] = {**BUILTIN, **metrics, **records}
+    raw: dict[str, set[str]] = {**BUILTIN, **metrics}
+    known: dict[str, set[str]] = {**raw, **records}
     problems: list[str] = []
 
     try:
@@ -283,27 +365,36 @@ def main() -> int:
     if not queries:
         problems.append("the dashboard has no query")
 
-    def check(where: str, expr: str) -> None:
+    def check(where: str, expr: str, allowed: dict[str, set[str]]) -> None:
         for name in sorted(metric_names(expr)):
-            if name not in known:
+            if name in deprecated:
+                problems.append(f"{where}: deprecated name {name!r} (docs/metrics.md) in: {' '.join(expr.split())}")
+            elif name in records and name not in allowed:
+                problems.append(
+                    f"{where}: recording rule {name!r}: the dashboard reads raw metrics only, "
+                    f"so that it works without rules.yml loaded"
+                )
+            elif name not in allowed:
                 problems.append(f"{where}: unknown metric {name!r} in: {' '.join(expr.split())}")
         for name, label in matched_labels(expr):
-            if name in known and label not in known[name]:
-                problems.append(f"{where}: {name} has no label {label!r} (has {sorted(known[name])})")
+            if name in allowed and label not in allowed[name]:
+                problems.append(f"{where}: {name} has no label {label!r} (has {sorted(allowed[name])})")
 
     for where, expr in queries:
-        check(f"dashboard {where}", expr)
+        check(f"dashboard {where}", expr, raw)
     for name, expr in rule_exprs:
-        check(f"rules.yml {name}", expr)
+        check(f"rules.yml {name}", expr, known)
     problems += check_alerts()
     if args.promtool:
-        problems += promtool_parse(args.promtool, queries)
+        parse = promtool_parse(args.promtool, queries)
+        problems += parse or promtool_eval(args.promtool, queries, metrics)
 
     used = set().union(*(metric_names(e) for _, e in queries))
     alerts = sum(1 for name, _ in rule_exprs if name not in records)
     print(
         f"{len(queries)} dashboard queries and {len(rule_exprs)} rule expressions checked "
-        f"against {len(metrics)} documented series and {len(records)} recording rules; "
+        f"against {len(metrics)} documented series ({len(deprecated)} deprecated names refused) "
+        f"and {len(records)} recording rules (refused in the dashboard); "
         f"the dashboard uses {len(used)} distinct series; {alerts} alerts checked for annotations, "
         f"runbook sections and firing and quiet tests"
     )

@@ -217,6 +217,8 @@ class PartitionRun:
     store: PartitionStore
     last_sweep_wall: float
     next_offset: int | None = None  # after the last record processed
+    last_append: float | None = None  # the last processed record's append time (epoch seconds)
+    caught_up_at: float | None = None  # the wall clock when a tick last found no backlog
 
 
 @dataclass
@@ -252,6 +254,7 @@ class Runtime:
         self.assigned: set[int] = set()
         self.lock = asyncio.Lock()
         self._known_types = set(catalog.roles)
+        self._gauged: set[int] = set()  # partitions with per-partition series exported
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -300,6 +303,7 @@ class Runtime:
             for rec in records:
                 run = self._run(rec.partition)
                 run.next_offset = rec.offset + 1
+                run.last_append = rec.timestamp
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome)
                 appended.extend((d, rec.timestamp) for d in decisions)
@@ -404,18 +408,54 @@ class Runtime:
             fired: list[tuple[Decision, float | None]] = []
             for p, run in self.runs.items():
                 proc = run.processor
-                fired.extend((d, None) for d in proc.advance_idle(self._backlog(p, run)))
+                backlog = self._backlog(p, run)
+                fired.extend((d, None) for d in proc.advance_idle(backlog))
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
-                wm = proc.watermark
-                if wm is not None:
-                    self.metrics.watermark_lag.labels(str(p)).set(max(0.0, now - wm / 1000))
-                self.metrics.timers.labels(str(p)).set(proc.pending_timers())
+                self._gauge(p, run, now, backlog)
+            for p in self._gauged - set(self.runs):
+                self.metrics.forget_partition(str(p))
+            self._gauged = set(self.runs)
             await self._publish(fired)
             await self._persist(list(self.runs))
             self.metrics.customers.set(len(self.data))
             return [d for d, _ in fired]
+
+    def _gauge(self, partition: int, run: PartitionRun, now: float, backlog: int | None) -> None:
+        """Refresh the partition's gauges (their exact meanings: docs/metrics.md).
+
+        Skew and watermark lag are signed on purpose: a stream time ahead of the
+        wall clock makes every live event late, and must not read as 0.
+        """
+        m, label, proc = self.metrics, str(partition), run.processor
+        wm = proc.watermark
+        if wm is not None:
+            m.watermark_lag.labels(label).set(now - wm / 1000)
+        st = proc.stream_time
+        if st is not None:
+            behind = now - st / 1000
+            m.stream_time_behind.labels(label).set(max(0.0, behind))
+            m.stream_time_ahead.labels(label).set(max(0.0, -behind))
+        # Until its first record the next offset is unknown (the runtime does not read
+        # committed offsets), and so is the end while the consumer has no high watermark:
+        # no lag is exported rather than a guess.
+        if run.next_offset is not None and backlog is not None:
+            records = max(0, backlog)
+            m.consumer_lag_records.labels(label).set(records)
+            if records == 0:
+                run.caught_up_at = now
+                m.consumer_lag_seconds.labels(label).set(0.0)
+            else:
+                # Every unprocessed record was appended after the last processed one and
+                # after the last tick that saw none waiting: the later of the two bounds
+                # the oldest one's age from above.
+                since = max((t for t in (run.last_append, run.caught_up_at) if t is not None), default=None)
+                if since is not None:
+                    m.consumer_lag_seconds.labels(label).set(max(0.0, now - since))
+        else:
+            m.forget_lag(label)  # unknown now: an old value would be a stale claim
+        m.timers.labels(label).set(proc.pending_timers())
 
     def _backlog(self, partition: int, run: PartitionRun) -> int | None:
         """Records of the partition not yet processed, by the broker's last known high watermark."""

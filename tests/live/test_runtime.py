@@ -224,3 +224,137 @@ def test_assigned_partitions_start_only_once_recovered() -> None:
     source.ready = True
     run(rt.tick())
     assert sorted(rt.runs) == [0, 1]
+
+
+def gauge(rt: Runtime, name: str, partition: int) -> float | None:
+    return rt.metrics.registry.get_sample_value(name, {"partition": str(partition)})
+
+
+def appended(cust: str, value: bytes, offset: int, at: float) -> Record:
+    return Record("touchpoints", on_partition(cust), offset, cust.encode(), value, (), at)
+
+
+DAY = 86_400.0
+
+
+def test_a_partition_ahead_of_the_wall_clock_shows_it() -> None:
+    # Issue 9: `tactful feed` unrolled scenarios days past the present, and the lag read 0.
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c5")
+    source.high[p] = 1
+    run(
+        rt.handle(
+            [appended("c5", event("a", "c5", "purchase", NOW + int(9 * DAY * 1000), category="tv"), 0, NOW / 1000)]
+        )
+    )
+    run(rt.tick())
+    assert gauge(rt, "tactful_stream_time_ahead_seconds", p) == 9 * DAY
+    assert gauge(rt, "tactful_stream_time_behind_seconds", p) == 0
+    lateness = rt.runs[p].processor.lateness / 1000
+    assert gauge(rt, "tactful_watermark_lag_seconds", p) == -(9 * DAY - lateness)  # negative, not clamped to 0
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 0
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) == 0
+
+
+def test_a_partition_behind_the_wall_clock_shows_it() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock, idle_after="30s")
+    p = on_partition("c6")
+    source.high[p] = 5  # a backlog: the idle policy leaves stream time where the events put it
+    run(rt.handle([appended("c6", event("a", "c6", "purchase", NOW - 3_600_000, category="tv"), 0, NOW / 1000)]))
+    run(rt.tick())
+    assert gauge(rt, "tactful_stream_time_behind_seconds", p) == 3600
+    assert gauge(rt, "tactful_stream_time_ahead_seconds", p) == 0
+
+
+def test_consumer_lag_in_records_and_seconds() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock, idle_after="30s")
+    p = on_partition("c7")
+    t0 = NOW / 1000
+    batch = [appended("c7", event(f"e{i}", "c7", "page_view", NOW + i * 1000), i, t0 + i) for i in range(3)]
+    source.high[p] = 10  # seven records wait on the broker
+    run(rt.handle(batch))
+    clock[0] = t0 + 2 + 60
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 7
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) == 60  # since the last processed record's append
+
+    source.high[p] = 3  # caught up
+    clock[0] += 3600
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 0
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) == 0
+
+    # A record arrives after an hour of quiet: its wait is counted from the tick that
+    # last saw the partition caught up, not from the hour-old last append.
+    source.high[p] = 4
+    clock[0] += 5
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 1
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) == 5
+
+
+def test_a_partition_without_a_processed_record_exports_no_lag_guess() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    rt.assign([2])
+    source.high[2] = 1_000  # the committed offset is unknown to the runtime
+    run(rt.tick())
+    assert 2 in rt.runs
+    assert gauge(rt, "tactful_consumer_lag_records", 2) is None
+    assert gauge(rt, "tactful_stream_time_ahead_seconds", 2) is None
+    assert gauge(rt, "tactful_timers_pending", 2) == 0
+
+
+def test_a_revoked_partition_s_series_go_away() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c8")
+    source.high[p] = 1
+    run(rt.handle([appended("c8", event("a", "c8", "purchase", NOW, category="tv"), 0, NOW / 1000)]))
+    run(rt.tick())
+    names = [
+        "tactful_watermark_lag_seconds",
+        "tactful_stream_time_ahead_seconds",
+        "tactful_stream_time_behind_seconds",
+        "tactful_consumer_lag_records",
+        "tactful_consumer_lag_seconds",
+        "tactful_timers_pending",
+        "tactful_timers_pending_total",
+    ]
+    assert all(gauge(rt, n, p) is not None for n in names)
+    rt.revoke([p])
+    run(rt.tick())
+    assert [n for n in names if gauge(rt, n, p) is not None] == []
+
+
+def test_gauges_keep_their_old_total_names_for_one_release() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.high[p] = 1
+    run(rt.handle([appended("c9", event("b", "c9", "purchase", NOW, category="tablet"), 0, NOW / 1000)]))
+    run(rt.tick())
+    rt.metrics.degraded.labels("redis").set(1)
+    reg = rt.metrics.registry
+    assert gauge(rt, "tactful_timers_pending", p) == gauge(rt, "tactful_timers_pending_total", p) == 1
+    assert reg.get_sample_value("tactful_state_customers") == reg.get_sample_value("tactful_state_customers_total") == 1
+    for name in ("tactful_worker_degraded", "tactful_worker_degraded_total"):
+        assert reg.get_sample_value(name, {"cause": "redis"}) == 1
+
+
+def test_a_lag_the_worker_can_no_longer_tell_is_dropped_not_left_stale() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c10")
+    source.high[p] = 3
+    run(rt.handle([appended("c10", event("a", "c10", "purchase", NOW, category="tv"), 0, NOW / 1000)]))
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) == 2
+    del source.high[p]  # the consumer lost the partition's high watermark
+    run(rt.tick())
+    assert gauge(rt, "tactful_consumer_lag_records", p) is None
+    assert gauge(rt, "tactful_consumer_lag_seconds", p) is None
+    assert gauge(rt, "tactful_stream_time_behind_seconds", p) == 0  # the rest stays
