@@ -110,5 +110,43 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
         click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
 
 
+@main.command("ab")
+@click.option("--other", required=True, type=click.Path(exists=True, dir_okay=False), help="The other build's tactful.")
+@click.option("--label", default="before", show_default=True, help="What to call the other build.")
+@click.option("--events", "total", default=500_000, show_default=True, type=click.IntRange(1000))
+@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--out", "out", default="out/bench-ab", show_default=True, type=click.Path(file_okay=False))
+def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, out: str) -> None:
+    """One worker's throughput: this checkout ("after") against another build, alternately."""
+    import os
+
+    from bench import ab
+    from streams.errors import ConfigError
+    from streams.settings import Settings
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from exc
+    if not settings.redis.url:
+        raise click.UsageError("the worker mirrors to Redis: set TACTFUL_REDIS_URL")
+    try:
+        rates = ab.run(
+            settings.kafka.bootstrap_servers,
+            settings.redis.url,
+            {label: [str(Path(other).resolve())], "after": ab.this_build()},
+            events=total,
+            customers=customers,
+            rounds=rounds,
+            out=Path(out),
+            say=lambda msg: click.echo(msg, err=True),
+        )
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(ab.table(rates, total, customers))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -55,3 +55,14 @@ def test_python_dash_m_bench_runs_from_the_repository_root() -> None:
     assert result.stdout.startswith("Usage: python -m bench pipeline [OPTIONS]")
     for option in ("--events", "--customers", "--recovery-customers", "--quix-python", "--out", "--keep"):
         assert option in result.stdout
+
+
+def test_ab_table_compares_medians_against_the_last_build() -> None:
+    from bench.ab import table
+
+    text = table({"before": [100.0, 300.0, 200.0], "after": [150.0, 250.0, 400.0]}, 1000, 10)
+    lines = text.splitlines()
+    assert lines[0].startswith("one worker, 1,000 Avro touchpoints, 10 customers")
+    before, after = lines[2].split(), lines[3].split()
+    assert before[:5] == ["before", "200", "100", "300", "0.80"]
+    assert after[:5] == ["after", "250", "150", "400", "1.00"]
