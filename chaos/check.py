@@ -27,7 +27,10 @@ from streams.codec import avro
 from streams.decisions import Decision
 from streams.live.mirror import rebuild
 
-H_REASON = "tactful.reason"  # streams/live/runtime.py's dead-letter header
+# streams/live/runtime.py's dead-letter headers
+H_REASON = "tactful.reason"
+H_PARTITION = "tactful.source.partition"
+H_OFFSET = "tactful.source.offset"
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[bytes | None, dict[str, bytes]]]:
@@ -94,7 +97,8 @@ class Findings:
     redis_expected: int = 0
     redis_missing: int = 0
     redis_stale: int = 0
-    dlq: Counter[str] = field(default_factory=Counter)
+    dlq: Counter[str] = field(default_factory=Counter)  # distinct input records dead-lettered, by reason
+    dlq_records: Counter[str] = field(default_factory=Counter)  # DLQ records, repeats included
     lost_ids: list[str] = field(default_factory=list)
 
 
@@ -118,8 +122,19 @@ def compare_decisions(
     return f
 
 
-def dead_letters(bootstrap: str, topic: str) -> Counter[str]:
-    return Counter(h.get(H_REASON, b"?").decode(errors="replace") for _, h in read_topic(bootstrap, topic))
+def dead_letters(bootstrap: str, topic: str) -> tuple[Counter[str], Counter[str]]:
+    """Dead letters by reason: (records, distinct source records by partition and offset).
+
+    A batch read again after a crash sends its dead letters again; the distinct
+    count is how many input records got one.
+    """
+    records: Counter[str] = Counter()
+    sources: dict[str, set[tuple[bytes, bytes]]] = {}
+    for _, h in read_topic(bootstrap, topic):
+        reason = h.get(H_REASON, b"?").decode(errors="replace")
+        records[reason] += 1
+        sources.setdefault(reason, set()).add((h.get(H_PARTITION, b""), h.get(H_OFFSET, b"")))
+    return records, Counter({r: len(s) for r, s in sources.items()})
 
 
 def _keys(client: redis.Redis, prefix: str) -> set[str]:
@@ -148,4 +163,4 @@ def compare_redis(redis_url: str, live_prefix: str, expected: Sequence[Decision]
 
 
 def as_dict(f: Findings) -> dict[str, Any]:
-    return {**f.__dict__, "dlq": dict(f.dlq)}
+    return {**f.__dict__, "dlq": dict(f.dlq), "dlq_records": dict(f.dlq_records)}

@@ -11,13 +11,14 @@ from chaos import check
 from chaos.run import Outcome
 
 
-def _times(values: list[float | None]) -> str:
-    got = sorted(v for v in values if v is not None)
-    never = len(values) - len(got)
-    if not values:
+def _times(restarts: list[dict[str, Any]], key: str) -> str:
+    if not restarts:
         return "-"
-    text = f"median {statistics.median(got):.1f} s, max {got[-1]:.1f} s" if got else "none"
-    return text + (f", {never} never" if never else "")
+    got = sorted(r[key] for r in restarts if r[key] is not None)
+    died = sum(1 for r in restarts if r[key] is None and r["died"])
+    never = len(restarts) - len(got) - died
+    text = f"median {statistics.median(got):.1f} s, max {got[-1]:.1f} s (n={len(got)})" if got else "none got there"
+    return text + (f", {never} never" if never else "") + (f", {died} died first" if died else "")
 
 
 def failures(o: Outcome) -> list[str]:
@@ -53,11 +54,20 @@ def rows(o: Outcome) -> list[tuple[str, str]]:
         ("input records never committed", f"{o.uncommitted} (stalled partitions: {o.stalled_partitions or 'none'})"),
     ]
     for reason in sorted(set(o.expected_dlq) | set(f.dlq)):
-        out.append((f"DLQ {reason} (got / sent)", f"{f.dlq.get(reason, 0)} / {o.expected_dlq.get(reason, 0)}"))
+        got, sent, records = f.dlq.get(reason, 0), o.expected_dlq.get(reason, 0), f.dlq_records.get(reason, 0)
+        out.append(
+            (
+                f"DLQ {reason}: records got / sent",
+                f"{got} / {sent}" + (f" ({records} with repeats)" if records > got else ""),
+            )
+        )
+    kills = [r for r in o.restarts if r["cause"] == "kill"]
+    crashed = [r for r in o.restarts if r["cause"] != "kill"]
     out += [
-        ("kill -9 / restarts", f"{o.kills} / {len(o.restarts)}"),
-        ("restart to /ready + a partition", _times([r["ready_s"] for r in o.restarts])),
-        ("restart to its first decision", _times([r["decide_s"] for r in o.restarts])),
+        ("kill -9 / restarts after a crash", f"{o.kills} / {len(crashed)}"),
+        ("killed: start to /ready + a partition", _times(kills, "ready_s")),
+        ("killed: start to its first decision", _times(kills, "decide_s")),
+        ("crashed: start to /ready + a partition", _times(crashed, "ready_s")),
         ("worker crashes (exits not by the suite)", _crashes(o.crashes)),
         ("decoder fuzz: inputs / crashes", f"{o.fuzz.inputs} / {sum(o.fuzz.crashes.values())}"),
         ("run time", f"{o.seconds:.0f} s"),

@@ -63,7 +63,7 @@ class Options:
     fuzz: int = 1_000_000
     big: bool = True
     faults: bool = True  # False: the same run with no kill and no outage (a check of the suite itself)
-    stall_s: float = 60.0
+    stall_s: float = 45.0
     out: Path = REPO / "out" / "chaos"
     cache_dir: Path = REPO / ".cache"
     keep_run_dir: bool = False
@@ -246,11 +246,12 @@ def run(opts: Options) -> Outcome:
         mark("workers stopped (SIGTERM)")
         chans = [settings.topics.decision(c) for c in channels(catalog)]
         findings = check.compare_decisions(svc.bootstrap, chans, settings.topics.audit, traffic.expected)
-        findings.dlq = check.dead_letters(svc.bootstrap, settings.topics.dlq)
+        findings.dlq_records, findings.dlq = check.dead_letters(svc.bootstrap, settings.topics.dlq)
         check.compare_redis(svc.redis_url, settings.redis.prefix, traffic.expected, findings)
         mark("compared")
         restarts = [
-            {"worker": r.worker, "cause": r.cause, "ready_s": r.ready_s, "decide_s": r.decide_s} for r in fleet.restarts
+            {"worker": r.worker, "cause": r.cause, "ready_s": r.ready_s, "decide_s": r.decide_s, "died": r.died}
+            for r in fleet.restarts
         ]
         kills, crashes = fleet.kills, fleet.crash_codes()
         for w in fleet.workers:

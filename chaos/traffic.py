@@ -21,7 +21,10 @@ over_broker_limit      twice that, lz4                            too_large
 =====================  =========================================  ===================
 
 The two broker-sized kinds are sent once each (a 1 MB record per 1% would be
-a different test); the others make up the 1%. ``expected`` is
+a different test), last of all: today such a record stalls its partition
+(the worker cannot write its dead letter and exits), and placed mid-stream it
+would hide everything the other faults did behind that stall. The others make
+up the 1%. ``expected`` is
 ``replay_numbered`` over the good events and the valid at-limit ones, in feed
 order, plus one clock tick per customer bucket far past every deadline (as
 in ``tests/integration/test_parity.py``).
@@ -77,7 +80,7 @@ class Item:
 
 @dataclass
 class Traffic:
-    items: list[Item]  # everything fed, in order, ticks last
+    items: list[Item]  # everything fed, in order: events and poison, ticks, the broker-sized records
     expected: list[Decision]  # replay's decisions (every status)
     sent: Counter[str] = field(default_factory=Counter)  # records by kind
 
@@ -210,8 +213,8 @@ def build(
     n_poison = max(len(kinds), round(events * poison_rate))
     # Not in the first 5%: a partition must have a watermark for "late" to be late.
     low = max(1, len(good) // 20)
-    slots = sorted(rng.sample(range(low, len(good)), n_poison + (len(BROKER_KINDS) if big else 0)))
-    plan = [kinds[i % len(kinds)] for i in range(n_poison)] + (list(BROKER_KINDS) if big else [])
+    slots = sorted(rng.sample(range(low, len(good)), n_poison))
+    plan = [kinds[i % len(kinds)] for i in range(n_poison)]
     rng.shuffle(plan)
     at = dict(zip(slots, plan, strict=True))
     items: list[Item] = []
@@ -237,6 +240,13 @@ def build(
         }
         items.append(Item(tick["customer_id"].encode(), _encode(tick), "tick", tick))
         sent["tick"] += 1
+    # Last, after the ticks: a partition that such a record stalls must not hide what the other
+    # faults did to the rest of the stream. Its stall shows by itself (crashes, records never
+    # committed, a dead letter missing). Each on its own customer's partition, next to a tick's.
+    for n, kind in enumerate(BROKER_KINDS if big else ()):
+        template = {**good[-1], "customer_id": f"tick-{n}"}
+        items.append(poison(kind, 0, rng, template, start_ms, broker_max))
+        sent[kind] += 1
     replayed = replay_numbered(catalog, enumerate((it.event for it in items if it.event is not None), 1))
     return Traffic(items, list(replayed.all_decisions), sent)
 

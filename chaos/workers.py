@@ -11,8 +11,8 @@ first is timed from the process start to
 * *decide*: the worker's ``tactful_decisions_total`` counters are above zero
   (its first decision).
 
-A worker that never gets there before the run ends is reported as such, not
-left out.
+A worker still not there when the run ends is reported as *never*; one that
+died first (crashed, or was picked for the next kill) as *died first*.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Restart:
     started: float  # time.monotonic() of the new process's start
     ready_s: float | None = None
     decide_s: float | None = None
+    died: bool = False  # the process ended (crash or kill) before it got that far
 
 
 @dataclass
@@ -173,9 +174,9 @@ class Fleet:
 
     def _restart(self, w: Worker, cause: str) -> None:
         with self._lock:
-            if w.restart is not None and w.restart.ready_s is None:
-                pass  # the previous restart never got ready: it stays recorded as such
             w.start()
+            if w.restart is not None and (w.restart.ready_s is None or w.restart.decide_s is None):
+                w.restart.died = True  # killed or crashed before it got there: not a "never"
             w.restart = Restart(w.name, cause, time.monotonic())
             self.restarts.append(w.restart)
 
@@ -185,10 +186,12 @@ class Fleet:
             now = time.monotonic()
             for w in self.workers:
                 proc = w.proc
+                r = w.restart
                 if proc is not None and proc.poll() is not None and not w.killed and w.name not in pending:
                     self.crashes.append(Crash(w.name, proc.returncode, now))
                     pending[w.name] = now + self.crash_restart_after
-                r = w.restart
+                    if r is not None and (r.ready_s is None or r.decide_s is None):
+                        r.died = True
                 if r is not None and w.alive():
                     if r.ready_s is None and w.owns_work():
                         r.ready_s = time.monotonic() - r.started

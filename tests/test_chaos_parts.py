@@ -95,7 +95,7 @@ def outcome(**findings: int) -> Outcome:
         uncommitted=0,
         stalled_partitions=[],
         kills=1,
-        restarts=[{"worker": "w1", "cause": "kill", "ready_s": 3.0, "decide_s": None}],
+        restarts=[{"worker": "w1", "cause": "kill", "ready_s": 3.0, "decide_s": None, "died": False}],
         crashes={},
         fuzz=FuzzResult(inputs=10),
     )
@@ -105,7 +105,7 @@ def test_a_clean_outcome_passes_and_shows_every_row() -> None:
     o = outcome()
     assert failures(o) == []
     text = table(o)
-    for row in ("lost", "duplicates", "Redis keys missing / stale", "DLQ malformed", "restart to", "crashes"):
+    for row in ("lost", "duplicates", "Redis keys missing / stale", "DLQ malformed", "start to /ready", "crashes"):
         assert row in text
     assert "verdict: PASS" in text
 
