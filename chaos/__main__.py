@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=d.cache_dir,
-        help="where services.sh finds the Kafka jars (TACTFUL_CACHE_DIR; default the checkout's .cache)",
+        default=Path(os.environ["TACTFUL_CACHE_DIR"]) if os.environ.get("TACTFUL_CACHE_DIR") else d.cache_dir,
+        help="where services.sh finds the Kafka jars (default: TACTFUL_CACHE_DIR, else the checkout's .cache)",
     )
     p.add_argument("--keep-run-dir", action="store_true", help="keep the services' and workers' folder")
     a = p.parse_args(argv)
