@@ -261,10 +261,14 @@ class Runtime:
         timer index must be rebuilt from recovered state."""
         self.assigned.update(partitions)
 
-    def revoke(self, partitions: Iterable[int]) -> None:
-        for p in partitions:
-            self.assigned.discard(p)
-            self.runs.pop(p, None)
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Drop partitions, once the batch in flight (if any) has written its state and
+        acked its records: dropped mid-batch, a partition's state write was skipped while
+        its records were still acked, and their offsets committed past lost state."""
+        async with self.lock:
+            for p in partitions:
+                self.assigned.discard(p)
+                self.runs.pop(p, None)
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
@@ -304,8 +308,10 @@ class Runtime:
                 decisions = self._one(rec, run, outcome)
                 appended.extend((d, rec.timestamp) for d in decisions)
             await self._publish(appended)
-            await self._persist(touched)
-            self.source.ack(records)
+            persisted = await self._persist(touched)
+            # Only records whose partition's state was written: under the lock no partition
+            # is dropped mid-batch, and this keeps it so should that ever change.
+            self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
@@ -381,16 +387,20 @@ class Runtime:
             if self.mirror is not None:
                 self.mirror.submit(d for d, _ in appended)
 
-    async def _persist(self, partitions: Iterable[int]) -> None:
-        """Write changed state; called only once the batch's decisions are on the broker."""
+    async def _persist(self, partitions: Iterable[int]) -> set[int]:
+        """Write changed state; called only once the batch's decisions are on the broker.
+        Returns the partitions whose state was written (those still running)."""
         written = 0
+        persisted: set[int] = set()
         for p in partitions:
             run = self.runs.get(p)
             if run is not None:
                 written += run.store.flush(self.io.state.changelog)
+                persisted.add(p)
         if written:
             self.metrics.state_bytes.inc(written)
         await self.sink.submit()
+        return persisted
 
     # -- time passing --------------------------------------------------------------------
 

@@ -224,3 +224,48 @@ def test_assigned_partitions_start_only_once_recovered() -> None:
     source.ready = True
     run(rt.tick())
     assert sorted(rt.runs) == [0, 1]
+
+
+class BlockingSink(Sink):
+    """Holds every delivery until the test releases it: a batch stays in flight."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.delivering = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def deliver(self) -> None:
+        self.delivering.set()
+        await self.release.wait()
+        await super().deliver()
+
+
+def test_a_revocation_waits_for_the_batch_in_flight_so_no_ack_covers_unwritten_state() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock)
+
+    async def go() -> None:
+        sink = BlockingSink(log)
+        rt.sink = sink
+        batch = records(("c1", event("p", "c1", "purchase", NOW, category="phone")))
+        p = batch[0].partition
+        rt.assign([p])
+        handling = asyncio.ensure_future(rt.handle(batch))
+        await sink.delivering.wait()  # the batch's decisions are being sent
+        revoked = rt.revoke([p])
+        revoking = asyncio.ensure_future(revoked) if asyncio.iscoroutine(revoked) else None
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # The revocation has not dropped the partition under the batch's feet.
+        assert p in rt.runs
+        sink.release.set()
+        await handling
+        if revoking is not None:
+            await revoking
+        assert p not in rt.runs
+
+    run(go())
+    order = [kind for kind, _ in log.effects]
+    assert "ack" in order
+    # The record's state reached the changelog before the record was acked.
+    assert "state" in order and order.index("state") < order.index("ack")

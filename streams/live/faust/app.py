@@ -199,7 +199,7 @@ class _Schedule:
         self.runtime.assign(tp.partition for tp in assigned if tp.topic == self.input)
 
     async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
-        self.runtime.revoke(tp.partition for tp in revoked if tp.topic == self.input)
+        await self.runtime.revoke([tp.partition for tp in revoked if tp.topic == self.input])
 
 
 def _mirror(settings: Settings, registry: Any) -> Any:
