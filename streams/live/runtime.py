@@ -47,6 +47,7 @@ from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
 from streams.events import Event
 from streams.live.codecs import Codecs
+from streams.live.limits import H_TRUNCATED, RecordLimits, fit_dead_letter, fit_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
 from streams.settings import Settings
@@ -162,6 +163,8 @@ class RuntimeIO:
     codecs: Codecs
     metrics: Metrics
     mirror: Mirror | None = None
+    # The largest record each output topic takes (learnt at start-up: streams.live.topics).
+    limits: RecordLimits = field(default_factory=RecordLimits)
 
 
 class PartitionStore:
@@ -346,17 +349,20 @@ class Runtime:
 
     def _forward(self, rec: Incoming, ev: Event) -> None:
         """Send a record on the wrong partition to its customer's, once, marked as routed."""
-        headers = (*_headers(rec), (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
-        self.sink.add(
-            rec.topic, ev.customer_id.encode(), rec.value, partition=self.owner(ev.customer_id), headers=headers
-        )
+        own = ((H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()),)
+        key = ev.customer_id.encode()
+        # A valid event's value is small (MAX_RECORD_BYTES); the headers it came with need not be.
+        original = _headers(rec)
+        headers = fit_headers(self.io.limits.of(rec.topic), key, rec.value, original, own)
+        if headers is None or (original and len(headers) == len(own)):
+            headers = (*own, (H_TRUNCATED, b"headers"))
+        self.sink.add(rec.topic, key, rec.value, partition=self.owner(ev.customer_id), headers=headers)
         self.metrics.routed.inc()
 
     def _dead_letter(self, rec: Incoming, rejection: Rejection) -> None:
         self.metrics.rejected.labels(rejection.reason).inc()
         exc = rejection.error
-        headers = (
-            *_headers(rec),
+        own = (
             (H_REASON, rejection.reason.encode()),
             (H_DETAIL, rejection.detail[:1000].encode("utf-8", "replace")),
             (H_EXCEPTION, (type(exc).__name__ if exc is not None else "").encode()),
@@ -364,7 +370,21 @@ class Runtime:
             (H_PARTITION, str(rec.partition).encode()),
             (H_OFFSET, str(rec.offset).encode()),
         )
-        self.sink.add(self.settings.topics.dlq, rec.key, rec.value, headers=headers)
+        dlq = self.settings.topics.dlq
+        # Whole if it fits the DLQ topic; else what fits, marked: a record the broker refuses
+        # would fail the batch again on every restart, and stall the partition for good.
+        fitted = fit_dead_letter(self.io.limits.of(dlq), rec.key, rec.value, _headers(rec), own)
+        if fitted.cut:
+            log.warning(
+                "dead letter from %s/%d@%d cut to fit the DLQ topic (%s): %d bytes of value kept of %d",
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                ",".join(fitted.cut),
+                len(fitted.value or b""),
+                len(rec.value or b""),
+            )
+        self.sink.add(dlq, fitted.key, fitted.value, headers=fitted.headers)
 
     async def _publish(self, appended: list[tuple[Decision, float | None]]) -> None:
         """Send the decisions (and what else was added: dead letters, re-routed records)

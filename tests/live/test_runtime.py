@@ -13,6 +13,7 @@ from streams.codec import avro
 from streams.decisions import Decision
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs
+from streams.live.limits import RecordLimits, record_size
 from streams.live.partitioning import Partitioner
 from streams.live.runtime import H_REASON, H_ROUTED, Headers, Incoming, Record, Runtime, RuntimeIO, StateTable
 from streams.settings import Settings
@@ -73,7 +74,9 @@ class Source:
         return self.high.get(partition)
 
 
-def make(log: Log, clock: list[float], **settings: Any) -> tuple[Runtime, Source]:
+def make(
+    log: Log, clock: list[float], limits: RecordLimits | None = None, **settings: Any
+) -> tuple[Runtime, Source]:
     source = Source(log)
     io = RuntimeIO(
         source=source,
@@ -81,6 +84,7 @@ def make(log: Log, clock: list[float], **settings: Any) -> tuple[Runtime, Source
         state=StateTable({}, lambda p, k, v: log.effects.append(("state", (p, k, v)))),
         codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
         metrics=live_metrics.create(),
+        limits=limits or RecordLimits(),
     )
     runtime = Runtime(
         Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
@@ -269,3 +273,47 @@ def test_a_revocation_waits_for_the_batch_in_flight_so_no_ack_covers_unwritten_s
     assert "ack" in order
     # The record's state reached the changelog before the record was acked.
     assert "state" in order and order.index("state") < order.index("ack")
+
+
+def test_a_dead_letter_larger_than_the_dlq_topic_takes_is_cut_to_fit_and_says_so() -> None:
+    import hashlib
+
+    log, clock = Log(), [NOW / 1000]
+    limit = 1_000_000
+    rt, _ = make(log, clock, RecordLimits({"touchpoints.dlq": limit}))
+    p = on_partition("c6")
+    huge = b"\x00" * 2_000_000  # compressible: the input topic took it, sent with lz4
+    run(rt.handle([Record("touchpoints", p, 3, b"c6", huge, (("trace", b"t"),), NOW / 1000)]))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert len(dlq) == 1
+    _, key, value, _, headers = dlq[0]
+    assert record_size(key, value, list(headers.items())) <= limit
+    assert key == b"c6" and value and huge.startswith(value) and len(value) > limit - 2000
+    assert headers["tactful.truncated"] == b"value"
+    assert headers["tactful.original.size"] == b"2000000"
+    assert headers["tactful.original.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers[H_REASON] == b"too_large" and headers["trace"] == b"t"
+    assert ("ack", [3]) in log.effects
+
+
+def test_a_dead_letter_that_fits_is_sent_whole_without_truncation_headers() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock, RecordLimits({"touchpoints.dlq": 1_000_000}))
+    p = on_partition("c7")
+    run(rt.handle([Record("touchpoints", p, 0, b"c7", b"x" * 70_000, (), NOW / 1000)]))
+    (dead,) = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert dead[2] == b"x" * 70_000 and "tactful.truncated" not in dead[4]
+
+
+def test_a_re_routed_record_drops_the_headers_that_would_not_fit_the_input_topic() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock, RecordLimits({"touchpoints": 100_000}))
+    owner = on_partition("c8")
+    value = event("e", "c8", "purchase", NOW, category="phone")
+    wrong = Record("touchpoints", (owner + 1) % 4, 0, b"c8", value, (("big", b"h" * 200_000),), NOW / 1000)
+    run(rt.handle([wrong]))
+    (sent,) = [e[1] for e in log.effects if e[0] == "acked"]
+    topic, key, got, partition, headers = sent
+    assert key == b"c8"
+    assert (topic, partition, got) == ("touchpoints", owner, value)
+    assert "big" not in headers and headers["tactful.truncated"] == b"headers" and H_ROUTED in headers

@@ -31,7 +31,7 @@ from streams.live.faust.table import changelog_writer, state_table
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
 from streams.live.sink import BatchSink
-from streams.live.topics import channels, ensure_topics
+from streams.live.topics import channels, ensure_topics, record_limits
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -107,7 +107,11 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     metrics = live_metrics.create()
     mirror = _mirror(settings, metrics.registry) if settings.redis.url else None
     table = state_table(app, input_partitions)
-    sink = BatchSink(producer(app))
+    outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
+    outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
+    outputs.append(table.changelog_topic.get_topic_name())
+    limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
+    sink = BatchSink(producer(app), limits)
     source = FaustSource(app, settings.topics.input, input_partitions)
     io = RuntimeIO(
         source=source,
@@ -116,12 +120,10 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         codecs=make_codecs(settings),
         metrics=metrics,
         mirror=mirror,
+        limits=limits,
     )
     runtime = Runtime(settings, catalog, io)
     _consume(app, settings, runtime)
-    outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
-    outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
-    outputs.append(table.changelog_topic.get_topic_name())
     _Schedule(app, settings, runtime, metrics, mirror, sink, outputs).install()
     status = WorkerStatus(
         recovering=source.recovering,
