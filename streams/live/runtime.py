@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,6 +65,24 @@ H_TOPIC = "tactful.source.topic"
 H_PARTITION = "tactful.source.partition"
 H_OFFSET = "tactful.source.offset"
 H_ROUTED = "tactful.routed.from"
+
+# Offset commit metadata carrying a partition's stream time (Kafka Streams keeps its
+# partition time there too); versioned so that a later format can be told apart.
+STREAM_TIME_META = "tactful/1 stream_time="
+
+
+def encode_stream_time(stream_time: int) -> str:
+    return f"{STREAM_TIME_META}{stream_time}"
+
+
+def decode_stream_time(metadata: str | None) -> int | None:
+    """The stream time in commit metadata; None for anything else (another writer's, none)."""
+    if not metadata or not metadata.startswith(STREAM_TIME_META):
+        return None
+    try:
+        return int(metadata[len(STREAM_TIME_META) :])
+    except ValueError:
+        return None
 
 
 class Incoming(Protocol):
@@ -142,6 +160,10 @@ class Source(Protocol):
 
     def highwater(self, partition: int) -> int | None:
         """The partition's next offset on the broker, as last fetched; None if unknown."""
+
+    def committed_stream_time(self, partition: int) -> int | None:
+        """The stream time committed with the partition's offset (:meth:`Runtime.commit_metadata`);
+        None if none was."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +277,9 @@ class Runtime:
         self.assigned: set[int] = set()
         self.lock = asyncio.Lock()
         self._known_types = set(catalog.roles)
+        # Per partition, (next offset, stream time) as each batch was acked, newest last:
+        # what commit_metadata reads. Kept past a revocation (Faust commits after it).
+        self._acked_times: dict[int, deque[tuple[int, int]]] = {}
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -276,6 +301,14 @@ class Runtime:
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
         proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
+        # Stream time as it was when the partition's offset was last committed: without it
+        # a restarted worker would evaluate events it would have found late.
+        restored = self.source.committed_stream_time(partition)
+        times: deque[tuple[int, int]] = deque(maxlen=4096)
+        if restored is not None:
+            proc.stream_time = restored
+            times.append((-1, restored))  # holds for any offset until a batch is acked
+        self._acked_times[partition] = times
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
@@ -315,6 +348,7 @@ class Runtime:
             # Only records whose partition's state was written: under the lock no partition
             # is dropped mid-batch, and this keeps it so should that ever change.
             self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
+            self._note_acked(persisted)
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
@@ -443,9 +477,30 @@ class Runtime:
                     self.metrics.watermark_lag.labels(str(p)).set(max(0.0, now - wm / 1000))
                 self.metrics.timers.labels(str(p)).set(proc.pending_timers())
             await self._publish(fired)
-            await self._persist(list(self.runs))
+            self._note_acked(await self._persist(list(self.runs)))
             self.metrics.customers.set(len(self.data))
             return [d for d, _ in fired]
+
+    def _note_acked(self, partitions: Iterable[int]) -> None:
+        """Remember each partition's stream time at its acked offset, for commit_metadata."""
+        for p in partitions:
+            run = self.runs.get(p)
+            times = self._acked_times.get(p)
+            if run is None or times is None or run.next_offset is None or run.processor.stream_time is None:
+                continue
+            entry = (run.next_offset, run.processor.stream_time)
+            if not times or times[-1] != entry:
+                times.append(entry)
+
+    def commit_metadata(self, partition: int, offset: int) -> str | None:
+        """What to commit with ``offset`` of ``partition``: the stream time when every record
+        before ``offset`` had been processed (and nothing after it). Called from the
+        consumer's thread, so it only reads (a copy of) the partition's history."""
+        times = self._acked_times.get(partition)
+        for acked, stream_time in reversed(list(times or ())):
+            if acked <= offset:
+                return encode_stream_time(stream_time)
+        return None
 
     def _backlog(self, partition: int, run: PartitionRun) -> int | None:
         """Records of the partition not yet processed, by the broker's last known high watermark."""

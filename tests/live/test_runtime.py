@@ -15,7 +15,17 @@ from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs
 from streams.live.limits import RecordLimits, record_size
 from streams.live.partitioning import Partitioner
-from streams.live.runtime import H_REASON, H_ROUTED, Headers, Incoming, Record, Runtime, RuntimeIO, StateTable
+from streams.live.runtime import (
+    H_REASON,
+    H_ROUTED,
+    Headers,
+    Incoming,
+    Record,
+    Runtime,
+    RuntimeIO,
+    StateTable,
+    decode_stream_time,
+)
 from streams.settings import Settings
 from streams.topology import load_folder
 
@@ -63,6 +73,7 @@ class Source:
         self.log = log
         self.ready = True
         self.high: dict[int, int] = {}
+        self.stream_times: dict[int, int] = {}  # committed with the offsets, as read on assignment
 
     def ack(self, records: Sequence[Incoming]) -> None:
         self.log.effects.append(("ack", [r.offset for r in records]))
@@ -72,6 +83,9 @@ class Source:
 
     def highwater(self, partition: int) -> int | None:
         return self.high.get(partition)
+
+    def committed_stream_time(self, partition: int) -> int | None:
+        return self.stream_times.get(partition)
 
 
 def make(
@@ -317,3 +331,48 @@ def test_a_re_routed_record_drops_the_headers_that_would_not_fit_the_input_topic
     assert key == b"c8"
     assert (topic, partition, got) == ("touchpoints", owner, value)
     assert "big" not in headers and headers["tactful.truncated"] == b"headers" and H_ROUTED in headers
+
+
+MINUTE = 60_000
+
+
+@pytest.mark.parametrize("restored, late", [(NOW + 60 * MINUTE, True), (None, False)])
+def test_stream_time_committed_before_a_restart_decides_lateness_after_it(restored: int | None, late: bool) -> None:
+    # Lateness is 10 minutes (topologies/policies.yaml): an event 11 minutes older than
+    # the stream time a partition had reached is late, restart or not.
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    if restored is not None:
+        source.stream_times[p] = restored
+    rt.assign([p])
+    run(rt.tick())  # recovered: the partition starts, its stream time restored
+    assert rt.runs[p].processor.stream_time == restored
+    old = NOW + 60 * MINUTE - 11 * MINUTE
+    run(rt.handle(records(("c9", event("o", "c9", "purchase", old, category="phone")), start=5)))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert [h[H_REASON] for *_, h in dlq] == ([b"late"] if late else [])
+
+
+def test_commit_metadata_carries_the_stream_time_of_the_records_before_the_offset() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.stream_times[p] = NOW - MINUTE
+    rt.assign([p])
+    run(rt.tick())
+    assert decode_stream_time(rt.commit_metadata(p, 0)) == NOW - MINUTE  # nothing processed yet
+    run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW)), start=0)))
+    run(rt.handle(records(("c9", event("b", "c9", "page_view", NOW + MINUTE)), start=1)))
+    # Offsets computed before the second batch was acked get the first batch's stream time.
+    assert decode_stream_time(rt.commit_metadata(p, 1)) == NOW
+    assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW + MINUTE
+    assert rt.commit_metadata((p + 1) % 4, 2) is None  # a partition never run: nothing to say
+    # Revoked, the partition's history stays for the commit Faust makes after revoking.
+    run(rt.revoke([p]))
+    assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW + MINUTE
+
+
+@pytest.mark.parametrize("metadata", ["", "something else", "tactful/1 stream_time=x", None])
+def test_commit_metadata_of_another_kind_restores_nothing(metadata: str | None) -> None:
+    assert decode_stream_time(metadata) is None

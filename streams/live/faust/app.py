@@ -31,7 +31,7 @@ from streams.live.faust.table import changelog_writer, state_table
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
 from streams.live.sink import BatchSink
-from streams.live.topics import channels, ensure_topics, record_limits
+from streams.live.topics import channels, committed_metadata, ensure_topics, record_limits
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -112,7 +112,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     outputs.append(table.changelog_topic.get_topic_name())
     limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
     sink = BatchSink(producer(app), limits)
-    source = FaustSource(app, settings.topics.input, input_partitions)
+    source = FaustSource(app, settings.topics.input, input_partitions, lambda ps: committed_metadata(settings, ps))
     io = RuntimeIO(
         source=source,
         sink=sink,
@@ -124,7 +124,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     )
     runtime = Runtime(settings, catalog, io)
     _consume(app, settings, runtime)
-    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs).install()
+    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source).install()
     status = WorkerStatus(
         recovering=source.recovering,
         rebalancing=source.rebalancing,
@@ -150,6 +150,7 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
         BatchHandler(app, runtime.handle),
         settings.processing.batch_max,
         fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
+        commit_metadata=runtime.commit_metadata,
     )
 
 
@@ -166,6 +167,7 @@ class _Schedule:
         mirror: Any | None,
         sink: BatchSink,
         outputs: list[str],
+        source: FaustSource,
     ) -> None:
         self.app = app
         self.input = settings.topics.input
@@ -174,6 +176,7 @@ class _Schedule:
         self.mirror = mirror
         self.sink = sink
         self.outputs = outputs
+        self.source = source
 
     def install(self) -> None:
         app = self.app
@@ -198,7 +201,10 @@ class _Schedule:
 
     # Faust passes the set of topic partitions positionally, after the sender.
     async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
-        self.runtime.assign(tp.partition for tp in assigned if tp.topic == self.input)
+        partitions = [tp.partition for tp in assigned if tp.topic == self.input]
+        # Before the runtime may start them: their stream time is restored as they start.
+        await self.source.load_stream_times(partitions)
+        self.runtime.assign(partitions)
 
     async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
         await self.runtime.revoke([tp.partition for tp in revoked if tp.topic == self.input])

@@ -86,3 +86,31 @@ def test_the_source_of_an_app_not_started_is_recovering_and_knows_no_high_waterm
         return source.recovering(), source.recovered(), source.highwater(0), source.partitions
 
     assert asyncio.run(main()) == (True, False, None, 4)
+
+
+def test_commits_of_the_input_topic_carry_the_metadata_the_runtime_gives() -> None:
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    from streams.live.faust.consumer import with_metadata
+
+    committed: list[Any] = []
+
+    async def commit(offsets: Any = None) -> None:
+        committed.append(offsets)
+
+    wrapped = with_metadata(commit, "input", lambda p, o: f"st {p}/{o}" if p != 2 else None)
+    offsets = {
+        TopicPartition("input", 0): OffsetAndMetadata(7, ""),
+        TopicPartition("input", 2): OffsetAndMetadata(9, ""),  # nothing known: left as it was
+        TopicPartition("changelog", 0): OffsetAndMetadata(3, ""),
+    }
+    asyncio.run(wrapped(offsets))
+    asyncio.run(wrapped(None))
+    assert committed == [
+        {
+            TopicPartition("input", 0): OffsetAndMetadata(7, "st 0/7"),
+            TopicPartition("input", 2): OffsetAndMetadata(9, ""),
+            TopicPartition("changelog", 0): OffsetAndMetadata(3, ""),
+        },
+        None,
+    ]
