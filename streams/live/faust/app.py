@@ -123,7 +123,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         limits=limits,
     )
     runtime = Runtime(settings, catalog, io)
-    _consume(app, settings, runtime)
+    _consume(app, settings, runtime, source)
     _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source).install()
     status = WorkerStatus(
         recovering=source.recovering,
@@ -135,7 +135,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     return Worker(app, runtime, settings, mirror)
 
 
-def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource) -> None:
     """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
     source = app.topic(
         settings.topics.input, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -147,7 +147,7 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
     # Before the worker starts: Faust builds its consumer from this class then.
     app.transport.Consumer = batching_consumer(  # type: ignore[misc]
         settings.topics.input,
-        BatchHandler(app, runtime.handle),
+        BatchHandler(app, runtime.handle, port.stream_times_loaded),
         settings.processing.batch_max,
         fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
         commit_metadata=runtime.commit_metadata,

@@ -76,9 +76,15 @@ class BatchHandler:
     their effects have landed.
     """
 
-    def __init__(self, app: Any, process: Callable[[list[Any]], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        process: Callable[[list[Any]], Awaitable[object]],
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.process = process
+        self.ready = ready  # awaited before each batch (the assigned partitions' stream times)
 
     async def __call__(self, messages: list[Any]) -> None:
         app = self.app
@@ -97,6 +103,8 @@ class BatchHandler:
             live.append(m)
         if live:
             try:
+                if self.ready is not None:
+                    await self.ready()
                 await self.process(live)
             except asyncio.CancelledError:
                 raise  # shutdown mid-batch: nothing acked, so the batch is read again

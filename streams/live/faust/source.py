@@ -33,6 +33,8 @@ class FaustSource:
         self._partitions = partitions
         self._read_committed = read_committed
         self._stream_times: dict[int, int] = {}
+        self._loads = 0  # loads under way; batches wait for none (stream_times_loaded)
+        self._loaded: asyncio.Event | None = None
 
     @property
     def partitions(self) -> int:
@@ -73,12 +75,31 @@ class FaustSource:
             return
         for p in wanted:
             self._stream_times.pop(p, None)  # another worker may have moved it on since
+        self._loads += 1
+        self._event().clear()
         try:
             found = await asyncio.to_thread(self._read_committed, wanted)
         except Exception as exc:
+            # The worker runs on, as before stream time was committed: from the first record.
             log.warning("cannot read the committed stream time of partitions %s: %r", wanted, exc)
             return
+        finally:
+            self._loads -= 1
+            if not self._loads:
+                self._event().set()
         for p, metadata in found.items():
             stream_time = decode_stream_time(metadata)
             if stream_time is not None:
                 self._stream_times[p] = stream_time
+
+    async def stream_times_loaded(self) -> None:
+        """Return once no load is under way. Faust's table recovery runs beside the
+        assignment signal and may resume the input before the load is done: the batch
+        handler waits here so that no partition starts without its stream time."""
+        await self._event().wait()
+
+    def _event(self) -> asyncio.Event:
+        if self._loaded is None:
+            self._loaded = asyncio.Event()
+            self._loaded.set()
+        return self._loaded
