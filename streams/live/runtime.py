@@ -29,6 +29,21 @@ A crash before (2) replays the batch from the old state: the same decisions
 with the same ids are sent again, and channels drop repeats by
 ``decision_id``. A crash after (2) replays events the state already holds:
 they are duplicates and change nothing, and their decisions already landed.
+A revocation takes the batch lock, so it never drops a partition between (1)
+and (3): no ack covers a record whose state was not written.
+
+Each partition's stream time survives restarts: the runtime remembers it at
+every acked offset, the adapter commits it with the offset
+(:meth:`Runtime.commit_metadata`, as Kafka Streams keeps its partition time in
+the commit metadata), and a partition starts at the stream time its
+:class:`Source` read back on assignment, so lateness is judged as it would
+have been without the restart.
+
+No record the runtime writes exceeds its topic's limit
+(:class:`~streams.live.limits.RecordLimits`, learnt at start-up): a dead
+letter too large for the DLQ topic keeps what fits and says so in headers,
+and a re-routed record drops the headers it came with if they do not fit.
+A record the broker refuses would fail its batch on every restart.
 """
 
 from __future__ import annotations
