@@ -109,8 +109,9 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     table = state_table(app, input_partitions)
     outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
     outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
-    outputs.append(table.changelog_topic.get_topic_name())
+    # Faust creates the changelog later, with the broker's default limit: the default holds.
     limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
+    outputs.append(table.changelog_topic.get_topic_name())
     sink = BatchSink(producer(app), limits)
     source = FaustSource(app, settings.topics.input, input_partitions, lambda ps: committed_metadata(settings, ps))
     io = RuntimeIO(
