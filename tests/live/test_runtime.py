@@ -88,9 +88,7 @@ class Source:
         return self.stream_times.get(partition)
 
 
-def make(
-    log: Log, clock: list[float], limits: RecordLimits | None = None, **settings: Any
-) -> tuple[Runtime, Source]:
+def make(log: Log, clock: list[float], limits: RecordLimits | None = None, **settings: Any) -> tuple[Runtime, Source]:
     source = Source(log)
     io = RuntimeIO(
         source=source,
