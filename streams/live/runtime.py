@@ -29,6 +29,21 @@ A crash before (2) replays the batch from the old state: the same decisions
 with the same ids are sent again, and channels drop repeats by
 ``decision_id``. A crash after (2) replays events the state already holds:
 they are duplicates and change nothing, and their decisions already landed.
+A revocation takes the batch lock, so it never drops a partition between (1)
+and (3): no ack covers a record whose state was not written.
+
+Each partition's stream time survives restarts: the runtime remembers it at
+every acked offset, the adapter commits it with the offset
+(:meth:`Runtime.commit_metadata`, as Kafka Streams keeps its partition time in
+the commit metadata), and a partition starts at the stream time its
+:class:`Source` read back on assignment, so lateness is judged as it would
+have been without the restart.
+
+No record the runtime writes exceeds its topic's limit
+(:class:`~streams.live.limits.RecordLimits`, learnt at start-up): a dead
+letter too large for the DLQ topic keeps what fits and says so in headers,
+and a re-routed record drops the headers it came with if they do not fit.
+A record the broker refuses would fail its batch on every restart.
 """
 
 from __future__ import annotations
@@ -36,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +62,7 @@ from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
 from streams.events import Event
 from streams.live.codecs import Codecs
+from streams.live.limits import H_TRUNCATED, RecordLimits, fit_dead_letter, fit_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
 from streams.settings import Settings
@@ -64,6 +80,24 @@ H_TOPIC = "tactful.source.topic"
 H_PARTITION = "tactful.source.partition"
 H_OFFSET = "tactful.source.offset"
 H_ROUTED = "tactful.routed.from"
+
+# Offset commit metadata carrying a partition's stream time (Kafka Streams keeps its
+# partition time there too); versioned so that a later format can be told apart.
+STREAM_TIME_META = "tactful/1 stream_time="
+
+
+def encode_stream_time(stream_time: int) -> str:
+    return f"{STREAM_TIME_META}{stream_time}"
+
+
+def decode_stream_time(metadata: str | None) -> int | None:
+    """The stream time in commit metadata; None for anything else (another writer's, none)."""
+    if not metadata or not metadata.startswith(STREAM_TIME_META):
+        return None
+    try:
+        return int(metadata[len(STREAM_TIME_META) :])
+    except ValueError:
+        return None
 
 
 class Incoming(Protocol):
@@ -142,6 +176,10 @@ class Source(Protocol):
     def highwater(self, partition: int) -> int | None:
         """The partition's next offset on the broker, as last fetched; None if unknown."""
 
+    def committed_stream_time(self, partition: int) -> int | None:
+        """The stream time committed with the partition's offset (:meth:`Runtime.commit_metadata`);
+        None if none was."""
+
 
 @dataclass(frozen=True)
 class StateTable:
@@ -162,6 +200,8 @@ class RuntimeIO:
     codecs: Codecs
     metrics: Metrics
     mirror: Mirror | None = None
+    # The largest record each output topic takes (learnt at start-up: streams.live.topics).
+    limits: RecordLimits = field(default_factory=RecordLimits)
 
 
 class PartitionStore:
@@ -255,6 +295,9 @@ class Runtime:
         self.lock = asyncio.Lock()
         self._known_types = set(catalog.roles)
         self._gauged: set[int] = set()  # partitions with per-partition series exported
+        # Per partition, (next offset, stream time) as each batch was acked, newest last:
+        # what commit_metadata reads. Kept past a revocation (Faust commits after it).
+        self._acked_times: dict[int, deque[tuple[int, int]]] = {}
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -264,14 +307,26 @@ class Runtime:
         timer index must be rebuilt from recovered state."""
         self.assigned.update(partitions)
 
-    def revoke(self, partitions: Iterable[int]) -> None:
-        for p in partitions:
-            self.assigned.discard(p)
-            self.runs.pop(p, None)
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Drop partitions, once the batch in flight (if any) has written its state and
+        acked its records: dropped mid-batch, a partition's state write was skipped while
+        its records were still acked, and their offsets committed past lost state."""
+        async with self.lock:
+            for p in partitions:
+                self.assigned.discard(p)
+                self.runs.pop(p, None)
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
         proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
+        # Stream time as it was when the partition's offset was last committed: without it
+        # a restarted worker would evaluate events it would have found late.
+        restored = self.source.committed_stream_time(partition)
+        times: deque[tuple[int, int]] = deque(maxlen=4096)
+        if restored is not None:
+            proc.stream_time = restored
+            times.append((-1, restored))  # holds for any offset until a batch is acked
+        self._acked_times[partition] = times
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
@@ -308,8 +363,11 @@ class Runtime:
                 decisions = self._one(rec, run, outcome)
                 appended.extend((d, rec.timestamp) for d in decisions)
             await self._publish(appended)
-            await self._persist(touched)
-            self.source.ack(records)
+            persisted = await self._persist(touched)
+            # Only records whose partition's state was written: under the lock no partition
+            # is dropped mid-batch, and this keeps it so should that ever change.
+            self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
+            self._note_acked(persisted)
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
@@ -344,17 +402,20 @@ class Runtime:
 
     def _forward(self, rec: Incoming, ev: Event) -> None:
         """Send a record on the wrong partition to its customer's, once, marked as routed."""
-        headers = (*_headers(rec), (H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()))
-        self.sink.add(
-            rec.topic, ev.customer_id.encode(), rec.value, partition=self.owner(ev.customer_id), headers=headers
-        )
+        own = ((H_ROUTED, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()),)
+        key = ev.customer_id.encode()
+        # A valid event's value is small (MAX_RECORD_BYTES); the headers it came with need not be.
+        original = _headers(rec)
+        headers = fit_headers(self.io.limits.of(rec.topic), key, rec.value, original, own)
+        if headers is None or (original and len(headers) == len(own)):
+            headers = (*own, (H_TRUNCATED, b"headers"))
+        self.sink.add(rec.topic, key, rec.value, partition=self.owner(ev.customer_id), headers=headers)
         self.metrics.routed.inc()
 
     def _dead_letter(self, rec: Incoming, rejection: Rejection) -> None:
         self.metrics.rejected.labels(rejection.reason).inc()
         exc = rejection.error
-        headers = (
-            *_headers(rec),
+        own = (
             (H_REASON, rejection.reason.encode()),
             (H_DETAIL, rejection.detail[:1000].encode("utf-8", "replace")),
             (H_EXCEPTION, (type(exc).__name__ if exc is not None else "").encode()),
@@ -362,7 +423,21 @@ class Runtime:
             (H_PARTITION, str(rec.partition).encode()),
             (H_OFFSET, str(rec.offset).encode()),
         )
-        self.sink.add(self.settings.topics.dlq, rec.key, rec.value, headers=headers)
+        dlq = self.settings.topics.dlq
+        # Whole if it fits the DLQ topic; else what fits, marked: a record the broker refuses
+        # would fail the batch again on every restart, and stall the partition for good.
+        fitted = fit_dead_letter(self.io.limits.of(dlq), rec.key, rec.value, _headers(rec), own)
+        if fitted.cut:
+            log.warning(
+                "dead letter from %s/%d@%d cut to fit the DLQ topic (%s): %d bytes of value kept of %d",
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                ",".join(fitted.cut),
+                len(fitted.value or b""),
+                len(rec.value or b""),
+            )
+        self.sink.add(dlq, fitted.key, fitted.value, headers=fitted.headers)
 
     async def _publish(self, appended: list[tuple[Decision, float | None]]) -> None:
         """Send the decisions (and what else was added: dead letters, re-routed records)
@@ -385,16 +460,20 @@ class Runtime:
             if self.mirror is not None:
                 self.mirror.submit(d for d, _ in appended)
 
-    async def _persist(self, partitions: Iterable[int]) -> None:
-        """Write changed state; called only once the batch's decisions are on the broker."""
+    async def _persist(self, partitions: Iterable[int]) -> set[int]:
+        """Write changed state; called only once the batch's decisions are on the broker.
+        Returns the partitions whose state was written (those still running)."""
         written = 0
+        persisted: set[int] = set()
         for p in partitions:
             run = self.runs.get(p)
             if run is not None:
                 written += run.store.flush(self.io.state.changelog)
+                persisted.add(p)
         if written:
             self.metrics.state_bytes.inc(written)
         await self.sink.submit()
+        return persisted
 
     # -- time passing --------------------------------------------------------------------
 
@@ -418,7 +497,7 @@ class Runtime:
                 self.metrics.forget_partition(str(p))
             self._gauged = set(self.runs)
             await self._publish(fired)
-            await self._persist(list(self.runs))
+            self._note_acked(await self._persist(list(self.runs)))
             self.metrics.customers.set(len(self.data))
             return [d for d, _ in fired]
 
@@ -456,6 +535,27 @@ class Runtime:
         else:
             m.forget_lag(label)  # unknown now: an old value would be a stale claim
         m.timers.labels(label).set(proc.pending_timers())
+
+    def _note_acked(self, partitions: Iterable[int]) -> None:
+        """Remember each partition's stream time at its acked offset, for commit_metadata."""
+        for p in partitions:
+            run = self.runs.get(p)
+            times = self._acked_times.get(p)
+            if run is None or times is None or run.next_offset is None or run.processor.stream_time is None:
+                continue
+            entry = (run.next_offset, run.processor.stream_time)
+            if not times or times[-1] != entry:
+                times.append(entry)
+
+    def commit_metadata(self, partition: int, offset: int) -> str | None:
+        """What to commit with ``offset`` of ``partition``: the stream time when every record
+        before ``offset`` had been processed (and nothing after it). Called from the
+        consumer's thread, so it only reads (a copy of) the partition's history."""
+        times = self._acked_times.get(partition)
+        for acked, stream_time in reversed(list(times or ())):
+            if acked <= offset:
+                return encode_stream_time(stream_time)
+        return None
 
     def _backlog(self, partition: int, run: PartitionRun) -> int | None:
         """Records of the partition not yet processed, by the broker's last known high watermark."""

@@ -10,7 +10,11 @@ objects, one delivery future per record batch.
 
 Keyed records go to ``murmur2(key) mod partitions``, what aiokafka's and
 the Java client's default partitioner would choose; unkeyed ones go round
-the partitions. Order is kept per topic and partition. Faust flushes the
+the partitions. Order is kept per topic and partition. A record batch is
+also cut before it would outgrow its topic's limit (``max.message.bytes``,
+learnt at start-up: :class:`~streams.live.limits.RecordLimits`), so a topic
+whose limit is below the batch size still takes every batch; each record
+alone fits, the runtime sees to that. Faust flushes the
 producer before it commits offsets, so records submitted without waiting
 (state writes) are on the broker before the offsets that cover them.
 """
@@ -25,6 +29,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from streams.live.limits import BATCH_OVERHEAD, RecordLimits, record_size
 from streams.live.partitioning import Partitioner
 from streams.live.runtime import Headers
 
@@ -36,9 +41,10 @@ Pending = list[tuple[bytes | None, bytes | None, Headers]]
 class BatchSink:
     """Gathers records with :meth:`add`; :meth:`deliver` or :meth:`submit` sends them."""
 
-    def __init__(self, producer: Callable[[], Any]) -> None:
+    def __init__(self, producer: Callable[[], Any], limits: RecordLimits | None = None) -> None:
         # A callable: Faust starts its producer after the app (and this sink) is built.
         self._producer = producer
+        self.limits = limits or RecordLimits()
         self._pending: dict[tuple[str, int | None], Pending] = {}
         self._partitioners: dict[str, Partitioner] = {}
         self._round_robin = itertools.count()
@@ -73,10 +79,15 @@ class BatchSink:
                 routed.setdefault((topic, p), []).append(record)
         futures: list[Awaitable[object]] = []
         for (topic, partition), records in routed.items():
+            limit = self.limits.of(topic)
             batch = producer.create_batch()
             for key, value, headers in records:
-                if batch.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
-                    # Full: this one goes first in the next batch (an empty batch takes any record).
+                over = batch.size() + record_size(key, value, headers) - BATCH_OVERHEAD > limit
+                if (over and batch.record_count()) or batch.append(
+                    timestamp=None, key=key, value=value, headers=list(headers)
+                ) is None:
+                    # Full, or it would outgrow the topic's limit: this one goes first in the next
+                    # batch (an empty batch takes any record).
                     futures.append(await self._send(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value, headers=list(headers))

@@ -5,20 +5,29 @@ waits for them (:func:`~streams.clients.wait_for_kafka`: backoff, one warning
 per attempt) for ``TACTFUL_START_TIMEOUT`` seconds, then gives up with
 :class:`~streams.errors.InfraError`, so a worker started without a broker says
 so and exits instead of retrying forever.
+
+:func:`record_limits` then reads what each output topic takes
+(``max.message.bytes``), so that no record the worker writes is refused by
+the broker (:mod:`streams.live.limits`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
-from confluent_kafka import KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]  # re-exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
 from streams.clients import kafka_admin, kafka_reason, wait_for_kafka
 from streams.errors import InfraError
+from streams.live.limits import RecordLimits
 from streams.settings import Settings
 from streams.topology import Catalog
 from streams.topology.model import Engage, Suppress
+
+log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 
@@ -87,3 +96,36 @@ def ensure_topics(settings: Settings, catalog: Catalog, timeout: float | None = 
         if time.monotonic() > deadline:
             raise InfraError(f"topic {settings.topics.input} has no partitions after {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def record_limits(
+    settings: Settings, topics: list[str], max_request: int, timeout: float | None = None
+) -> RecordLimits:
+    """Each topic's ``max.message.bytes`` (the broker's default included), capped by the
+    producer's ``max_request``, which aiokafka checks per record. A topic whose
+    configuration cannot be read gets the smaller of Kafka's default and ``max_request``."""
+    timeout = settings.processing.start_timeout if timeout is None else timeout
+    admin = kafka_admin(settings.kafka)
+    resources = [ConfigResource("topic", t) for t in sorted(set(topics))]
+    found: dict[str, int] = {}
+    for res, fut in admin.describe_configs(resources, request_timeout=timeout).items():
+        try:
+            entry = fut.result().get("max.message.bytes")
+        except KafkaException as exc:  # not created yet (Faust's changelog): the default holds
+            log.warning("cannot read max.message.bytes of topic %s: %s", res.name, kafka_reason(exc))
+            continue
+        if entry is not None and entry.value is not None:
+            found[res.name] = min(int(entry.value), max_request)
+    return RecordLimits(found, default=min(max_request, 1_048_588))
+
+
+def committed_metadata(settings: Settings, partitions: list[int], timeout: float = 10.0) -> dict[int, str | None]:
+    """The metadata committed with the worker group's offsets of these input partitions."""
+    group, topic = settings.topics.app_id, settings.topics.input
+    admin = kafka_admin(settings.kafka)
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
+    try:
+        listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
+    except KafkaException as exc:
+        raise InfraError(f"cannot read the committed offsets of group {group}: {kafka_reason(exc)}") from exc
+    return {tp.partition: tp.metadata for tp in listed.topic_partitions or [] if tp.topic == topic}

@@ -111,3 +111,34 @@ def test_absence_deadline_armed_before_a_restart_fires_after_it(namespace: Names
     )
     nudged = namespace.decisions("sms", lambda ds: len(ds) >= 1)
     assert [(d.topology, d.evidence, d.category) for d in nudged] == [("activation_nudge", ("buy",), "tablet")]
+
+
+def test_stream_time_survives_a_restart_so_lateness_does_not_change(namespace: Namespace) -> None:
+    """An event older than the stream time a partition had reached, less the lateness (10
+    minutes), is late whether or not the worker restarted in between."""
+    w = namespace.worker("first").wait_ready()
+    # Ahead of the wall clock: the idle policy (wall clock less 30 s) cannot reach it.
+    ahead = int(time.time() * 1000) + 2 * 86_400_000
+    cust = f"l-{namespace.id}"
+
+    def page_view(eid: str, at: int) -> dict[str, Any]:
+        return {"event_id": eid, "customer_id": cust, "type": "page_view", "occurred_at": at}
+
+    namespace.feed([page_view("now", ahead)])
+    # Committed, so the stream time went with the offset (streams/live/faust/consumer.py).
+    namespace.wait_committed(1)
+    w.stop(kill=True)
+
+    namespace.worker("second").wait_ready()
+    namespace.feed([page_view("old", ahead - 11 * 60_000), page_view("in-time", ahead - 9 * 60_000)])
+    namespace.wait_committed(3)
+    dlq = namespace.read(namespace.settings().topics.dlq, lambda got: len(got) >= 1)
+    assert [dict(m.headers())["tactful.reason"] for m in dlq] == [b"late"]
+    assert int(dict(dlq[0].headers())["tactful.source.offset"]) >= 0
+
+    from streams.live.runtime import decode_stream_time
+    from streams.live.topics import committed_metadata
+
+    s = namespace.settings()
+    committed = committed_metadata(s, list(range(s.topics.partitions)))
+    assert ahead in {decode_stream_time(m) for m in committed.values()}

@@ -13,8 +13,19 @@ from streams.codec import avro
 from streams.decisions import Decision
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs
+from streams.live.limits import RecordLimits, record_size
 from streams.live.partitioning import Partitioner
-from streams.live.runtime import H_REASON, H_ROUTED, Headers, Incoming, Record, Runtime, RuntimeIO, StateTable
+from streams.live.runtime import (
+    H_REASON,
+    H_ROUTED,
+    Headers,
+    Incoming,
+    Record,
+    Runtime,
+    RuntimeIO,
+    StateTable,
+    decode_stream_time,
+)
 from streams.settings import Settings
 from streams.topology import load_folder
 
@@ -62,6 +73,7 @@ class Source:
         self.log = log
         self.ready = True
         self.high: dict[int, int] = {}
+        self.stream_times: dict[int, int] = {}  # committed with the offsets, as read on assignment
 
     def ack(self, records: Sequence[Incoming]) -> None:
         self.log.effects.append(("ack", [r.offset for r in records]))
@@ -72,8 +84,11 @@ class Source:
     def highwater(self, partition: int) -> int | None:
         return self.high.get(partition)
 
+    def committed_stream_time(self, partition: int) -> int | None:
+        return self.stream_times.get(partition)
 
-def make(log: Log, clock: list[float], **settings: Any) -> tuple[Runtime, Source]:
+
+def make(log: Log, clock: list[float], limits: RecordLimits | None = None, **settings: Any) -> tuple[Runtime, Source]:
     source = Source(log)
     io = RuntimeIO(
         source=source,
@@ -81,6 +96,7 @@ def make(log: Log, clock: list[float], **settings: Any) -> tuple[Runtime, Source
         state=StateTable({}, lambda p, k, v: log.effects.append(("state", (p, k, v)))),
         codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
         metrics=live_metrics.create(),
+        limits=limits or RecordLimits(),
     )
     runtime = Runtime(
         Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
@@ -325,7 +341,7 @@ def test_a_revoked_partition_s_series_go_away() -> None:
         "tactful_timers_pending_total",
     ]
     assert all(gauge(rt, n, p) is not None for n in names)
-    rt.revoke([p])
+    run(rt.revoke([p]))
     run(rt.tick())
     assert [n for n in names if gauge(rt, n, p) is not None] == []
 
@@ -358,3 +374,162 @@ def test_a_lag_the_worker_can_no_longer_tell_is_dropped_not_left_stale() -> None
     assert gauge(rt, "tactful_consumer_lag_records", p) is None
     assert gauge(rt, "tactful_consumer_lag_seconds", p) is None
     assert gauge(rt, "tactful_stream_time_behind_seconds", p) == 0  # the rest stays
+
+
+class BlockingSink(Sink):
+    """Holds every delivery until the test releases it: a batch stays in flight."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.delivering = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def deliver(self) -> None:
+        self.delivering.set()
+        await self.release.wait()
+        await super().deliver()
+
+
+def test_a_revocation_waits_for_the_batch_in_flight_so_no_ack_covers_unwritten_state() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock)
+
+    async def go() -> None:
+        sink = BlockingSink(log)
+        rt.sink = sink
+        batch = records(("c1", event("p", "c1", "purchase", NOW, category="phone")))
+        p = batch[0].partition
+        rt.assign([p])
+        handling = asyncio.ensure_future(rt.handle(batch))
+        await sink.delivering.wait()  # the batch's decisions are being sent
+        revoked = rt.revoke([p])
+        revoking = asyncio.ensure_future(revoked) if asyncio.iscoroutine(revoked) else None
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # The revocation has not dropped the partition under the batch's feet.
+        assert p in rt.runs
+        sink.release.set()
+        await handling
+        if revoking is not None:
+            await revoking
+        assert p not in rt.runs
+
+    run(go())
+    order = [kind for kind, _ in log.effects]
+    assert "ack" in order
+    # The record's state reached the changelog before the record was acked.
+    assert "state" in order and order.index("state") < order.index("ack")
+
+
+def test_a_dead_letter_larger_than_the_dlq_topic_takes_is_cut_to_fit_and_says_so() -> None:
+    import hashlib
+
+    log, clock = Log(), [NOW / 1000]
+    limit = 1_000_000
+    rt, _ = make(log, clock, RecordLimits({"touchpoints.dlq": limit}))
+    p = on_partition("c6")
+    huge = b"\x00" * 2_000_000  # compressible: the input topic took it, sent with lz4
+    run(rt.handle([Record("touchpoints", p, 3, b"c6", huge, (("trace", b"t"),), NOW / 1000)]))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert len(dlq) == 1
+    _, key, value, _, headers = dlq[0]
+    assert record_size(key, value, list(headers.items())) <= limit
+    assert key == b"c6" and value and huge.startswith(value) and len(value) > limit - 2000
+    assert headers["tactful.truncated"] == b"value"
+    assert headers["tactful.original.size"] == b"2000000"
+    assert headers["tactful.original.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers[H_REASON] == b"too_large" and headers["trace"] == b"t"
+    assert ("ack", [3]) in log.effects
+
+
+def test_a_dead_letter_that_fits_is_sent_whole_without_truncation_headers() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock, RecordLimits({"touchpoints.dlq": 1_000_000}))
+    p = on_partition("c7")
+    run(rt.handle([Record("touchpoints", p, 0, b"c7", b"x" * 70_000, (), NOW / 1000)]))
+    (dead,) = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert dead[2] == b"x" * 70_000 and "tactful.truncated" not in dead[4]
+
+
+def test_a_re_routed_record_drops_the_headers_that_would_not_fit_the_input_topic() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock, RecordLimits({"touchpoints": 100_000}))
+    owner = on_partition("c8")
+    value = event("e", "c8", "purchase", NOW, category="phone")
+    wrong = Record("touchpoints", (owner + 1) % 4, 0, b"c8", value, (("big", b"h" * 200_000),), NOW / 1000)
+    run(rt.handle([wrong]))
+    (sent,) = [e[1] for e in log.effects if e[0] == "acked"]
+    topic, key, got, partition, headers = sent
+    assert key == b"c8"
+    assert (topic, partition, got) == ("touchpoints", owner, value)
+    assert "big" not in headers and headers["tactful.truncated"] == b"headers" and H_ROUTED in headers
+
+
+MINUTE = 60_000
+
+
+@pytest.mark.parametrize("restored, late", [(NOW + 60 * MINUTE, True), (None, False)])
+def test_stream_time_committed_before_a_restart_decides_lateness_after_it(restored: int | None, late: bool) -> None:
+    # Lateness is 10 minutes (topologies/policies.yaml): an event 11 minutes older than
+    # the stream time a partition had reached is late, restart or not.
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    if restored is not None:
+        source.stream_times[p] = restored
+    rt.assign([p])
+    run(rt.tick())  # recovered: the partition starts, its stream time restored
+    assert rt.runs[p].processor.stream_time == restored
+    old = NOW + 60 * MINUTE - 11 * MINUTE
+    run(rt.handle(records(("c9", event("o", "c9", "purchase", old, category="phone")), start=5)))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert [h[H_REASON] for *_, h in dlq] == ([b"late"] if late else [])
+
+
+def test_commit_metadata_carries_the_stream_time_of_the_records_before_the_offset() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.stream_times[p] = NOW - MINUTE
+    rt.assign([p])
+    run(rt.tick())
+    assert decode_stream_time(rt.commit_metadata(p, 0)) == NOW - MINUTE  # nothing processed yet
+    run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW)), start=0)))
+    run(rt.handle(records(("c9", event("b", "c9", "page_view", NOW + MINUTE)), start=1)))
+    # Offsets computed before the second batch was acked get the first batch's stream time.
+    assert decode_stream_time(rt.commit_metadata(p, 1)) == NOW
+    assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW + MINUTE
+    assert rt.commit_metadata((p + 1) % 4, 2) is None  # a partition never run: nothing to say
+    # Revoked, the partition's history stays for the commit Faust makes after revoking.
+    run(rt.revoke([p]))
+    assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW + MINUTE
+
+
+@pytest.mark.parametrize("metadata", ["", "something else", "tactful/1 stream_time=x", None])
+def test_commit_metadata_of_another_kind_restores_nothing(metadata: str | None) -> None:
+    assert decode_stream_time(metadata) is None
+
+
+def test_a_batch_acks_only_the_records_of_partitions_whose_state_it_wrote() -> None:
+    # Should a partition ever be dropped mid-batch (revoke takes the lock, so it is not),
+    # its records stay unacked: read again, rather than committed past lost state.
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock)
+
+    async def go() -> None:
+        sink = BlockingSink(log)
+        rt.sink = sink
+        batch = records(
+            ("c1", event("p", "c1", "purchase", NOW, category="phone")),
+            ("c2", event("q", "c2", "purchase", NOW, category="phone")),
+        )
+        assert batch[0].partition != batch[1].partition
+        handling = asyncio.ensure_future(rt.handle(batch))
+        await sink.delivering.wait()
+        rt.runs.pop(batch[0].partition)  # behind the lock's back
+        sink.release.set()
+        await handling
+
+    run(go())
+    acks = [offsets for kind, offsets in log.effects if kind == "ack"]
+    assert acks == [[1]]

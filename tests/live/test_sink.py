@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
+from streams.live.limits import RecordLimits, record_size
 from streams.live.partitioning import Partitioner
 from streams.live.sink import BatchSink
 from tests.support import until
@@ -211,3 +212,29 @@ def test_a_failed_warm_up_still_lets_the_worker_become_ready() -> None:
     sink = BatchSink(lambda: producer)
     asyncio.run(sink.warm(["audit", "missing"]))
     assert sink.warmed
+
+
+def test_batches_are_cut_at_the_topics_limit_below_the_batch_size() -> None:
+    # A DLQ topic that takes 100 kB per batch, a producer batch size of 256 KiB: every
+    # batch sent to it must stay within the 100 kB, or the broker refuses it.
+    producer = Producer({}, batch_size=256 * 1024)
+    limit = 100_000
+    sink = BatchSink(lambda: producer, RecordLimits({"dlq": limit}))
+    values = [bytes([i]) * 30_000 for i in range(10)]
+
+    async def go() -> None:
+        for v in values:
+            sink.add("dlq", b"k", v, partition=0)
+        sink.add("other", b"k", b"x" * 150_000, partition=0)
+        sink.add("other", b"k", b"y" * 50_000, partition=0)
+        for f in await sink.submit():
+            f.set_result(None)
+
+    asyncio.run(go())
+    dlq = [records for topic, _, records in producer.sent if topic == "dlq"]
+    assert [v for records in dlq for _, v, _ in records] == values  # all of them, in order
+    assert len(dlq) == 4  # three records a batch
+    for records in dlq:
+        assert record_size(None, None, []) + sum(record_size(k, v, h) - 61 for k, v, h in records) <= limit
+    # A topic not limited below the batch size keeps its batches whole.
+    assert [len(r) for t, _, r in producer.sent if t == "other"] == [2]

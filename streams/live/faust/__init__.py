@@ -25,6 +25,7 @@ name                                                   module      why
 ``faust aiokafka Consumer._new_consumer_thread()``     consumer    overridden: our consumer thread
 ``AIOKafkaConsumerThread._create_worker_consumer``     consumer    overridden: sets the fetch wait
 ``aiokafka AIOKafkaConsumer._fetch_max_wait_ms``       consumer    replaces Faust's hard-coded 1.5 s
+``faust AIOKafkaConsumerThread._commit``               consumer    commits via ``commit``: metadata added
 ``mode Service._stopped``                              consumer    the loop's stop test (as Faust's)
 ``faust Consumer._read_offset``                        consumer    read offsets (as Faust's loop)
 ``faust Consumer._commit_every``, ``._n_acked``        consumer    commit cadence (as Faust's loop)

@@ -31,7 +31,7 @@ from streams.live.faust.table import changelog_writer, state_table
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
 from streams.live.sink import BatchSink
-from streams.live.topics import channels, ensure_topics
+from streams.live.topics import channels, committed_metadata, ensure_topics, record_limits
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -107,8 +107,13 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     metrics = live_metrics.create()
     mirror = _mirror(settings, metrics.registry) if settings.redis.url else None
     table = state_table(app, input_partitions)
-    sink = BatchSink(producer(app))
-    source = FaustSource(app, settings.topics.input, input_partitions)
+    outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
+    outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
+    # Faust creates the changelog later, with the broker's default limit: the default holds.
+    limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
+    outputs.append(table.changelog_topic.get_topic_name())
+    sink = BatchSink(producer(app), limits)
+    source = FaustSource(app, settings.topics.input, input_partitions, lambda ps: committed_metadata(settings, ps))
     io = RuntimeIO(
         source=source,
         sink=sink,
@@ -116,13 +121,11 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         codecs=make_codecs(settings),
         metrics=metrics,
         mirror=mirror,
+        limits=limits,
     )
     runtime = Runtime(settings, catalog, io)
-    _consume(app, settings, runtime)
-    outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
-    outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
-    outputs.append(table.changelog_topic.get_topic_name())
-    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs).install()
+    _consume(app, settings, runtime, source)
+    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source).install()
     status = WorkerStatus(
         recovering=source.recovering,
         rebalancing=source.rebalancing,
@@ -133,7 +136,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     return Worker(app, runtime, settings, mirror)
 
 
-def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource) -> None:
     """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
     source = app.topic(
         settings.topics.input, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -145,9 +148,10 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
     # Before the worker starts: Faust builds its consumer from this class then.
     app.transport.Consumer = batching_consumer(  # type: ignore[misc]
         settings.topics.input,
-        BatchHandler(app, runtime.handle),
+        BatchHandler(app, runtime.handle, port.stream_times_loaded),
         settings.processing.batch_max,
         fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
+        commit_metadata=runtime.commit_metadata,
     )
 
 
@@ -164,6 +168,7 @@ class _Schedule:
         mirror: Any | None,
         sink: BatchSink,
         outputs: list[str],
+        source: FaustSource,
     ) -> None:
         self.app = app
         self.input = settings.topics.input
@@ -172,6 +177,7 @@ class _Schedule:
         self.mirror = mirror
         self.sink = sink
         self.outputs = outputs
+        self.source = source
 
     def install(self) -> None:
         app = self.app
@@ -196,10 +202,13 @@ class _Schedule:
 
     # Faust passes the set of topic partitions positionally, after the sender.
     async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
-        self.runtime.assign(tp.partition for tp in assigned if tp.topic == self.input)
+        partitions = [tp.partition for tp in assigned if tp.topic == self.input]
+        # Before the runtime may start them: their stream time is restored as they start.
+        await self.source.load_stream_times(partitions)
+        self.runtime.assign(partitions)
 
     async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
-        self.runtime.revoke(tp.partition for tp in revoked if tp.topic == self.input)
+        await self.runtime.revoke([tp.partition for tp in revoked if tp.topic == self.input])
 
 
 def _mirror(settings: Settings, registry: Any) -> Any:

@@ -16,6 +16,13 @@ commits past an event whose effects have not landed. Messages of a stale
 consumer generation (a rebalance started) are acked unprocessed, as Faust's
 own stream does: another worker owns them now and reads them again.
 
+Commits of the input topic's offsets carry the partition's stream time in
+their metadata (``commit_metadata``, :meth:`Runtime.commit_metadata
+<streams.live.runtime.Runtime.commit_metadata>`): Faust commits through the
+aiokafka consumer's public ``commit`` with empty metadata, and the consumer
+thread's ``commit`` is wrapped to fill it in, as Kafka Streams keeps its
+partition time there.
+
 This module overrides private methods of Faust's consumer and reads its
 private fields; each is listed in :mod:`streams.live.faust` and pinned by
 ``tests/live/faust/test_private_api.py``.
@@ -29,6 +36,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -39,6 +47,26 @@ log = logging.getLogger(__name__)
 EXIT_BATCH_FAILED = 70
 
 BatchCallback = Callable[[list[Any]], Awaitable[None]]
+CommitMetadata = Callable[[int, int], str | None]  # (partition, offset) -> metadata
+
+
+def with_metadata(commit: Callable[..., Awaitable[Any]], topic: str, metadata: CommitMetadata) -> Callable[..., Any]:
+    """aiokafka's ``commit``, with ``metadata(partition, offset)`` committed for ``topic``'s partitions."""
+
+    async def commit_with_metadata(offsets: Any = None) -> Any:
+        if offsets:
+            filled = {}
+            for tp, value in offsets.items():
+                offset = value.offset if isinstance(value, OffsetAndMetadata) else value
+                if tp.topic == topic and isinstance(offset, int):
+                    meta = metadata(tp.partition, offset)
+                    if meta is not None:
+                        value = OffsetAndMetadata(offset, meta)
+                filled[tp] = value
+            offsets = filled
+        return await commit(offsets)
+
+    return commit_with_metadata
 
 
 class BatchHandler:
@@ -48,9 +76,15 @@ class BatchHandler:
     their effects have landed.
     """
 
-    def __init__(self, app: Any, process: Callable[[list[Any]], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        process: Callable[[list[Any]], Awaitable[object]],
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.process = process
+        self.ready = ready  # awaited before each batch (the assigned partitions' stream times)
 
     async def __call__(self, messages: list[Any]) -> None:
         app = self.app
@@ -69,6 +103,8 @@ class BatchHandler:
             live.append(m)
         if live:
             try:
+                if self.ready is not None:
+                    await self.ready()
                 await self.process(live)
             except asyncio.CancelledError:
                 raise  # shutdown mid-batch: nothing acked, so the batch is read again
@@ -85,7 +121,11 @@ class BatchHandler:
 
 
 def batching_consumer(
-    input_topic: str, handle: BatchCallback, max_batch: int, fetch_max_wait_ms: int = 100
+    input_topic: str,
+    handle: BatchCallback,
+    max_batch: int,
+    fetch_max_wait_ms: int = 100,
+    commit_metadata: CommitMetadata | None = None,
 ) -> type[AIOKafkaConsumer]:
     """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
 
@@ -93,6 +133,7 @@ def batching_consumer(
     records); batches are cut at ``max_batch`` so that latency and memory
     stay bounded while a worker catches up. ``fetch_max_wait_ms`` replaces
     the 1.5 s that Faust hard-codes for the broker's long poll.
+    ``commit_metadata(partition, offset)`` is committed with the input topic's offsets.
     """
 
     class ConsumerThread(AIOKafkaConsumerThread):
@@ -101,6 +142,10 @@ def batching_consumer(
             # Read by AIOKafkaConsumer.start() when it builds its fetcher; pinned by
             # tests/live/faust/test_private_api.py so that an aiokafka upgrade cannot drop it silently.
             consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            if commit_metadata is not None:
+                # Faust's thread commits through this public method (AIOKafkaConsumerThread._commit,
+                # pinned by tests/live/faust/test_private_api.py), with empty metadata.
+                consumer.commit = with_metadata(consumer.commit, input_topic, commit_metadata)
             return consumer
 
     class BatchingConsumer(AIOKafkaConsumer):

@@ -1,21 +1,40 @@
-"""The runtime's :class:`~streams.live.runtime.Source` port over Faust's consumer and tables."""
+"""The runtime's :class:`~streams.live.runtime.Source` port over Faust's consumer and tables.
+
+Each partition's stream time is committed with its offset, in the commit
+metadata (:func:`streams.live.faust.consumer.batching_consumer` adds it to
+Faust's commits); :meth:`FaustSource.load_stream_times` reads it back when
+partitions are assigned, before their first record is processed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.types import TP
 
-from streams.live.runtime import Incoming
+from streams.live.runtime import Incoming, decode_stream_time
+
+log = logging.getLogger(__name__)
+
+# Reads the consumer group's committed metadata for these input partitions (blocking).
+CommittedReader = Callable[[list[int]], Mapping[int, str | None]]
 
 
 class FaustSource:
-    def __init__(self, app: faust.App, topic: str, partitions: int) -> None:
+    def __init__(
+        self, app: faust.App, topic: str, partitions: int, read_committed: CommittedReader | None = None
+    ) -> None:
         self.app = app
         self.topic = topic
         self._partitions = partitions
+        self._read_committed = read_committed
+        self._stream_times: dict[int, int] = {}
+        self._loads = 0  # loads under way; batches wait for none (stream_times_loaded)
+        self._loaded: asyncio.Event | None = None
 
     @property
     def partitions(self) -> int:
@@ -45,3 +64,42 @@ class FaustSource:
         except Exception:  # an unassigned or unfetched partition has no answer
             return None
         return None if high is None else int(high)
+
+    def committed_stream_time(self, partition: int) -> int | None:
+        return self._stream_times.get(partition)
+
+    async def load_stream_times(self, partitions: Iterable[int]) -> None:
+        """Read the stream times committed with these partitions' offsets (on assignment)."""
+        wanted = sorted(set(partitions))
+        if not wanted or self._read_committed is None:
+            return
+        for p in wanted:
+            self._stream_times.pop(p, None)  # another worker may have moved it on since
+        self._loads += 1
+        self._event().clear()
+        try:
+            found = await asyncio.to_thread(self._read_committed, wanted)
+        except Exception as exc:
+            # The worker runs on, as before stream time was committed: from the first record.
+            log.warning("cannot read the committed stream time of partitions %s: %r", wanted, exc)
+            return
+        finally:
+            self._loads -= 1
+            if not self._loads:
+                self._event().set()
+        for p, metadata in found.items():
+            stream_time = decode_stream_time(metadata)
+            if stream_time is not None:
+                self._stream_times[p] = stream_time
+
+    async def stream_times_loaded(self) -> None:
+        """Return once no load is under way. Faust's table recovery runs beside the
+        assignment signal and may resume the input before the load is done: the batch
+        handler waits here so that no partition starts without its stream time."""
+        await self._event().wait()
+
+    def _event(self) -> asyncio.Event:
+        if self._loaded is None:
+            self._loaded = asyncio.Event()
+            self._loaded.set()
+        return self._loaded

@@ -86,3 +86,71 @@ def test_the_source_of_an_app_not_started_is_recovering_and_knows_no_high_waterm
         return source.recovering(), source.recovered(), source.highwater(0), source.partitions
 
     assert asyncio.run(main()) == (True, False, None, 4)
+
+
+def test_commits_of_the_input_topic_carry_the_metadata_the_runtime_gives() -> None:
+    from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+    from streams.live.faust.consumer import with_metadata
+
+    committed: list[Any] = []
+
+    async def commit(offsets: Any = None) -> None:
+        committed.append(offsets)
+
+    wrapped = with_metadata(commit, "input", lambda p, o: f"st {p}/{o}" if p != 2 else None)
+    offsets = {
+        TopicPartition("input", 0): OffsetAndMetadata(7, ""),
+        TopicPartition("input", 2): OffsetAndMetadata(9, ""),  # nothing known: left as it was
+        TopicPartition("changelog", 0): OffsetAndMetadata(3, ""),
+    }
+    asyncio.run(wrapped(offsets))
+    asyncio.run(wrapped(None))
+    assert committed == [
+        {
+            TopicPartition("input", 0): OffsetAndMetadata(7, "st 0/7"),
+            TopicPartition("input", 2): OffsetAndMetadata(9, ""),
+            TopicPartition("changelog", 0): OffsetAndMetadata(3, ""),
+        },
+        None,
+    ]
+
+
+def test_stream_times_are_loaded_on_assignment_and_batches_wait_for_the_load() -> None:
+    import threading
+
+    from streams.live.faust.source import FaustSource
+    from streams.live.runtime import encode_stream_time
+
+    release = threading.Event()
+    asked: list[list[int]] = []
+
+    def read(partitions: list[int]) -> dict[int, str | None]:
+        asked.append(partitions)
+        release.wait(10)
+        if 3 in partitions:
+            raise OSError("broker gone")
+        return {0: encode_stream_time(1_790_000_000_000), 1: "", 2: None}
+
+    source = FaustSource(Any, "input", 4, read)  # type: ignore[arg-type]  # the app is not used here
+
+    async def go() -> None:
+        loading = asyncio.ensure_future(source.load_stream_times([2, 0, 1, 0]))
+        for _ in range(500):  # until the read is under way in its thread
+            if asked:
+                break
+            await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(source.stream_times_loaded())
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert asked and not waiting.done()  # a batch would wait here until the load is done
+        release.set()
+        await loading
+        await asyncio.wait_for(waiting, 5)
+        assert [source.committed_stream_time(p) for p in range(3)] == [1_790_000_000_000, None, None]
+        await source.load_stream_times([3])  # a failed read: nothing restored, nothing held up
+        assert source.committed_stream_time(3) is None
+        await asyncio.wait_for(source.stream_times_loaded(), 5)
+
+    asyncio.run(go())
+    assert asked == [[0, 1, 2], [3]]

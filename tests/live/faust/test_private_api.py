@@ -65,6 +65,7 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._new_consumer_thread",
         "._create_worker_consumer",
         "._fetch_max_wait_ms",
+        "._commit",
         "._stopped",
         "._read_offset",
         "._commit_every",
@@ -116,6 +117,31 @@ def test_the_consumer_asks_the_broker_for_the_configured_fetch_wait() -> None:
     assert asyncio.run(build()) == 42
     # ...and the field is what aiokafka hands its fetcher when the consumer starts.
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_faust_commits_through_the_consumers_public_commit_with_empty_metadata() -> None:
+    # The batching consumer's thread wraps the aiokafka consumer's `commit` to put each
+    # input partition's stream time in the commit metadata; Faust's commits must go there.
+    source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._commit)
+    assert 'OffsetAndMetadata(offset, "")' in source
+    assert "await consumer.commit(aiokafka_offsets)" in source
+    assert "consumer = self._ensure_consumer()" in source
+
+    async def build() -> Any:
+        app = faust.App("test-app-commit-metadata", broker="kafka://127.0.0.1:1", web_enabled=False)
+
+        async def handle(batch: list[Any]) -> None:
+            return None
+
+        app.transport.Consumer = batching_consumer("input", handle, 10, commit_metadata=lambda p, o: f"{p}:{o}")
+        thread = app.consumer._new_consumer_thread()
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return consumer.commit.__name__
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == "commit_with_metadata"
 
 
 def test_the_consumer_fields_the_drain_loop_reads() -> None:
