@@ -610,6 +610,13 @@ def _stdout() -> IO[bytes]:
     return _Keep()  # type: ignore[return-value]
 
 
+_ERASURE_SUMMARY = (
+    ("erasures", "erasures"),
+    ("stale_erasures", "erasures that changed nothing"),
+    ("erased", "ignored as erased"),
+)
+
+
 def _print_summary(summary: dict[str, object], elapsed: float) -> None:
     events = summary["events"]
     parts = [
@@ -618,6 +625,9 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
         f"{summary['late']} late",
         f"{summary['duplicates']} duplicates",
     ]
+    # Only when there were any: input with no tactful.* event reports as before.
+    erasure = [(summary.get(k, 0), text) for k, text in _ERASURE_SUMMARY]
+    parts += [f"{n} {text}" for n, text in erasure if n]
     click.echo(f"summary: {', '.join(parts)} in {elapsed:.2f}s", err=True)
     decisions = summary["decisions"]
     assert isinstance(decisions, dict)

@@ -24,6 +24,8 @@ from streams.topology import Catalog, load_folder
 Numbered = Iterable[tuple[int, object]]
 RejectHook = Callable[[int, InputError], None]
 _COUNTED = {Outcome.INVALID: "invalid", Outcome.LATE: "late"}  # the summary's names of rejected outcomes
+# The summary's names of the outcomes of contract section 9 (none of them is rejected).
+_ERASURE = {Outcome.ERASE: "erasures", Outcome.STALE_ERASE: "stale_erasures", Outcome.ERASED: "erased"}
 
 
 @dataclass
@@ -55,6 +57,10 @@ class ReplayResult:
             "invalid": self.counts["invalid"],
             "late": self.counts["late"],
             "duplicates": self.counts["duplicates"],
+            # Contract section 9: erases applied, erases that changed nothing, events ignored as erased.
+            "erasures": self.counts["erasures"],
+            "stale_erasures": self.counts["stale_erasures"],
+            "erased": self.counts["erased"],
             "decisions": {k: dict(v) for k, v in sorted(by_kind.items())},
             "matches_held_by_cooldown": self.engine_stats["cooldown_held"],
         }
@@ -105,6 +111,8 @@ def _replay(
                 on_reject(line, rejection.as_error())
         elif outcome is duplicate:
             counts["duplicates"] += 1
+        elif outcome in _ERASURE:
+            counts[_ERASURE[outcome]] += 1
     counts["events"] = seen
     final = until if until is not None else proc.stream_time
     if final is not None:
