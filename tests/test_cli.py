@@ -29,7 +29,7 @@ from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"
-COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "demo"]
+COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "forget", "demo"]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 
 
@@ -125,6 +125,8 @@ def test_version() -> None:
         (["worker", "--loglevel", "loud"], "--loglevel"),
         (["redis-rebuild", "--timeout", "0"], "--timeout"),
         (["replay", "--topologies", str(TOPOLOGIES), "--events", "e.jsonl", "--until", "soon"], "--until"),
+        (["forget", "c1", "--at", "soon"], "--at"),
+        (["forget", "x" * 129], "CUSTOMER_ID"),
     ],
     ids=[
         "unknown-flag",
@@ -135,6 +137,8 @@ def test_version() -> None:
         "bad-choice",
         "bad-float",
         "until",
+        "forget-at",
+        "forget-customer",
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -146,7 +150,9 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
 
 
 @pytest.mark.parametrize(
-    "args", [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["worker"], ["demo"]], ids=lambda a: a[0]
+    "args",
+    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"]],
+    ids=lambda a: a[0],
 )
 def test_a_bad_setting_names_its_variable_and_exits_2(args: list[str]) -> None:
     result = tactful(args, env={"TACTFUL_START_TIMEOUT": "soon"})
@@ -386,6 +392,7 @@ def process_state() -> Iterator[None]:
     [
         ["worker", "--web-port", "16999", "--loglevel", "warning"],
         ["feed", "--duration", "1"],
+        ["forget", "c1"],
         ["redis-rebuild", "--timeout", "2"],
         ["demo", "--duration", "1"],
     ],
