@@ -94,7 +94,7 @@ def _replay(
     rejected: list[tuple[int, str]] = []
     counts: Counter[str] = Counter()
     seen = 0
-    evaluated, duplicate = Outcome.EVALUATED, Outcome.DUPLICATE
+    evaluated, ignored, duplicate = Outcome.EVALUATED, Outcome.IGNORED, Outcome.DUPLICATE
     for line, record in records:
         seen += 1
         if on_progress is not None and seen % 10_000 == 0:
@@ -102,7 +102,7 @@ def _replay(
         outcome, decisions, _, rejection = take(record)
         if decisions:
             out.extend(decisions)
-        if outcome is evaluated:
+        if outcome is evaluated or outcome is ignored:
             continue
         if rejection is not None:
             counts[_COUNTED[outcome]] += 1
