@@ -59,6 +59,7 @@ from streams.live.codecs import Codecs
 from streams.live.forget import Erasure, forget_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
+from streams.live.topics import channels
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -266,8 +267,6 @@ class Runtime:
         self.assigned: set[int] = set()
         self.lock = asyncio.Lock()
         self._known_types = {*catalog.roles, ERASE_TYPE}
-        from streams.live.topics import channels
-
         self._channel_topics = [settings.topics.decision(ch) for ch in channels(catalog)]
 
     # -- partitions ----------------------------------------------------------------------
