@@ -370,6 +370,26 @@ def test_a_password_in_the_url_and_in_the_setting_is_bad_usage() -> None:
     one_error(tactful(["check", "c1", "email"], env=env), 2, "set only one")
 
 
+# --- forget ---------------------------------------------------------------------------------
+
+
+def test_forget_sends_one_erase_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.live.feed
+
+    sent: list[Any] = []
+    monkeypatch.setattr(streams.live.feed, "feed", lambda settings, events: sent.extend(events) or len(sent))
+    result = tactful(["forget", "c:1", "--at", "2026-05-01T10:00:00Z"], env={"TACTFUL_INPUT_TOPIC": "in"})
+    assert result.exit_code == 0, result.output
+    [event] = sent
+    assert {k: v for k, v in event.items() if k != "event_id"} == {
+        "customer_id": "c:1",
+        "type": "tactful.erase",
+        "occurred_at": 1777629600000,
+    }
+    assert event["event_id"].startswith("erase-")
+    assert "sent tactful.erase for c:1 at 2026-05-01T10:00:00.000Z to in" in result.stdout
+
+
 # --- services that are not there: the broker -----------------------------------------------
 
 
