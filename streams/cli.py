@@ -536,6 +536,48 @@ def feed(customers: int, rate: float, duration: float | None, seed: int | None) 
 
 
 @main.command()
+@click.argument("customer_id")
+@click.option(
+    "--at", "at", default=None, help="The erase's occurred_at (epoch ms or ISO-8601); default: now, by this clock."
+)
+def forget(customer_id: str, at: str | None) -> None:
+    """Erase CUSTOMER_ID: write a tactful.erase event for it to the input topic (contract section 9).
+
+    The workers then delete the customer's state, timers and Redis keys and
+    tell every channel to forget the customer (docs/erasure.md). It waits up
+    to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
+    """
+    import uuid
+
+    from streams.errors import InvalidEvent
+    from streams.events import ERASE_TYPE, validate_event
+    from streams.live.feed import feed as produce
+    from streams.timeutil import format_time, parse_time_option
+
+    try:
+        at_ms = parse_time_option(at) if at is not None else int(time.time() * 1000)
+    except TactfulError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    record = {
+        "event_id": f"erase-{uuid.uuid4().hex}",
+        "customer_id": customer_id,
+        "type": ERASE_TYPE,
+        "occurred_at": at_ms,
+    }
+    try:
+        validate_event(record)
+    except InvalidEvent as exc:
+        raise click.BadParameter(exc.detail, param_hint="CUSTOMER_ID") from exc
+    settings = _settings()
+    with _startup_logging("warning"):
+        produce(settings, [record])
+    click.echo(
+        f"sent {ERASE_TYPE} for {customer_id} at {format_time(at_ms)} to {settings.topics.input}"
+        f" (event_id {record['event_id']})"
+    )
+
+
+@main.command()
 @click.option("--duration", default=60.0, show_default=True, help="Seconds to run (Ctrl-C stops earlier).")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second fed.")
 @click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))
@@ -610,6 +652,13 @@ def _stdout() -> IO[bytes]:
     return _Keep()  # type: ignore[return-value]
 
 
+_ERASURE_SUMMARY = (
+    ("erasures", "erasures"),
+    ("stale_erasures", "erasures that changed nothing"),
+    ("erased", "ignored as erased"),
+)
+
+
 def _print_summary(summary: dict[str, object], elapsed: float) -> None:
     events = summary["events"]
     parts = [
@@ -618,6 +667,9 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
         f"{summary['late']} late",
         f"{summary['duplicates']} duplicates",
     ]
+    # Only when there were any: input with no tactful.* event reports as before.
+    erasure = [(summary.get(k, 0), text) for k, text in _ERASURE_SUMMARY]
+    parts += [f"{n} {text}" for n, text in erasure if n]
     click.echo(f"summary: {', '.join(parts)} in {elapsed:.2f}s", err=True)
     decisions = summary["decisions"]
     assert isinstance(decisions, dict)

@@ -1,5 +1,9 @@
 """Touchpoint events (contract section 1) and their validation.
 
+Types starting ``tactful.`` are reserved (contract section 9): ``tactful.erase``
+(:data:`ERASE_TYPE`) forgets a customer, any other is invalid with the reason
+``reserved_type``.
+
 :func:`validate_event` turns a decoded record (a mapping, from JSON or Avro)
 into an :class:`Event`, or raises :class:`~streams.errors.InvalidEvent` with a
 machine-readable reason. Beyond the contract, hostile payloads are bounded:
@@ -37,6 +41,11 @@ R_TYPE = "invalid_type"
 R_OCCURRED_AT = "invalid_occurred_at"
 R_CHANNEL = "invalid_channel"
 R_ATTRIBUTES = "invalid_attributes"
+R_RESERVED = "reserved_type"
+
+# Contract section 9: `tactful.*` types are reserved; the one in use forgets a customer.
+RESERVED_PREFIX = "tactful."
+ERASE_TYPE = "tactful.erase"
 
 
 @dataclass(slots=True)
@@ -93,6 +102,9 @@ def validate_event(raw: object) -> Event:
     if type(etype) is not str or etype not in _VALID_TYPES:
         if not isinstance(etype, str) or len(etype) > MAX_TYPE or not TYPE_PATTERN.fullmatch(etype):
             raise InvalidEvent(R_TYPE, "type must match [a-z][a-z0-9_.]* and be at most 64 characters")
+        # Checked before the type is remembered, so a remembered type is never a reserved one.
+        if etype.startswith(RESERVED_PREFIX) and etype != ERASE_TYPE:
+            raise InvalidEvent(R_RESERVED, f"type {etype!r} is reserved: the only tactful.* type is {ERASE_TYPE}")
         if len(_VALID_TYPES) < _VALID_TYPES_MAX and type(etype) is str:
             _VALID_TYPES.add(etype)
 

@@ -24,6 +24,8 @@ from streams.topology import Catalog, load_folder
 Numbered = Iterable[tuple[int, object]]
 RejectHook = Callable[[int, InputError], None]
 _COUNTED = {Outcome.INVALID: "invalid", Outcome.LATE: "late"}  # the summary's names of rejected outcomes
+# The summary's names of the outcomes of contract section 9 (none of them is rejected).
+_ERASURE = {Outcome.ERASE: "erasures", Outcome.STALE_ERASE: "stale_erasures", Outcome.ERASED: "erased"}
 
 
 @dataclass
@@ -55,6 +57,10 @@ class ReplayResult:
             "invalid": self.counts["invalid"],
             "late": self.counts["late"],
             "duplicates": self.counts["duplicates"],
+            # Contract section 9: erases applied, erases that changed nothing, events ignored as erased.
+            "erasures": self.counts["erasures"],
+            "stale_erasures": self.counts["stale_erasures"],
+            "erased": self.counts["erased"],
             "decisions": {k: dict(v) for k, v in sorted(by_kind.items())},
             "matches_held_by_cooldown": self.engine_stats["cooldown_held"],
         }
@@ -88,7 +94,7 @@ def _replay(
     rejected: list[tuple[int, str]] = []
     counts: Counter[str] = Counter()
     seen = 0
-    evaluated, duplicate = Outcome.EVALUATED, Outcome.DUPLICATE
+    evaluated, ignored, duplicate = Outcome.EVALUATED, Outcome.IGNORED, Outcome.DUPLICATE
     for line, record in records:
         seen += 1
         if on_progress is not None and seen % 10_000 == 0:
@@ -96,7 +102,7 @@ def _replay(
         outcome, decisions, _, rejection = take(record)
         if decisions:
             out.extend(decisions)
-        if outcome is evaluated:
+        if outcome is evaluated or outcome is ignored:
             continue
         if rejection is not None:
             counts[_COUNTED[outcome]] += 1
@@ -105,6 +111,8 @@ def _replay(
                 on_reject(line, rejection.as_error())
         elif outcome is duplicate:
             counts["duplicates"] += 1
+        elif outcome in _ERASURE:
+            counts[_ERASURE[outcome]] += 1
     counts["events"] = seen
     final = until if until is not None else proc.stream_time
     if final is not None:

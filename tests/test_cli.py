@@ -29,7 +29,7 @@ from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"
-COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "demo"]
+COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "forget", "demo"]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 
 
@@ -125,6 +125,8 @@ def test_version() -> None:
         (["worker", "--loglevel", "loud"], "--loglevel"),
         (["redis-rebuild", "--timeout", "0"], "--timeout"),
         (["replay", "--topologies", str(TOPOLOGIES), "--events", "e.jsonl", "--until", "soon"], "--until"),
+        (["forget", "c1", "--at", "soon"], "--at"),
+        (["forget", "x" * 129], "CUSTOMER_ID"),
     ],
     ids=[
         "unknown-flag",
@@ -135,6 +137,8 @@ def test_version() -> None:
         "bad-choice",
         "bad-float",
         "until",
+        "forget-at",
+        "forget-customer",
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -146,7 +150,9 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
 
 
 @pytest.mark.parametrize(
-    "args", [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["worker"], ["demo"]], ids=lambda a: a[0]
+    "args",
+    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"]],
+    ids=lambda a: a[0],
 )
 def test_a_bad_setting_names_its_variable_and_exits_2(args: list[str]) -> None:
     result = tactful(args, env={"TACTFUL_START_TIMEOUT": "soon"})
@@ -364,6 +370,26 @@ def test_a_password_in_the_url_and_in_the_setting_is_bad_usage() -> None:
     one_error(tactful(["check", "c1", "email"], env=env), 2, "set only one")
 
 
+# --- forget ---------------------------------------------------------------------------------
+
+
+def test_forget_sends_one_erase_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.live.feed
+
+    sent: list[Any] = []
+    monkeypatch.setattr(streams.live.feed, "feed", lambda settings, events: sent.extend(events) or len(sent))
+    result = tactful(["forget", "c:1", "--at", "2026-05-01T10:00:00Z"], env={"TACTFUL_INPUT_TOPIC": "in"})
+    assert result.exit_code == 0, result.output
+    [event] = sent
+    assert {k: v for k, v in event.items() if k != "event_id"} == {
+        "customer_id": "c:1",
+        "type": "tactful.erase",
+        "occurred_at": 1777629600000,
+    }
+    assert event["event_id"].startswith("erase-")
+    assert "sent tactful.erase for c:1 at 2026-05-01T10:00:00.000Z to in" in result.stdout
+
+
 # --- services that are not there: the broker -----------------------------------------------
 
 
@@ -386,6 +412,7 @@ def process_state() -> Iterator[None]:
     [
         ["worker", "--web-port", "16999", "--loglevel", "warning"],
         ["feed", "--duration", "1"],
+        ["forget", "c1"],
         ["redis-rebuild", "--timeout", "2"],
         ["demo", "--duration", "1"],
     ],

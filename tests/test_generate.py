@@ -193,9 +193,7 @@ def test_customers_keep_one_tz_and_most_show_it(plain_journeys: dict[str, list[E
 
 def test_some_customers_have_the_invalid_zone() -> None:
     records = small(customers=20_000, noise_per_customer=2.0, scenario_rate=0.0)
-    assert any(
-        isinstance(r, dict) and r.get("attributes", {}).get("tz") == INVALID_TZ for r in records
-    )
+    assert any(isinstance(r, dict) and r.get("attributes", {}).get("tz") == INVALID_TZ for r in records)
 
 
 # --- scenarios ---------------------------------------------------------------------
@@ -210,18 +208,12 @@ def test_every_scenario_type_is_present(plain: list[Record]) -> None:
 
 
 def _of(journey: list[Event], etype: str, **attrs: str) -> list[Event]:
-    return [
-        e
-        for e in journey
-        if e.type == etype and all(e.attributes.get(k) == v for k, v in attrs.items())
-    ]
+    return [e for e in journey if e.type == etype and all(e.attributes.get(k) == v for k, v in attrs.items())]
 
 
 def _friction(journey: list[Event]) -> str | None:
     """How a post_purchase_friction journey ends, judged against its YAML."""
-    purchases = [
-        e for e in _of(journey, "purchase") if e.attributes.get("category") in ("phone", "tablet")
-    ]
+    purchases = [e for e in _of(journey, "purchase") if e.attributes.get("category") in ("phone", "tablet")]
     failed = _of(journey, "activation_failed")
     contacts = _of(journey, "support_contact")
     if not (purchases and failed and contacts):
@@ -229,15 +221,9 @@ def _friction(journey: list[Event]) -> str | None:
     bought, fail, contact = purchases[0], failed[0], contacts[0]
     if contact.attributes["resolved"] == "true":
         return "resolved"
-    if (
-        fail.occurred_at - bought.occurred_at > 72 * HOUR
-        or contact.occurred_at - fail.occurred_at > 48 * HOUR
-    ):
+    if fail.occurred_at - bought.occurred_at > 72 * HOUR or contact.occurred_at - fail.occurred_at > 48 * HOUR:
         return "too_slow"
-    if any(
-        bought.occurred_at < s.occurred_at <= contact.occurred_at
-        for s in _of(journey, "activation_succeeded")
-    ):
+    if any(bought.occurred_at < s.occurred_at <= contact.occurred_at for s in _of(journey, "activation_succeeded")):
         return "unless"
     return "fires"
 
@@ -258,9 +244,7 @@ def _cart(journey: list[Event]) -> str | None:
     assert cart.channel in ("web", "app")
     if "category" not in cart.attributes:
         return "no_category"
-    bought = any(
-        0 < p.occurred_at - cart.occurred_at <= 24 * HOUR for p in _of(journey, "purchase")
-    )
+    bought = any(0 < p.occurred_at - cart.occurred_at <= 24 * HOUR for p in _of(journey, "purchase"))
     return "bought" if bought else "fires"
 
 
@@ -321,10 +305,7 @@ def test_other_scenarios_have_their_variants(plain_journeys: dict[str, list[Even
     # Released after firing: activation_succeeded after the unresolved contact.
     assert any(
         _friction(j) == "fires"
-        and any(
-            s.occurred_at > _of(j, "support_contact")[0].occurred_at
-            for s in _of(j, "activation_succeeded")
-        )
+        and any(s.occurred_at > _of(j, "support_contact")[0].occurred_at for s in _of(j, "activation_succeeded"))
         for j in plain_journeys.values()
     )
 
@@ -353,9 +334,7 @@ def disorderly() -> list[Record]:
     return small(**DISORDER)
 
 
-def test_journeys_do_not_change_with_arrival_rates(
-    plain: list[Record], disorderly: list[Record]
-) -> None:
+def test_journeys_do_not_change_with_arrival_rates(plain: list[Record], disorderly: list[Record]) -> None:
     valid, _ = split(disorderly)
     unique = {e.event_id: e for e in valid}
     assert sorted(unique.values(), key=lambda e: int(e.event_id.split("-")[1])) == split(plain)[0]
@@ -458,6 +437,4 @@ def test_print_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     count = sum(1 for _ in generate_events(200_000, 20_000, 1, start_ms=START))
     elapsed = time.perf_counter() - started
     with capsys.disabled():
-        print(
-            f"\ngenerate_events: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s"
-        )
+        print(f"\ngenerate_events: {count} events in {elapsed:.2f}s = {count / elapsed:,.0f} events/s")

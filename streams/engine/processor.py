@@ -1,9 +1,22 @@
 """One partition's driver around the engine: stream time, watermark, lateness,
-duplicates and timers. `replay` and the live workers both run this class
+duplicates, timers and erasure. `replay` and the live workers both run this class
 (through :mod:`streams.engine.step`), so they decide alike; they differ only
 in where state lives (a dict, a Faust table), where decisions go, and whether
 an idle policy (:class:`~streams.engine.idle.IdleAdvance`) moves a quiet
 partition's stream time by a wall clock it is given.
+
+Erasure (contract section 9) is an arrival-level rule, so it lives here, not
+in the engine. A ``tactful.erase`` event is never late nor a duplicate: it
+moves stream time (the deadlines it makes due fire first), then replaces the
+customer's whole state by a tombstone (:class:`CustomerState` with only
+``erased_at`` and ``erased_offset``). While the tombstone stands (its time at
+or after the watermark minus ``retention``), the customer's events at or before
+it are :attr:`Outcome.ERASED`, before any duplicate or lateness check. Live, the
+tombstone also holds the erase's input offset, and a record of the customer
+with a lower offset is erased whatever its time: a record redelivered after a
+crash (at-least-once) arrived before the erase and must not rebuild what it
+deleted. The index of tombstones (:attr:`Processor.erased`) is kept beside the
+store so that events of types no topology reads need no state lookup.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from streams.decisions import Decision
 from streams.engine.engine import Engine
 from streams.engine.idle import IdleAdvance
 from streams.engine.state import CustomerState
-from streams.events import Event
+from streams.events import ERASE_TYPE, Event
 
 
 class StateStore(Protocol):
@@ -45,13 +58,16 @@ class DictStore:
 
 
 class Outcome(Enum):
-    """What became of one record. :meth:`Processor.process` answers the first four;
+    """What became of one record. :meth:`Processor.process` answers the first seven;
     :class:`~streams.engine.step.Step` adds the last two, decided before processing."""
 
     EVALUATED = "evaluated"
     IGNORED = "ignored"  # valid and on time, but no topology reads its type
     DUPLICATE = "duplicate"
     LATE = "late"
+    ERASE = "erase"  # a tactful.erase that deleted the customer's state (contract section 9)
+    STALE_ERASE = "stale_erase"  # a tactful.erase that changed nothing: not after the tombstone, or too old
+    ERASED = "erased"  # an event of an erased customer from before the erase: ignored, never dead-lettered
     INVALID = "invalid"  # not a valid event (contract section 1): never processed
     ROUTED = "routed"  # valid, but the step's admit hook sent it elsewhere (live: another partition)
 
@@ -68,6 +84,9 @@ class Processor:
         self._floor: int | None = None  # a watermark set from outside (replay --until)
         self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
         self._read_types = engine.catalog.roles  # membership test only: the per-event hot path
+        self.retention = engine.policies.retention
+        # Tombstones standing: customer id -> (erased_at, erase's input offset or None).
+        self.erased: dict[str, tuple[int, int | None]] = {}
 
     @property
     def watermark(self) -> int | None:
@@ -76,9 +95,15 @@ class Processor:
             return self._floor
         return wm
 
-    def process(self, ev: Event) -> tuple[Outcome, list[Decision]]:
+    def process(self, ev: Event, offset: int | None = None) -> tuple[Outcome, list[Decision]]:
+        """Take one valid event; ``offset`` is its input offset (live), for the tombstone's offset rule."""
         reads = ev.type in self._read_types
         cid = ev.customer_id
+        # No topology reads a tactful.* type (a loading error), so an erase is never `reads`.
+        if not reads and ev.type == ERASE_TYPE:
+            return self._erase(ev, offset)
+        if self.erased and cid in self.erased and self._is_erased(cid, ev.occurred_at, offset):
+            return Outcome.ERASED, []
         if reads:
             state = self.store.get(cid)
             # Duplicates are recognised before lateness (contract section 2).
@@ -107,6 +132,38 @@ class Processor:
         if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
             decisions.extend(self._fire_due())
         return Outcome.EVALUATED, decisions
+
+    def _is_erased(self, cid: str, t: int, offset: int | None) -> bool:
+        """Whether the customer's tombstone, if it still stands, covers an event at ``t`` (and ``offset``)."""
+        te, at = self.erased[cid]
+        wm = self.watermark
+        if wm is not None and te < wm - self.retention:
+            del self.erased[cid]  # expired; the state's copy goes at its next prune
+            return False
+        return t <= te or (offset is not None and at is not None and offset < at)
+
+    def _erase(self, ev: Event, offset: int | None) -> tuple[Outcome, list[Decision]]:
+        cid, te = ev.customer_id, ev.occurred_at
+        wm = self.watermark
+        floor = None if wm is None else wm - self.retention
+        current = self.erased.get(cid)
+        if current is not None and floor is not None and current[0] < floor:
+            del self.erased[cid]
+            current = None
+        # A redelivered (or older) erase must not wipe what came after the one in force.
+        if (current is not None and te <= current[0]) or (floor is not None and te < floor):
+            return Outcome.STALE_ERASE, []
+        decisions: list[Decision] = []
+        if self.stream_time is None or te > self.stream_time:
+            self.stream_time = te
+            if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
+                decisions.extend(self._fire_due())
+        # All at once: events (and so the ids seen), suppressions with no RELEASE, caps,
+        # cooldowns, fired-match memory, armed deadlines. Heap entries left for this customer
+        # are stale: _fire_due skips them, the tombstone having no timers.
+        self.store.put(cid, CustomerState(erased_at=te, erased_offset=offset))
+        self.erased[cid] = (te, offset)
+        return Outcome.ERASE, decisions
 
     def advance_stream_time(self, t: int) -> list[Decision]:
         """Move stream time forward (idle partitions, live); fires due timers."""
@@ -141,6 +198,8 @@ class Processor:
             if state is None:
                 continue
             self.engine.prune(state, wm)
+            if state.erased_at is None:
+                self.erased.pop(cid, None)
             if state.is_empty():
                 self.store.delete(cid)
                 dropped += 1
@@ -152,6 +211,10 @@ class Processor:
         """Rebuild the timer index from stored state (a restarted live worker)."""
         self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
         heapq.heapify(self._timers)
+
+    def restore_erased(self, states: Iterable[tuple[str, CustomerState]]) -> None:
+        """Rebuild the tombstone index from stored state (a restarted live worker)."""
+        self.erased = {cid: (s.erased_at, s.erased_offset) for cid, s in states if s.erased_at is not None}
 
     def pending_timers(self) -> int:
         return len(self._timers)

@@ -5,6 +5,13 @@ It holds only what decisions can depend on: the events some topology reads
 suppressions, recent emitted engagements (for caps), the last fire time of
 each topology (for cooldown) and pending absence timers. Everything is pruned
 by ``retention``; see :meth:`CustomerState.prune`.
+
+An erased customer (contract section 9) keeps only a tombstone here:
+``erased_at`` (the erase's ``occurred_at``) and ``erased_offset`` (its input
+offset, live only), until ``erased_at`` falls before the watermark minus
+``retention``. Events after the erase build new state beside it. The tombstone
+is serialised under the key ``"x"``, only when there is one, so the state of
+a customer never erased is the same bytes as before erasure existed.
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ class CustomerState:
     engagements: list[tuple[int, str]] = field(default_factory=list)  # (effective_at, channel)
     last_fired: dict[str, int] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)  # sorted
+    erased_at: int | None = None  # the tombstone: the last erase's occurred_at
+    erased_offset: int | None = None  # and its input offset (live), see streams.engine.processor
 
     # -- events -------------------------------------------------------------------
 
@@ -129,9 +138,24 @@ class CustomerState:
         if self.last_fired:
             keep_from = cutoff - max_cooldown
             self.last_fired = {k: v for k, v in self.last_fired.items() if v >= keep_from}
+        if self.erased_at is not None and self.erased_at < cutoff:
+            self.erased_at = self.erased_offset = None
 
     def is_empty(self) -> bool:
-        return not (self.events or self.suppressions or self.engagements or self.last_fired or self.timers)
+        return not (
+            self.events
+            or self.suppressions
+            or self.engagements
+            or self.last_fired
+            or self.timers
+            or self.erased_at is not None
+        )
+
+    def holds_only_tombstone(self) -> bool:
+        """Erased, and nothing happened to the customer since that is still kept."""
+        return self.erased_at is not None and not (
+            self.events or self.suppressions or self.engagements or self.last_fired or self.timers
+        )
 
     # -- serialisation ---------------------------------------------------------------
 
@@ -139,6 +163,12 @@ class CustomerState:
         return orjson.dumps(self.to_obj())
 
     def to_obj(self) -> dict[str, Any]:
+        obj = self._to_obj()
+        if self.erased_at is not None:
+            obj["x"] = [self.erased_at, self.erased_offset]
+        return obj
+
+    def _to_obj(self) -> dict[str, Any]:
         return {
             "v": FORMAT_VERSION,
             "n": self.next_seq,
@@ -165,7 +195,10 @@ class CustomerState:
         try:
             if obj.get("v") != FORMAT_VERSION:
                 raise StateError(f"unknown customer state format {obj.get('v')!r}")
+            tomb = obj.get("x")
             return CustomerState(
+                erased_at=None if tomb is None else int(tomb[0]),
+                erased_offset=None if tomb is None or tomb[1] is None else int(tomb[1]),
                 next_seq=int(obj["n"]),
                 events=[
                     StoredEvent(seq, t, eid, typ, ch, attrs or {}, set(done) if done else None)

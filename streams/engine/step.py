@@ -13,6 +13,10 @@ this partition at all, is an ``admit`` hook between validation and
 processing: an event it refuses is not processed and comes back as
 :attr:`Outcome.ROUTED` for the caller to send on.
 
+A live caller also passes the record's input offset, which the processor
+keeps in an erased customer's tombstone (contract section 9): see
+:mod:`streams.engine.processor`.
+
 Every record, whatever becomes of it, restarts the quiet period of the
 processor's idle policy (:mod:`streams.engine.idle`), if it has one. No
 Kafka here, and no clock but the one that policy is given. The step runs
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from streams.decisions import Decision
 from streams.engine.processor import Outcome, Processor
@@ -36,6 +41,12 @@ Admit = Callable[[Event], bool]
 Stepped = tuple[Outcome, list[Decision], Event | None, "Rejection | None"]
 
 LATE = "late"
+
+
+class Take(Protocol):
+    """A step's entry point: one record (and, live, its input offset) in, its outcome out."""
+
+    def __call__(self, record: object, offset: int | None = None, /) -> Stepped: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +86,10 @@ class Step:
 
     def __init__(self, processor: Processor, admit: Admit | None = None) -> None:
         self.processor = processor
-        self.take: Callable[[object], Stepped] = _step(processor, admit)
+        self.take: Take = _step(processor, admit)
 
 
-def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepped]:
+def _step(processor: Processor, admit: Admit | None) -> Take:
     process = processor.process
     idle = processor.idle
     validate = validate_event
@@ -86,7 +97,7 @@ def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepp
     if idle is None and admit is None:
         return _plain(processor)
 
-    def take(record: object) -> Stepped:
+    def take(record: object, offset: int | None = None, /) -> Stepped:
         if idle is not None:
             idle.heard()
         try:
@@ -97,7 +108,7 @@ def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepp
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
         if admit is not None and not admit(ev):
             return _ROUTED, [], ev, None
-        outcome, decisions = process(ev)
+        outcome, decisions = process(ev, offset)
         if outcome is _LATE:
             return outcome, decisions, ev, late(ev, processor.watermark)
         return outcome, decisions, ev, None
@@ -105,19 +116,19 @@ def _step(processor: Processor, admit: Admit | None) -> Callable[[object], Stepp
     return take
 
 
-def _plain(processor: Processor) -> Callable[[object], Stepped]:
-    """The step with no hook and no idle policy: replay's, in its hot loop."""
+def _plain(processor: Processor) -> Take:
+    """The step with no hook and no idle policy: replay's, in its hot loop (no offsets: file order is arrival)."""
     process = processor.process
     validate = validate_event
 
-    def take(record: object) -> Stepped:
+    def take(record: object, offset: int | None = None, /) -> Stepped:
         try:
             if type(record) is not dict and isinstance(record, InputError):
                 raise record
             ev = validate(record)
         except InputError as exc:
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
-        outcome, decisions = process(ev)
+        outcome, decisions = process(ev, offset)
         if outcome is _LATE:
             return outcome, decisions, ev, late(ev, processor.watermark)
         return outcome, decisions, ev, None

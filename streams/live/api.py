@@ -12,8 +12,9 @@ producer is warmed, which worker owns a customer).
 - ``/ready``: 200 once the table has recovered, no rebalance is under way,
   partitions are assigned and the producer knows every output topic; else 503.
 - ``/customers/{id}``: the customer's state and active suppressions, behind a
-  bearer token; a customer owned by another worker is answered by that worker
-  (one hop: a forwarded request is never forwarded again).
+  bearer token; 404 for a customer with no state (unknown, or erased with
+  nothing since: contract section 9); a customer owned by another worker is
+  answered by that worker (one hop: a forwarded request is never forwarded again).
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ class WorkerApi:
         if headers.get("Authorization") != f"Bearer {token}":
             return Answer(401, {"error": "a bearer token is required"})
         if self.runtime.owns(customer_id):
-            return Answer(json=self.runtime.customer_view(customer_id))
+            view = self.runtime.customer_view(customer_id)
+            if view is None:
+                return Answer(404, {"error": "no state for this customer: unknown, or erased (docs/erasure.md)"})
+            return Answer(json=view)
         if headers.get(FORWARDED):
             return Answer(503, {"error": "no worker owns this customer right now"})
         return await _forward(self.status.owner_url(customer_id), customer_id, headers)

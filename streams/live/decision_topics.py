@@ -6,6 +6,10 @@ beginning to the high watermark it had at the start, with a throwaway
 consumer group that commits nothing, and :func:`decisions_from_partitions`
 decodes and merges them. The consumer takes the deployment's full client
 options (SASL, TLS), so it reaches any cluster the worker reaches.
+
+A forget record (:mod:`streams.live.forget`: an erased customer) is read as a
+:class:`Forgotten` in its place, and drops that customer's decisions before
+it in its partition, so a rebuild never brings an erased customer back.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from streams.codec.avro import Resolver, decode
 from streams.decisions import Decision
 from streams.errors import ConfigError, InfraError, InputError
+from streams.live.forget import forgotten
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,13 @@ ClientOptions = Mapping[str, str | int | float | bool]
 Partition = tuple[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """A forget record read from a decision topic: this customer's earlier decisions are void."""
+
+    customer_id: str
+
+
 @dataclass(slots=True)
 class ReadStats:
     """What :func:`read_decision_topics` read: records, and those it had to skip and why."""
@@ -38,6 +50,7 @@ class ReadStats:
     records: int = 0
     skipped: int = 0
     duplicates: int = 0  # the same decision_id again (e.g. in a channel topic and the audit topic)
+    forgotten: int = 0  # decisions dropped by a later forget record of their customer
     reasons: Tally[str] = field(default_factory=Tally)
 
     def skip(self, reason: str) -> None:
@@ -46,7 +59,7 @@ class ReadStats:
 
 
 def decisions_from_partitions(
-    values: Mapping[Partition, Sequence[bytes | None]], resolve: Resolver, stats: ReadStats | None = None
+    values: Mapping[Partition, Sequence[bytes | Forgotten | None]], resolve: Resolver, stats: ReadStats | None = None
 ) -> list[Decision]:
     """Decode each partition's record values (in offset order) and merge them by (effective_at, decision_id).
 
@@ -69,10 +82,17 @@ def decisions_from_partitions(
     return merged
 
 
-def _decode_partition(values: Sequence[bytes | None], resolve: Resolver, stats: ReadStats) -> list[Decision]:
-    out = []
+def _decode_partition(
+    values: Sequence[bytes | Forgotten | None], resolve: Resolver, stats: ReadStats
+) -> list[Decision]:
+    out: list[Decision] = []
     for value in values:
         stats.records += 1
+        if isinstance(value, Forgotten):
+            kept = [d for d in out if d.customer_id != value.customer_id]
+            stats.forgotten += len(out) - len(kept)
+            out = kept
+            continue
         if value is None:
             stats.skip("tombstone")
             continue
@@ -157,12 +177,21 @@ def _partition_ends(consumer: Any, topics: Sequence[str], deadline: float) -> di
     return ends
 
 
+def _value(message: Any) -> bytes | Forgotten | None:
+    """A record's value, or a :class:`Forgotten` for a forget record."""
+    value: bytes | None = message.value()
+    key: bytes | None = message.key()
+    if value is None and key is not None and forgotten(message.headers()):
+        return Forgotten(key.decode("utf-8", "replace"))
+    return value
+
+
 def _read_to_ends(
     consumer: Any, ends: Mapping[Partition, tuple[int, int]], deadline: float
-) -> dict[Partition, list[bytes | None]]:
+) -> dict[Partition, list[bytes | Forgotten | None]]:
     from confluent_kafka import KafkaError, TopicPartition
 
-    values: dict[Partition, list[bytes | None]] = {part: [] for part in ends}
+    values: dict[Partition, list[bytes | Forgotten | None]] = {part: [] for part in ends}
     todo = {part for part, (low, high) in ends.items() if high > low}
     if not todo:
         return values
@@ -184,7 +213,7 @@ def _read_to_ends(
                 continue
             if part not in todo or message.offset() >= ends[part][1]:
                 continue
-            values[part].append(message.value())
+            values[part].append(_value(message))
             if message.offset() + 1 >= ends[part][1]:
                 todo.discard(part)
     return values

@@ -44,6 +44,15 @@ No record the runtime writes exceeds its topic's limit
 letter too large for the DLQ topic keeps what fits and says so in headers,
 and a re-routed record drops the headers it came with if they do not fit.
 A record the broker refuses would fail its batch on every restart.
+
+An erase (contract section 9, ``docs/erasure.md``) rides the same order. The
+step is given each record's offset, which the tombstone keeps; the forget
+records (:mod:`streams.live.forget`) go to every channel topic in (1), right
+after the decisions made before the erase; the mirror is asked to delete the
+customer's keys in the same place of its queue of writes; the tombstone is the
+state write of (2). After a crash past (2), records of the customer from
+before the erase come again with lower offsets than the tombstone's and are
+ignored as erased: they rebuild nothing and fire nothing.
 """
 
 from __future__ import annotations
@@ -60,11 +69,13 @@ from streams.decisions import Decision
 from streams.engine import Engine, IdleAdvance, Outcome, Processor, Rejection, Step
 from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
-from streams.events import Event
+from streams.events import ERASE_TYPE, Event
 from streams.live.codecs import Codecs
+from streams.live.forget import Erasure, forget_headers
 from streams.live.limits import H_TRUNCATED, RecordLimits, fit_dead_letter, fit_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
+from streams.live.topics import channels
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -158,6 +169,9 @@ class Sink(Protocol):
 
 class Mirror(Protocol):
     def submit(self, decisions: Iterable[Decision]) -> None: ...
+
+    def forget(self, customer_id: str) -> None:
+        """Delete the customer's keys, after the writes submitted so far (contract section 9)."""
 
 
 class Source(Protocol):
@@ -266,6 +280,7 @@ class BatchOutcome:
     decisions: list[Decision] = field(default_factory=list)
     rejected: int = 0
     types: Counter[str] = field(default_factory=Counter)  # events taken in, by type label
+    erased: list[Erasure] = field(default_factory=list)  # customers erased, in order
 
 
 class Runtime:
@@ -293,7 +308,8 @@ class Runtime:
         self.runs: dict[int, PartitionRun] = {}
         self.assigned: set[int] = set()
         self.lock = asyncio.Lock()
-        self._known_types = set(catalog.roles)
+        self._known_types = {*catalog.roles, ERASE_TYPE}
+        self._channel_topics = [settings.topics.decision(ch) for ch in channels(catalog)]
         self._gauged: set[int] = set()  # partitions with per-partition series exported
         # Per partition, (next offset, stream time) as each batch was acked, newest last:
         # what commit_metadata reads. Kept past a revocation (Faust commits after it).
@@ -330,13 +346,14 @@ class Runtime:
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
-            # Skip decoding states without timers: most have none, and recovery time matters.
-            if isinstance(raw, bytes | bytearray) and b'"m":[]' in raw:
+            # Skip decoding states without timers or tombstone: most have neither, and recovery time matters.
+            if isinstance(raw, bytes | bytearray) and b'"m":[]' in raw and b'"x":' not in raw:
                 continue
             state = store.get(cid)
-            if state is not None and state.timers:
+            if state is not None and (state.timers or state.erased_at is not None):
                 states.append((cid, state))
         proc.restore_timers(states)
+        proc.restore_erased(states)
         owner = self.owner
         step = Step(proc, admit=lambda ev: owner(ev.customer_id) == partition)
         run = PartitionRun(step, proc, store, self.clock())
@@ -360,9 +377,9 @@ class Runtime:
                 run.next_offset = rec.offset + 1
                 run.last_append = rec.timestamp
                 touched.add(rec.partition)
-                decisions = self._one(rec, run, outcome)
+                decisions = self._one(rec, run, outcome, len(appended))
                 appended.extend((d, rec.timestamp) for d in decisions)
-            await self._publish(appended)
+            await self._publish(appended, outcome.erased)
             persisted = await self._persist(touched)
             # Only records whose partition's state was written: under the lock no partition
             # is dropped mid-batch, and this keeps it so should that ever change.
@@ -375,7 +392,7 @@ class Runtime:
         self.metrics.batch.observe(time.perf_counter() - started)
         return outcome
 
-    def _one(self, rec: Incoming, run: PartitionRun, outcome: BatchOutcome) -> list[Decision]:
+    def _one(self, rec: Incoming, run: PartitionRun, outcome: BatchOutcome, position: int) -> list[Decision]:
         value = rec.value
         record: object
         if value is None:
@@ -385,7 +402,7 @@ class Runtime:
                 record = self.decode(value)
             except InputError as exc:
                 record = exc  # the step rejects it as it rejects an invalid event
-        result, decisions, ev, rejection = run.step.take(record)
+        result, decisions, ev, rejection = run.step.take(record, rec.offset)
         if rejection is not None:
             self._dead_letter(rec, rejection)
             outcome.rejected += 1
@@ -397,6 +414,10 @@ class Runtime:
         if result is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
             return []
+        if result is Outcome.ERASE:
+            # After the decisions of the deadlines it made due: they were made before it.
+            outcome.erased.append(Erasure(ev.customer_id, ev.occurred_at, position + len(decisions)))
+            log.info("a customer of partition %d was erased", rec.partition)
         outcome.types[ev.type if ev.type in self._known_types else "other"] += 1
         return decisions
 
@@ -439,9 +460,27 @@ class Runtime:
             )
         self.sink.add(dlq, fitted.key, fitted.value, headers=fitted.headers)
 
-    async def _publish(self, appended: list[tuple[Decision, float | None]]) -> None:
-        """Send the decisions (and what else was added: dead letters, re-routed records)
-        and wait for the broker to have all of it."""
+    async def _publish(self, appended: list[tuple[Decision, float | None]], erased: Sequence[Erasure] = ()) -> None:
+        """Send the decisions, each erasure's forget records where it fell among them (and what
+        else was added: dead letters, re-routed records), and wait for the broker to have all of it."""
+        start = 0
+        for erasure in erased:
+            self._add_decisions(appended[start : erasure.position])
+            self._add_forget(erasure)
+            start = erasure.position
+        self._add_decisions(appended[start:] if start else appended)
+        await self.sink.deliver()
+        if appended:
+            now = self.clock()
+            for d, appended_at in appended:
+                if appended_at is not None and d.emitted:
+                    self.metrics.latency.observe(max(0.0, now - appended_at))
+            if self.mirror is not None and not erased:
+                self.mirror.submit(d for d, _ in appended)
+        if self.mirror is not None and erased:
+            self._mirror_erasures(appended, erased)
+
+    def _add_decisions(self, appended: Sequence[tuple[Decision, float | None]]) -> None:
         s = self.settings
         add = self.sink.add
         for d, _ in appended:
@@ -451,14 +490,24 @@ class Runtime:
                 add(s.topics.decision(d.channel), key, value)
             add(s.topics.audit, key, value)
             self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
-        await self.sink.deliver()
-        if appended:
-            now = self.clock()
-            for d, appended_at in appended:
-                if appended_at is not None and d.emitted:
-                    self.metrics.latency.observe(max(0.0, now - appended_at))
-            if self.mirror is not None:
-                self.mirror.submit(d for d, _ in appended)
+
+    def _add_forget(self, erasure: Erasure) -> None:
+        """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""
+        key = erasure.customer_id.encode()
+        headers = forget_headers(erasure.erased_at)
+        for topic in self._channel_topics:
+            self.sink.add(topic, key, None, headers=headers)
+
+    def _mirror_erasures(self, appended: list[tuple[Decision, float | None]], erased: Sequence[Erasure]) -> None:
+        """The mirror's writes and key deletions in the order they were made: a suppression made
+        before an erase must not land after the deletion of its key."""
+        assert self.mirror is not None
+        start = 0
+        for erasure in erased:
+            self.mirror.submit(d for d, _ in appended[start : erasure.position])
+            self.mirror.forget(erasure.customer_id)
+            start = erasure.position
+        self.mirror.submit(d for d, _ in appended[start:])
 
     async def _persist(self, partitions: Iterable[int]) -> set[int]:
         """Write changed state; called only once the batch's decisions are on the broker.
@@ -568,12 +617,14 @@ class Runtime:
         return self.owner(customer_id) in self.runs
 
     def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's state, or None when this worker holds none: not its partition, an unknown
+        customer, or an erased one with nothing since (contract section 9)."""
         run = self.runs.get(self.owner(customer_id))
         if run is None:
             return None
         state = run.store.get(customer_id)
-        if state is None:
-            return {"customer_id": customer_id, "partition": run.store.partition, "state": None}
+        if state is None or state.holds_only_tombstone():
+            return None
         now = run.processor.stream_time
         return {
             "customer_id": customer_id,

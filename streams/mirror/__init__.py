@@ -22,12 +22,15 @@ One module per job:
 * :mod:`~streams.mirror.lookup`: :func:`is_suppressed` and :func:`explain`,
   the reading side;
 * :mod:`~streams.mirror.rebuild`: :func:`rebuild` and :func:`clear_mirror`,
-  for ``tactful redis-rebuild``.
+  for ``tactful redis-rebuild``;
+* :mod:`~streams.mirror.forget`: :func:`forget_customer`, deleting an erased
+  customer's keys (contract section 9).
 
 Where a rebuild's decisions come from is not the mirror's business: reading
 them back from Kafka is :mod:`streams.live.decision_topics`.
 """
 
+from streams.mirror.forget import ForgetCustomer, customer_pattern, forget_customer
 from streams.mirror.keys import (
     ALL_CATEGORIES,
     DEFAULT_PREFIX,
@@ -52,6 +55,7 @@ __all__ = [
     "ALL_CATEGORIES",
     "DEFAULT_PREFIX",
     "Backoff",
+    "ForgetCustomer",
     "MirrorMetrics",
     "MirrorWrite",
     "Op",
@@ -63,7 +67,9 @@ __all__ = [
     "channel_key",
     "check_prefix",
     "clear_mirror",
+    "customer_pattern",
     "explain",
+    "forget_customer",
     "is_suppressed",
     "key_part",
     "lookup_keys",

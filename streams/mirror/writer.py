@@ -2,6 +2,8 @@
 
 Writes apply in submission order whatever fails in between: a failed batch
 stays at the head of the queue and is sent again after a :class:`Backoff`.
+The deletion of an erased customer's keys (:meth:`SuppressionMirror.forget`)
+takes its place in that order, as a batch of its own.
 Its Prometheus metrics are :class:`MirrorMetrics`, one set per registry.
 """
 
@@ -23,6 +25,7 @@ from redis.exceptions import RedisError
 
 from streams.decisions import Decision
 from streams.errors import ConfigError, MirrorUnavailable
+from streams.mirror.forget import ForgetCustomer, forget_customer
 from streams.mirror.keys import (
     DEFAULT_PREFIX,
     MirrorWrite,
@@ -89,7 +92,7 @@ class Backoff:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    write: MirrorWrite
+    write: MirrorWrite | ForgetCustomer
     since: float  # monotonic seconds when submitted
 
 
@@ -169,6 +172,12 @@ class SuppressionMirror:
             self._wakeup.set()
         return added
 
+    def forget(self, customer_id: str) -> None:
+        """Queue the deletion of every key of ``customer_id`` (an erased customer), after what is queued."""
+        self._queue.append(_Pending(ForgetCustomer(customer_id), time.monotonic()))
+        self._drained.clear()
+        self._wakeup.set()
+
     def start(self) -> asyncio.Task[None]:
         """Run :meth:`run` as a task of the running loop; :meth:`stop` ends it."""
         if self._task is not None:
@@ -211,9 +220,21 @@ class SuppressionMirror:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                batch = [pending.write for pending in islice(self._queue, self._batch_size)]
+                head = self._queue[0].write
+                batch: Sequence[MirrorWrite | ForgetCustomer]
                 try:
-                    await apply_writes(self.client, self._script, self.prefix, batch, self._clock())
+                    if isinstance(head, ForgetCustomer):
+                        # Alone: it needs SCAN's answers, which a pipeline cannot give.
+                        batch = [head]
+                        await forget_customer(self.client, self.prefix, head.customer_id)
+                    else:
+                        writes: list[MirrorWrite] = []
+                        for pending in islice(self._queue, self._batch_size):
+                            if not isinstance(pending.write, MirrorWrite):
+                                break  # a deletion: it goes after these, on its own
+                            writes.append(pending.write)
+                        batch = writes
+                        await apply_writes(self.client, self._script, self.prefix, writes, self._clock())
                 except (RedisError, OSError) as exc:
                     self._failed(exc, len(batch), delay)
                     await self._pause(delay)
@@ -224,7 +245,7 @@ class SuppressionMirror:
         finally:
             self._running = False
 
-    def _landed(self, batch: Sequence[MirrorWrite]) -> None:
+    def _landed(self, batch: Sequence[MirrorWrite | ForgetCustomer]) -> None:
         for write in batch:
             self._queue.popleft()
             self._metrics.writes.labels(op=write.op).inc()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 
 from streams.errors import Problem, TopologyError
-from streams.events import TYPE_PATTERN
+from streams.events import RESERVED_PREFIX, TYPE_PATTERN
 from streams.timeutil import format_duration, parse_duration
 from streams.topology.model import (
     ANY_CATEGORY,
@@ -179,6 +179,10 @@ def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
 def _pattern(value: Any, ctx: _Ctx, key: str, extra: set[str] = frozenset()) -> Pattern:  # type: ignore[assignment]
     m = ctx.mapping(value, key, {"event", "where"} | extra, {"event"})
     event = ctx.string(m.get("event"), _join(key, "event"), TYPE_PATTERN, "an event type matching [a-z][a-z0-9_.]*")
+    if event.startswith(RESERVED_PREFIX):
+        raise ctx.fail(
+            _join(key, "event"), f"{event!r}: tactful.* event types are reserved, a topology may not name one"
+        )
     where: list[tuple[str, frozenset[str]]] = []
     if "where" in m:
         w = m["where"]

@@ -237,9 +237,7 @@ def test_decision_exact_bytes() -> None:
 
 def test_the_largest_schema_id_fits_four_bytes() -> None:
     record = codec.event_to_avro(EVENT)
-    assert (
-        codec.encode(record, codec.touchpoint_schema(), 0xFFFF_FFFF)[:5] == b"\x00\xff\xff\xff\xff"
-    )
+    assert codec.encode(record, codec.touchpoint_schema(), 0xFFFF_FFFF)[:5] == b"\x00\xff\xff\xff\xff"
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32], ids=["negative", "2**32"])
@@ -454,9 +452,7 @@ def test_unknown_schema_id_from_lookup_error() -> None:
 
 
 def test_unknown_schema_in_local_registry() -> None:
-    assert (
-        _reason(header(7) + touchpoint_body(), codec.local_registry().resolve) == "unknown_schema"
-    )
+    assert _reason(header(7) + touchpoint_body(), codec.local_registry().resolve) == "unknown_schema"
 
 
 def test_non_record_schema_is_not_an_object() -> None:
@@ -484,10 +480,7 @@ def test_encoding_a_record_that_does_not_fit(record: dict[str, Any]) -> None:
 
 
 def _events(n: int) -> list[dict[str, Any]]:
-    return [
-        codec.event_to_avro(Event(f"e{i}", f"c{i % 7}", "page_view", T_2026_05_01_10 + i, "web"))
-        for i in range(n)
-    ]
+    return [codec.event_to_avro(Event(f"e{i}", f"c{i % 7}", "page_view", T_2026_05_01_10 + i, "web")) for i in range(n)]
 
 
 @pytest.mark.parametrize("ocf_codec", ["null", "deflate"])

@@ -162,7 +162,10 @@ def test_write_jsonl_to_binary_and_text_streams() -> None:
 @given(
     lines=st.lists(
         st.one_of(
-            st.just(b""), st.just(b"   "), st.just(b"{oops"), st.just(b"\r"),
+            st.just(b""),
+            st.just(b"   "),
+            st.just(b"{oops"),
+            st.just(b"\r"),
             st.builds(lambda n: b'{"k": "' + b"x" * n + b'"}', st.integers(0, 40)),
         ),
         max_size=30,

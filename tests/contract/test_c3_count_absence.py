@@ -261,8 +261,7 @@ ABSENCE = [
     ),
     absence(
         "absence_each_after_event_arms_its_own_deadline",
-        "3.2 absence: *each* `after` event arms a deadline; a `missing` event voids only the "
-        "windows that contain it.",
+        "3.2 absence: *each* `after` event arms a deadline; a `missing` event voids only the windows that contain it.",
         [
             ev("k1", "c1", "cart", "+0", category="a"),
             ev("k2", "c1", "cart", "+20m", category="b"),

@@ -172,7 +172,7 @@ EVIDENCE = [
     ),
     case(
         "step_order_matters",
-        '3.2: "A step\'s event may not be earlier than the previous step\'s event".',
+        "3.2: \"A step's event may not be earlier than the previous step's event\".",
         AB,
         [ev("b1", "c1", "b", "+0"), ev("a1", "c1", "a", "+1m")],
         [],
@@ -220,7 +220,7 @@ EVIDENCE = [
     ),
     case(
         "step_within_is_measured_from_the_previous_step_not_the_first",
-        '3.2: a step\'s `within` is "the most time allowed since the previous step\'s event".',
+        "3.2: a step's `within` is \"the most time allowed since the previous step's event\".",
         seq("abc", step("a"), step("b", within="10m"), step("c", within="10m")),
         [ev("a1", "c1", "a", "+0"), ev("b1", "c1", "b", "+10m"), ev("c1e", "c1", "c", "+20m")],
         [["a1", "b1", "c1e"]],

@@ -310,7 +310,6 @@ def test_4_window_checked_against_configured_retention(topo_dir):
     assert any("within" in p.key for p in probs), [str(p) for p in probs]
 
 
-
 # ------------------------------------------------------ tables: loads / fails
 
 

@@ -95,4 +95,3 @@ def test_two_workers_share_partitions_and_decide_as_one(services: None, tmp_path
         assert other.get(f"/customers/{cust}")[0] == 401
     finally:
         ns.cleanup()
-

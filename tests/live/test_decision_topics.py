@@ -11,7 +11,8 @@ import pytest
 from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
 from streams.decisions import Decision, Kind
 from streams.errors import InfraError
-from streams.live.decision_topics import ReadStats, decisions_from_partitions, read_decision_topics
+from streams.live.decision_topics import Forgotten, ReadStats, _value, decisions_from_partitions, read_decision_topics
+from streams.live.forget import H_FORGET
 from streams.settings import Settings
 from tests.mirror.support import decision
 
@@ -41,6 +42,39 @@ def test_decisions_from_partitions_merge_by_time_keep_partition_order_and_skip_b
     assert got[3].evidence == ("e1",)
     assert (stats.records, stats.skipped, stats.duplicates) == (8, 3, 1)
     assert stats.reasons == {"unknown_schema": 1, "malformed": 1, "tombstone": 1}
+
+
+def test_a_forget_record_drops_its_customers_earlier_decisions_in_its_partition() -> None:
+    """Contract section 9: a rebuild from the topics must not bring an erased customer back."""
+    before = decision(customer="a", effective_at=1_000)
+    kept = decision(customer="b", effective_at=1_100)
+    after = decision(customer="a", effective_at=2_000)
+    elsewhere = decision(customer="a", channel="sms", effective_at=900)  # its topic has no forget record yet
+    stats = ReadStats()
+    got = decisions_from_partitions(
+        {
+            ("decisions.email", 0): [wire(before), wire(kept), Forgotten("a"), wire(after)],
+            ("decisions.sms", 0): [wire(elsewhere)],
+        },
+        local_registry().resolve,
+        stats,
+    )
+    assert [d.decision_id for d in got] == [elsewhere.decision_id, kept.decision_id, after.decision_id]
+    assert stats.forgotten == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "headers", "expected"),
+    [
+        (b"a", None, [(H_FORGET, b"2026-05-01T10:00:00.000Z")], Forgotten("a")),
+        (b"a", None, None, None),  # a plain tombstone: not a forget record
+        (b"a", b"v", [(H_FORGET, b"x")], b"v"),
+    ],
+    ids=["forget", "tombstone", "value"],
+)
+def test_a_forget_record_is_read_by_its_header(key: bytes, value: bytes | None, headers: Any, expected: Any) -> None:
+    message = SimpleNamespace(key=lambda: key, value=lambda: value, headers=lambda: headers)
+    assert _value(message) == expected
 
 
 class FakeConsumer:

@@ -96,5 +96,3 @@ async def started(harness: Harness) -> AsyncIterator[Harness]:
         yield harness
     finally:
         await harness.mirror.stop()
-
-
