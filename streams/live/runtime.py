@@ -6,7 +6,9 @@ are assigned and revoked (:meth:`Runtime.assign`, :meth:`Runtime.revoke`),
 time passes (:meth:`Runtime.tick`); back out through the :class:`Source`
 go the acks, and the runtime asks it whether the state table has recovered
 and how far the broker's partitions reach. Everything else it is given as a
-:class:`RuntimeIO`: the sink, the state table, codecs, metrics, the mirror.
+:class:`RuntimeIO`: the sink, the state table, codecs, metrics. (The Redis
+mirror is not among them: it consumes the decision topics itself, see
+:mod:`streams.mirror.consumer`.)
 
 Each record is decoded and takes the same :class:`~streams.engine.Step` as
 in ``replay`` (validate, process, classify, reject), on its partition's
@@ -122,10 +124,6 @@ class Sink(Protocol):
         """Send what was added without waiting (Faust flushes before it commits)."""
 
 
-class Mirror(Protocol):
-    def submit(self, decisions: Iterable[Decision]) -> None: ...
-
-
 class Source(Protocol):
     """The consumer side, as the runtime sees it (:mod:`streams.live.faust` adapts Faust's)."""
 
@@ -161,7 +159,6 @@ class RuntimeIO:
     state: StateTable
     codecs: Codecs
     metrics: Metrics
-    mirror: Mirror | None = None
 
 
 class PartitionStore:
@@ -245,7 +242,6 @@ class Runtime:
         self.decode = io.codecs.decode_touchpoint
         self.encode = io.codecs.encode_decision
         self.metrics = io.metrics
-        self.mirror = io.mirror
         self.clock = clock
         self.owner = Partitioner(io.source.partitions)
         self.runs: dict[int, PartitionRun] = {}
@@ -378,8 +374,6 @@ class Runtime:
             for d, appended_at in appended:
                 if appended_at is not None and d.emitted:
                     self.metrics.latency.observe(max(0.0, now - appended_at))
-            if self.mirror is not None:
-                self.mirror.submit(d for d, _ in appended)
 
     async def _persist(self, partitions: Iterable[int]) -> None:
         """Write changed state; called only once the batch's decisions are on the broker."""

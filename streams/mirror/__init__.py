@@ -17,8 +17,12 @@ One module per job:
 
 * :mod:`~streams.mirror.keys`: the prefix check, the key layout, the Lua
   script, and :func:`mirror_write` (which decisions change what);
-* :mod:`~streams.mirror.writer`: :class:`SuppressionMirror`, the worker side
-  (queue, batches, retries until every write lands) and its metrics;
+* :mod:`~streams.mirror.consumer`: :class:`MirrorConsumer`, the worker side:
+  it consumes the decision topics in a group of its own, commits offsets only
+  after their writes landed, and replays from the beginning whatever Redis
+  lost (:mod:`~streams.mirror.generation`: the token that says so);
+* :mod:`~streams.mirror.writer`: :class:`SuppressionMirror`, an in-memory
+  queue of writes retried until each lands, and the mirror's metrics;
 * :mod:`~streams.mirror.lookup`: :func:`is_suppressed` and :func:`explain`,
   the reading side;
 * :mod:`~streams.mirror.rebuild`: :func:`rebuild` and :func:`clear_mirror`,
@@ -28,6 +32,8 @@ Where a rebuild's decisions come from is not the mirror's business: reading
 them back from Kafka is :mod:`streams.live.decision_topics`.
 """
 
+from streams.mirror.consumer import DecisionLog, LogRecord, MirrorConsumer
+from streams.mirror.generation import claim_generation, generation_key, read_generation
 from streams.mirror.keys import (
     ALL_CATEGORIES,
     DEFAULT_PREFIX,
@@ -52,6 +58,9 @@ __all__ = [
     "ALL_CATEGORIES",
     "DEFAULT_PREFIX",
     "Backoff",
+    "DecisionLog",
+    "LogRecord",
+    "MirrorConsumer",
     "MirrorMetrics",
     "MirrorWrite",
     "Op",
@@ -62,14 +71,17 @@ __all__ = [
     "category_key",
     "channel_key",
     "check_prefix",
+    "claim_generation",
     "clear_mirror",
     "explain",
+    "generation_key",
     "is_suppressed",
     "key_part",
     "lookup_keys",
     "mirror_metrics",
     "mirror_write",
     "mirror_writes",
+    "read_generation",
     "rebuild",
     "wall_clock_ms",
 ]
