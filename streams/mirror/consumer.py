@@ -278,17 +278,25 @@ class MirrorConsumer:
         if epoch != self._epoch:
             return  # a rebalance meanwhile: resolve what is assigned now
         positions: dict[Partition, int | None] = {}
+        stale: list[Partition] = []  # committed under another generation: written to a Redis that is gone
         for part in parts:
             found = committed.get(part)
-            positions[part] = found[0] if found is not None and found[1] == token else None
+            if found is not None and found[1] == token:
+                positions[part] = found[0]
+            else:
+                positions[part] = None
+                if found is not None:
+                    stale.append(part)
         await self._source.seek(positions)
         self._generation = token
         self._unresolved -= parts
         self._epoch += 1
-        fresh = sorted(part for part, offset in positions.items() if offset is None)
-        if fresh:
-            self._replaying.update(fresh)
-            self._behind.update(dict.fromkeys(fresh))
+        fresh = [part for part, offset in positions.items() if offset is None]
+        self._replaying.update(fresh)
+        self._behind.update(dict.fromkeys(fresh))
+        # Partitions never committed start from the beginning too; that is a first read, not a
+        # rebuild, unless Redis itself had lost its generation.
+        if stale or (created and fresh):
             self._metrics.rebuilds.inc()
             why = "Redis had no mirror generation" if created else "their offsets belong to another generation"
             log.warning(
