@@ -427,3 +427,18 @@ async def test_a_kafka_failure_degrades_and_recovers() -> None:
         topics.append(A, decision())
         await until(lambda: mirrored(topics, redis), what="committed")
         await until(lambda: not mirror.degraded, what="recovered")
+
+
+@run_async
+async def test_a_first_read_next_to_an_existing_generation_is_not_counted_as_a_rebuild() -> None:
+    topics, redis = Topics(A), Redis()
+    token, _ = await claim_generation(redis.client, P)
+    topics.append(A, decision(customer="a1"))
+    log = FakeLog(topics)
+    registry = CollectorRegistry()
+    async with running(consumer(redis, log, registry)) as mirror:
+        await log.assign(A)
+        await until(lambda: mirrored(topics, redis), what="committed")
+        assert mirror.generation == token
+        assert await redis.dump() == await redis.expected(topics.history)
+    assert metric(registry, "tactful_redis_mirror_rebuilds_total") == 0
