@@ -152,8 +152,8 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
 
 
 class _Schedule:
-    """What runs beside the batches: the clock, the producer's warm-up, the mirror's
-    writer, and the partition assignment signals."""
+    """What runs beside the batches: the clock, the producer's warm-up, the Redis mirror's
+    consumer, and the partition assignment signals."""
 
     def __init__(
         self,
