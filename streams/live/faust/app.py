@@ -106,7 +106,8 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     app = build_app(settings, input_partitions)
     metrics = live_metrics.create()
     codecs = make_codecs(settings)
-    mirror = _mirror(settings, catalog, codecs, metrics.registry) if settings.redis.url else None
+    # A catalog with no channel has nothing to mirror (and aiokafka subscribes to no empty list).
+    mirror = _mirror(settings, catalog, codecs, metrics.registry) if settings.redis.url and channels(catalog) else None
     table = state_table(app, input_partitions)
     sink = BatchSink(producer(app))
     source = FaustSource(app, settings.topics.input, input_partitions)
