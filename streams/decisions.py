@@ -10,7 +10,7 @@ a decision serialises (Avro, JSON) exactly as the plain strings did.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -218,3 +218,18 @@ def _millis(value: int | datetime) -> int:
 
 def _optional_millis(value: int | datetime | None) -> int | None:
     return None if value is None else _millis(value)
+
+
+# The forget record (contract section 9, docs/erasure.md): on every channel topic, keyed by the
+# erased customer, with no value and this header holding the erase's time.
+H_FORGET = "tactful.forget"
+
+
+def forget_headers(erased_at: int) -> tuple[tuple[str, bytes], ...]:
+    """The forget record's headers."""
+    return ((H_FORGET, format_time(erased_at).encode()),)
+
+
+def forgotten(headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
+    """Whether a record with these headers is a forget record."""
+    return any(name == H_FORGET for name, _ in headers or ())

@@ -23,11 +23,17 @@ from streams.errors import InfraError
 from streams.settings import Settings
 
 
+def _decode_local_decision(value: bytes) -> Decision:
+    return Decision.from_record(avro.decode(value, avro.local_registry().resolve))
+
+
 @dataclass(frozen=True)
 class Codecs:
     decode_touchpoint: Callable[[bytes], dict[str, Any]]
     encode_decision: Callable[[Decision], bytes]
     decision_schema_id: int
+    # The Redis mirror reads the decision topics back.
+    decode_decision: Callable[[bytes], Decision] = _decode_local_decision
 
 
 def make_codecs(settings: Settings) -> Codecs:
@@ -44,7 +50,10 @@ def make_codecs(settings: Settings) -> Codecs:
     def encode_decision(d: Decision) -> bytes:
         return avro.encode(d.to_record(), schema, decision_id)
 
-    return Codecs(decode_touchpoint, encode_decision, decision_id)
+    def decode_decision(value: bytes) -> Decision:
+        return Decision.from_record(avro.decode(value, resolve))
+
+    return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision)
 
 
 def _registry(settings: Settings, local: Callable[[int], Any]) -> tuple[Callable[[int], Any], int]:

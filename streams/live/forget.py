@@ -21,13 +21,12 @@ channel should do with it are in ``docs/erasure.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.timeutil import format_time
+# The record's format is the decision topics', read by the mirror and redis-rebuild too.
+from streams.decisions import H_FORGET, forget_headers, forgotten
 
-H_FORGET = "tactful.forget"
-
+__all__ = ["H_FORGET", "Erasure", "forget_headers", "forgotten"]
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
@@ -37,13 +36,3 @@ class Erasure:
     customer_id: str
     erased_at: int
     position: int
-
-
-def forget_headers(erased_at: int) -> Sequence[tuple[str, bytes]]:
-    """The forget record's headers."""
-    return ((H_FORGET, format_time(erased_at).encode()),)
-
-
-def forgotten(headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
-    """Whether a record with these headers is a forget record."""
-    return any(name == H_FORGET for name, _ in headers or ())

@@ -6,7 +6,9 @@ are assigned and revoked (:meth:`Runtime.assign`, :meth:`Runtime.revoke`),
 time passes (:meth:`Runtime.tick`); back out through the :class:`Source`
 go the acks, and the runtime asks it whether the state table has recovered
 and how far the broker's partitions reach. Everything else it is given as a
-:class:`RuntimeIO`: the sink, the state table, codecs, metrics, the mirror.
+:class:`RuntimeIO`: the sink, the state table, codecs, metrics. (The Redis
+mirror is not among them: it consumes the decision topics itself, see
+:mod:`streams.mirror.consumer`.)
 
 Each record is decoded and takes the same :class:`~streams.engine.Step` as
 in ``replay`` (validate, process, classify, reject), on its partition's
@@ -48,9 +50,9 @@ A record the broker refuses would fail its batch on every restart.
 An erase (contract section 9, ``docs/erasure.md``) rides the same order. The
 step is given each record's offset, which the tombstone keeps; the forget
 records (:mod:`streams.live.forget`) go to every channel topic in (1), right
-after the decisions made before the erase; the mirror is asked to delete the
-customer's keys in the same place of its queue of writes; the tombstone is the
-state write of (2). After a crash past (2), records of the customer from
+after the decisions made before the erase, and the mirror consumer
+(:mod:`streams.mirror.consumer`), reading them in that order, deletes the
+customer's keys there; the tombstone is the state write of (2). After a crash past (2), records of the customer from
 before the erase come again with lower offsets than the tombstone's and are
 ignored as erased: they rebuild nothing and fire nothing.
 """
@@ -167,13 +169,6 @@ class Sink(Protocol):
         """Send what was added without waiting (Faust flushes before it commits)."""
 
 
-class Mirror(Protocol):
-    def submit(self, decisions: Iterable[Decision]) -> None: ...
-
-    def forget(self, customer_id: str) -> None:
-        """Delete the customer's keys, after the writes submitted so far (contract section 9)."""
-
-
 class Source(Protocol):
     """The consumer side, as the runtime sees it (:mod:`streams.live.faust` adapts Faust's)."""
 
@@ -213,7 +208,6 @@ class RuntimeIO:
     state: StateTable
     codecs: Codecs
     metrics: Metrics
-    mirror: Mirror | None = None
     # The largest record each output topic takes (learnt at start-up: streams.live.topics).
     limits: RecordLimits = field(default_factory=RecordLimits)
 
@@ -302,7 +296,6 @@ class Runtime:
         self.decode = io.codecs.decode_touchpoint
         self.encode = io.codecs.encode_decision
         self.metrics = io.metrics
-        self.mirror = io.mirror
         self.clock = clock
         self.owner = Partitioner(io.source.partitions)
         self.runs: dict[int, PartitionRun] = {}
@@ -475,10 +468,6 @@ class Runtime:
             for d, appended_at in appended:
                 if appended_at is not None and d.emitted:
                     self.metrics.latency.observe(max(0.0, now - appended_at))
-            if self.mirror is not None and not erased:
-                self.mirror.submit(d for d, _ in appended)
-        if self.mirror is not None and erased:
-            self._mirror_erasures(appended, erased)
 
     def _add_decisions(self, appended: Sequence[tuple[Decision, float | None]]) -> None:
         s = self.settings
@@ -497,17 +486,6 @@ class Runtime:
         headers = forget_headers(erasure.erased_at)
         for topic in self._channel_topics:
             self.sink.add(topic, key, None, headers=headers)
-
-    def _mirror_erasures(self, appended: list[tuple[Decision, float | None]], erased: Sequence[Erasure]) -> None:
-        """The mirror's writes and key deletions in the order they were made: a suppression made
-        before an erase must not land after the deletion of its key."""
-        assert self.mirror is not None
-        start = 0
-        for erasure in erased:
-            self.mirror.submit(d for d, _ in appended[start : erasure.position])
-            self.mirror.forget(erasure.customer_id)
-            start = erasure.position
-        self.mirror.submit(d for d, _ in appended[start:])
 
     async def _persist(self, partitions: Iterable[int]) -> set[int]:
         """Write changed state; called only once the batch's decisions are on the broker.

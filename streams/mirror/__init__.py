@@ -17,8 +17,12 @@ One module per job:
 
 * :mod:`~streams.mirror.keys`: the prefix check, the key layout, the Lua
   script, and :func:`mirror_write` (which decisions change what);
-* :mod:`~streams.mirror.writer`: :class:`SuppressionMirror`, the worker side
-  (queue, batches, retries until every write lands) and its metrics;
+* :mod:`~streams.mirror.consumer`: :class:`MirrorConsumer`, the worker side:
+  it consumes the decision topics in a group of its own, commits offsets only
+  after their writes landed, and replays from the beginning whatever Redis
+  lost (:mod:`~streams.mirror.generation`: the token that says so);
+* :mod:`~streams.mirror.writer`: :class:`SuppressionMirror`, an in-memory
+  queue of writes retried until each lands, and the mirror's metrics;
 * :mod:`~streams.mirror.lookup`: :func:`is_suppressed` and :func:`explain`,
   the reading side;
 * :mod:`~streams.mirror.rebuild`: :func:`rebuild` and :func:`clear_mirror`,
@@ -30,7 +34,9 @@ Where a rebuild's decisions come from is not the mirror's business: reading
 them back from Kafka is :mod:`streams.live.decision_topics`.
 """
 
+from streams.mirror.consumer import DecisionLog, LogRecord, MirrorConsumer
 from streams.mirror.forget import ForgetCustomer, customer_pattern, forget_customer
+from streams.mirror.generation import claim_generation, generation_key, read_generation
 from streams.mirror.keys import (
     ALL_CATEGORIES,
     DEFAULT_PREFIX,
@@ -55,7 +61,10 @@ __all__ = [
     "ALL_CATEGORIES",
     "DEFAULT_PREFIX",
     "Backoff",
+    "DecisionLog",
     "ForgetCustomer",
+    "LogRecord",
+    "MirrorConsumer",
     "MirrorMetrics",
     "MirrorWrite",
     "Op",
@@ -66,16 +75,19 @@ __all__ = [
     "category_key",
     "channel_key",
     "check_prefix",
+    "claim_generation",
     "clear_mirror",
     "customer_pattern",
     "explain",
     "forget_customer",
+    "generation_key",
     "is_suppressed",
     "key_part",
     "lookup_keys",
     "mirror_metrics",
     "mirror_write",
     "mirror_writes",
+    "read_generation",
     "rebuild",
     "wall_clock_ms",
 ]

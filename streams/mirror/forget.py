@@ -8,9 +8,10 @@ SCAN walks the whole keyspace, a few milliseconds per thousand keys; an
 erasure is rare enough for that. Deleting twice deletes nothing more, so a
 retried deletion is safe.
 
-The worker queues the deletion among its other writes
-(:meth:`~streams.mirror.SuppressionMirror.forget`), so a suppression made
-before the erase never lands after it.
+The mirror consumer (:mod:`streams.mirror.consumer`) deletes at the forget
+record, in topic order among the writes around it, and
+:meth:`~streams.mirror.SuppressionMirror.forget` queues it among a writer's
+writes: either way a suppression made before the erase never lands after it.
 """
 
 from __future__ import annotations

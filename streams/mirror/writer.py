@@ -1,4 +1,8 @@
-"""The worker side: :class:`SuppressionMirror` queues, batches and retries writes until each lands.
+"""An in-memory writer: :class:`SuppressionMirror` queues, batches and retries writes until each lands.
+
+The worker does not use it any more: its mirror consumes the decision topics
+itself (:mod:`streams.mirror.consumer`), so a kill cannot lose what was
+queued. It stays for code that holds decisions of its own to mirror.
 
 Writes apply in submission order whatever fails in between: a failed batch
 stays at the head of the queue and is sent again after a :class:`Backoff`.
@@ -46,6 +50,7 @@ class MirrorMetrics:
     writes: Counter
     errors: Counter
     lag: Gauge
+    rebuilds: Counter
 
 
 _METRICS: WeakKeyDictionary[CollectorRegistry, MirrorMetrics] = WeakKeyDictionary()
@@ -70,6 +75,12 @@ def mirror_metrics(registry: CollectorRegistry | None = None) -> MirrorMetrics:
             lag=Gauge(
                 "tactful_redis_mirror_lag_seconds",
                 "Age of the oldest mirror write not yet landed (0 when caught up).",
+                registry=target,
+            ),
+            rebuilds=Counter(
+                "tactful_redis_mirror_rebuilds",
+                "Times this process started replaying decision-topic partitions from their beginning "
+                "into Redis (the mirror's generation was gone or changed, or no offsets were committed).",
                 registry=target,
             ),
         )

@@ -1,16 +1,14 @@
-"""Erasure in the live runtime (contract section 9), without Faust: the forget records, the mirror's
-deletion in order, the changelog tombstone with the erase's offset, redelivery, expiry, the API's 404."""
+"""Erasure in the live runtime (contract section 9), without Faust: the forget records in order
+among the decisions, the changelog tombstone with the erase's offset, redelivery, expiry, the API's 404."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from streams.codec import avro
-from streams.decisions import Decision
 from streams.engine.state import CustomerState
 from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi
@@ -25,20 +23,6 @@ from tests.live.test_runtime import records as batch_of
 DAY = 86_400_000
 
 
-class Mirror:
-    """Records what the runtime asks of the mirror, in order."""
-
-    def __init__(self, log: Log) -> None:
-        self.log = log
-
-    def submit(self, decisions: Iterable[Decision]) -> None:
-        for d in decisions:
-            self.log.effects.append(("mirror", (d.customer_id, d.kind.value, d.channel)))
-
-    def forget(self, customer_id: str) -> None:
-        self.log.effects.append(("mirror", (customer_id, "forget")))
-
-
 def make(log: Log, clock: list[float], data: dict[str, Any] | None = None, **settings: Any) -> Runtime:
     io = RuntimeIO(
         source=Source(log),
@@ -46,7 +30,6 @@ def make(log: Log, clock: list[float], data: dict[str, Any] | None = None, **set
         state=StateTable({} if data is None else data, lambda p, k, v: log.effects.append(("state", (p, k, v)))),
         codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
         metrics=live_metrics.create(),
-        mirror=Mirror(log),
     )
     return Runtime(
         Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
@@ -89,9 +72,8 @@ def test_an_erase_tells_every_channel_after_the_decisions_made_before_it() -> No
     for topic in rt._channel_topics:
         on_topic = [H_FORGET in h for t, _, _, h in records if t == topic]
         assert on_topic and on_topic[-1] and not any(on_topic[:-1])
-    # The mirror: the suppressions first, then the deletion of the customer's keys.
-    mirrored = [p for kind, p in log.effects if kind == "mirror"]
-    assert mirrored[-1] == ("c1", "forget") and len(mirrored) == 5
+    # The Redis mirror reads these topics in this order (tests/mirror/test_consumer.py: the
+    # customer's keys go at the forget record, after the suppressions before it).
 
 
 def test_the_changelog_holds_only_the_tombstone_with_the_erase_offset() -> None:
@@ -121,7 +103,7 @@ def test_redelivered_records_from_before_the_erase_rebuild_nothing() -> None:
     asyncio.run(restarted.tick())
     again = asyncio.run(restarted.handle(batch))
     assert again.decisions == [] and again.erased == []
-    assert not [e for e in log2.effects if e[0] in ("mirror", "state")]
+    assert not [e for e in log2.effects if e[0] == "state"]
     assert not [r for r in sent(log2) if H_FORGET in r[3]]
     # A record after the erase, later in event time, starts from empty state.
     later = [

@@ -12,7 +12,9 @@ plugs it into a Faust worker:
   :class:`~streams.live.runtime.Source` port (acks, recovery, high watermarks);
 - :mod:`~streams.live.faust.table`: the state table and its changelog writer;
 - :mod:`~streams.live.faust.web`: the HTTP API (:mod:`streams.live.api`) as
-  Faust views.
+  Faust views;
+- :mod:`~streams.live.faust.mirror_log`: the Redis mirror's decision-topic
+  consumer (plain aiokafka, public API only: nothing to pin).
 
 Private names relied on, all used in this folder only, each pinned by
 ``tests/live/faust/test_private_api.py`` so that an upgrade that changes one

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi, WorkerStatus
-from streams.live.codecs import make_codecs
+from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.consumer import BatchHandler, batching_consumer
 from streams.live.faust.source import FaustSource
@@ -105,7 +105,9 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     input_partitions = ensure_topics(settings, catalog)
     app = build_app(settings, input_partitions)
     metrics = live_metrics.create()
-    mirror = _mirror(settings, metrics.registry) if settings.redis.url else None
+    codecs = make_codecs(settings)
+    # A catalog with no channel has nothing to mirror (and aiokafka subscribes to no empty list).
+    mirror = _mirror(settings, catalog, codecs, metrics.registry) if settings.redis.url and channels(catalog) else None
     table = state_table(app, input_partitions)
     outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
     outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
@@ -118,9 +120,8 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         source=source,
         sink=sink,
         state=StateTable(table.data, changelog_writer(table, sink)),
-        codecs=make_codecs(settings),
+        codecs=codecs,
         metrics=metrics,
-        mirror=mirror,
         limits=limits,
     )
     runtime = Runtime(settings, catalog, io)
@@ -156,8 +157,8 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSo
 
 
 class _Schedule:
-    """What runs beside the batches: the clock, the producer's warm-up, the mirror's
-    writer, and the partition assignment signals."""
+    """What runs beside the batches: the clock, the producer's warm-up, the Redis mirror's
+    consumer, and the partition assignment signals."""
 
     def __init__(
         self,
@@ -211,11 +212,18 @@ class _Schedule:
         await self.runtime.revoke([tp.partition for tp in revoked if tp.topic == self.input])
 
 
-def _mirror(settings: Settings, registry: Any) -> Any:
+def _mirror(settings: Settings, catalog: Catalog, codecs: Codecs, registry: Any) -> Any:
+    """The Redis mirror: a consumer of the channels' decision topics in a group of its own
+    (streams/mirror/consumer.py), run as a task of this worker; the group spreads the
+    partitions over the workers."""
     from streams.clients import redis_client
-    from streams.mirror import SuppressionMirror
+    from streams.live.faust.mirror_log import KafkaDecisionLog, mirror_group
+    from streams.mirror import MirrorConsumer
 
     # No client-side retries and short timeouts: the mirror retries forever itself,
     # and redis-py's retrying would hide an outage for seconds per write.
     client = redis_client(settings.redis, timeout_s=2.0, retries=0)
-    return SuppressionMirror(client, prefix=settings.redis.prefix, registry=registry)
+    topics = [settings.topics.decision(ch) for ch in channels(catalog)]
+    group = mirror_group(settings.topics.app_id)
+    source = KafkaDecisionLog(settings.kafka, group, topics, client_id=group)
+    return MirrorConsumer(client, source, codecs.decode_decision, prefix=settings.redis.prefix, registry=registry)
