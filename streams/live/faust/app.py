@@ -13,6 +13,7 @@ offset is never committed past an event whose effects have not landed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi, WorkerStatus
 from streams.live.codecs import make_codecs
 from streams.live.faust import web
+from streams.live.faust.assignor import StaticMemberAssignor
 from streams.live.faust.consumer import BatchHandler, batching_consumer
 from streams.live.faust.source import FaustSource
 from streams.live.faust.table import changelog_writer, state_table
@@ -36,6 +38,9 @@ from streams.settings import Settings
 from streams.topology import Catalog
 
 log = logging.getLogger(__name__)
+
+# Seconds between broker probes (/ready), and the longest a probe may wait for its answer.
+PROBE_EVERY = 5.0
 
 
 @dataclass
@@ -71,6 +76,11 @@ def build_app(settings: Settings, input_partitions: int) -> faust.App:
         producer_max_batch_size=256 * 1024,
         stream_wait_empty=False,
         broker_session_timeout=settings.processing.session_timeout,
+        # Static membership (KIP-345), when the worker has a stable name: restarted, it
+        # takes over its member at once, where a new member would wait for the killed
+        # one's session to expire before any partition moves (docs/live.md, restarts).
+        consumer_group_instance_id=settings.topics.instance_id,
+        PartitionAssignor=StaticMemberAssignor,
         broker_heartbeat_interval=max(settings.processing.session_timeout / 4, 0.5),
         topic_allow_declare=True,
         # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
@@ -122,11 +132,14 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     outputs = [settings.topics.decision(ch) for ch in channels(catalog)]
     outputs += [settings.topics.audit, settings.topics.dlq, settings.topics.input]
     outputs.append(table.changelog_topic.get_topic_name())
-    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs).install()
+    schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs)
+    schedule.install()
     status = WorkerStatus(
         recovering=source.recovering,
         rebalancing=source.rebalancing,
         warmed=lambda: sink.warmed,
+        joined=lambda: schedule.joined,
+        reachable=lambda: schedule.reachable,
         owner_url=lambda cid: app.router.external_topic_key_store(app.topic(settings.topics.input), cid.encode()),
     )
     web.register(app, WorkerApi(runtime, settings, metrics.registry, mirror, status))
@@ -152,8 +165,14 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime) -> None:
 
 
 class _Schedule:
-    """What runs beside the batches: the clock, the producer's warm-up, the mirror's
-    writer, and the partition assignment signals."""
+    """What runs beside the batches: the clock, the producer's warm-up, the broker
+    probe, the mirror's writer, and the partition assignment signals.
+
+    ``joined`` turns true at the first assignment the group hands this worker,
+    even one with no partition; ``reachable`` says whether the broker answered
+    the last metadata request, made every :data:`PROBE_EVERY` seconds. Both
+    feed ``/ready`` (:mod:`streams.live.api`).
+    """
 
     def __init__(
         self,
@@ -172,10 +191,15 @@ class _Schedule:
         self.mirror = mirror
         self.sink = sink
         self.outputs = outputs
+        self.producer = producer(app)
+        self.joined = False
+        # Joining the group takes the broker, so until the first probe it counts as reachable.
+        self.reachable = True
 
     def install(self) -> None:
         app = self.app
         app.timer(interval=1.0)(self.clock)
+        app.timer(interval=PROBE_EVERY)(self.probe_broker)
         app.task(self.warm_producer)
         if self.mirror is not None:
             app.task(self.mirror_writer)
@@ -190,6 +214,16 @@ class _Schedule:
     async def warm_producer(self) -> None:
         await self.sink.warm(self.outputs)
 
+    async def probe_broker(self) -> None:
+        """Ask the broker for the producer's topics' metadata; unanswered within the timeout, unreachable."""
+        try:
+            updated = await asyncio.wait_for(self.producer().client.force_metadata_update(), PROBE_EVERY)
+        except Exception:  # whatever the cause (not started, refused, timed out): no answer
+            updated = False
+        if updated != self.reachable:
+            log.warning("the broker %s", "answers again" if updated else "does not answer: not ready")
+        self.reachable = bool(updated)
+
     async def mirror_writer(self) -> None:
         assert self.mirror is not None
         await self.mirror.run()
@@ -197,6 +231,7 @@ class _Schedule:
     # Faust passes the set of topic partitions positionally, after the sender.
     async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
         self.runtime.assign(tp.partition for tp in assigned if tp.topic == self.input)
+        self.joined = True
 
     async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
         self.runtime.revoke(tp.partition for tp in revoked if tp.topic == self.input)

@@ -86,3 +86,66 @@ def test_the_source_of_an_app_not_started_is_recovering_and_knows_no_high_waterm
         return source.recovering(), source.recovered(), source.highwater(0), source.partitions
 
     assert asyncio.run(main()) == (True, False, None, 4)
+
+
+def _assignment_made_for(app: faust.App, url: str) -> Any:
+    """What the broker hands a static member on rejoin: the assignment its previous process was given."""
+    import zlib
+
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+    from faust.assignor.client_assignment import ClientAssignment, ClientMetadata
+
+    assigned = ClientAssignment(actives={"in": [0, 3]}, standbys={})
+    metadata = ClientMetadata(assignment=assigned, url=url, changelog_distribution={url: {"in": [0, 3]}})
+    return ConsumerProtocolMemberAssignment(
+        app.assignor.version, sorted(assigned.kafka_protocol_assignment(app.tables)), zlib.compress(metadata.dumps())
+    )
+
+
+@pytest.mark.parametrize("before", ["http://127.0.0.1:6066", "http://127.0.0.1:7000", "http://10.0.0.9:6066"])
+def test_a_static_member_takes_the_assignment_made_for_its_previous_address(before: str) -> None:
+    # A restarted worker with TACTFUL_INSTANCE_ID gets its old member's assignment back,
+    # made with the address it had then; Faust's own assignor asserted it unchanged,
+    # and the failed assertion ended aiokafka's coordinator: no partition, for good.
+    from faust.types import TP
+
+    from streams.live.faust.assignor import StaticMemberAssignor
+
+    async def main() -> set[TP]:
+        app = faust.App(
+            "test-app-assignor",
+            broker="kafka://127.0.0.1:1",
+            web_enabled=False,
+            canonical_url="http://127.0.0.1:6066",
+            PartitionAssignor=StaticMemberAssignor,
+        )
+        app.assignor.on_assignment(_assignment_made_for(app, before))
+        return set(app.assignor.assigned_actives())
+
+    assert asyncio.run(main()) == {TP("in", 0), TP("in", 3)}
+
+
+def test_faust_alone_refuses_an_assignment_made_for_another_address() -> None:
+    # The hazard the assignor exists for; if Faust drops the assertion, this says so.
+    async def main() -> None:
+        app = faust.App("test-app-assignor-plain", broker="kafka://127.0.0.1:1", canonical_url="http://127.0.0.1:6066")
+        with pytest.raises(AssertionError):
+            app.assignor.on_assignment(_assignment_made_for(app, "http://127.0.0.1:7000"))
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("instance_id", [None, "tactful-1"])
+def test_the_app_uses_the_instance_id_and_the_static_member_assignor(instance_id: str | None) -> None:
+    from streams.live.faust.app import build_app
+    from streams.live.faust.assignor import StaticMemberAssignor
+    from streams.settings import Settings
+
+    env = {"TACTFUL_INSTANCE_ID": instance_id} if instance_id else {}
+
+    async def main() -> tuple[Any, Any]:
+        settings = Settings.from_env({**env, "TACTFUL_DATA_DIR": "/tmp/tactful-test-app-static"})
+        app = build_app(settings, 4)
+        return app.conf.consumer_group_instance_id, type(app.assignor)
+
+    assert asyncio.run(main()) == (instance_id, StaticMemberAssignor)
