@@ -149,3 +149,55 @@ def test_the_app_uses_the_instance_id_and_the_static_member_assignor(instance_id
         return app.conf.consumer_group_instance_id, type(app.assignor)
 
     assert asyncio.run(main()) == (instance_id, StaticMemberAssignor)
+
+
+class _Client:
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    async def force_metadata_update(self) -> bool:
+        if self.answer == "hangs":
+            await asyncio.sleep(10)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return bool(self.answer)
+
+
+class _Producer:
+    def __init__(self, answer: object) -> None:
+        self.client = _Client(answer)
+
+
+@pytest.mark.parametrize(
+    "answer, reachable",
+    [(True, True), (False, False), (ConnectionError("refused"), False), ("hangs", False)],
+)
+def test_the_broker_probe_says_whether_the_broker_answered(
+    answer: object, reachable: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /ready turns false while the broker does not answer, even with partitions held.
+    from streams.live.faust import app as faust_app
+
+    monkeypatch.setattr(faust_app, "PROBE_EVERY", 0.05)
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.reachable = not reachable
+    schedule.producer = lambda: _Producer(answer)
+    asyncio.run(schedule.probe_broker())
+    assert schedule.reachable is reachable
+
+
+def test_a_worker_has_joined_once_the_group_assigns_it_even_no_partition() -> None:
+    from streams.live.faust import app as faust_app
+
+    assigned: list[list[int]] = []
+
+    class Runtime:
+        def assign(self, partitions: Any) -> None:
+            assigned.append(list(partitions))
+
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.runtime = Runtime()
+    schedule.input = "in"
+    schedule.joined = False
+    asyncio.run(schedule.on_assigned(None, set()))
+    assert schedule.joined and assigned == [[]]
