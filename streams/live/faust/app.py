@@ -9,6 +9,12 @@ the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
 past an event still in flight, faust-streaming #606). A batch is acked only
 after the runtime has published its decisions and written its state, so an
 offset is never committed past an event whose effects have not landed.
+
+With ``TACTFUL_INSTANCE_ID`` the worker is a static member of its consumer
+group: restarted under the same id it gets its partitions back at once
+(:mod:`~streams.live.faust.assignor` for the one Faust check that got in the
+way). ``/ready`` learns from :class:`_Schedule` whether the group has
+assigned the worker yet and whether the broker answers.
 """
 
 from __future__ import annotations
