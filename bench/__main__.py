@@ -148,5 +148,53 @@ def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, ou
     click.echo(ab.table(rates, total, customers))
 
 
+@main.command("restarts")
+@click.option("--rounds", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(2))
+@click.option("--partitions", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(1), help="Events per second fed.")
+@click.option("--static/--dynamic", default=True, show_default=True, help="Give each worker a TACTFUL_INSTANCE_ID.")
+@click.option("--cap", default=90.0, show_default=True, type=click.FloatRange(1), help="Seconds to wait per round.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds between kill and restart."
+)
+@click.option("--set", "sets", multiple=True, help="NAME=VALUE: a TACTFUL_* variable for every worker.")
+@click.option("--out", "out", default="out/restarts", show_default=True, type=click.Path(file_okay=False))
+def bench_restarts(
+    rounds: int,
+    workers: int,
+    partitions: int,
+    rate: float,
+    static: bool,
+    cap: float,
+    seed: int,
+    delay: float,
+    sets: tuple[str, ...],
+    out: str,
+) -> None:
+    """Kill -9 a random worker and restart it, round after round; print how soon it holds partitions and decides.
+
+    Runs against the integration tier's services (TACTFUL_RUN_DIR, TACTFUL_CACHE_DIR) in a namespace
+    of its own, deleted at the end; worker logs stay in --out.
+    """
+    from bench import restarts
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    restarts.run(
+        folder,
+        rounds=rounds,
+        workers=workers,
+        partitions=partitions,
+        rate=rate,
+        static=static,
+        cap=cap,
+        seed=seed,
+        delay=delay,
+        env=dict(s.split("=", 1) for s in sets),
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

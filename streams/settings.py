@@ -111,12 +111,21 @@ class Topics(_Section):
     """The worker's topics, its consumer group (``app_id``) and how new topics are made."""
 
     app_id: str = "tactful"
+    # Static group membership (KIP-345): a stable name per worker (a StatefulSet pod's
+    # name). A worker restarted under the same name takes its member's place at once,
+    # instead of the group waiting for the killed member's session to expire.
+    instance_id: str | None = None
     input: str = "touchpoints"
     dlq: str = "touchpoints.dlq"
     decision_prefix: str = "decisions."
     audit: str = "decisions.audit"
     partitions: int = Field(default=4, ge=1)
     replication: int = Field(default=1, ge=1)
+
+    @field_validator("instance_id")
+    @classmethod
+    def _no_instance_id(cls, value: str | None) -> str | None:
+        return value or None
 
     def decision(self, channel: str) -> str:
         return f"{self.decision_prefix}{channel}"
@@ -213,6 +222,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         )
     },
     "app_id": ("topics", "app_id"),
+    "instance_id": ("topics", "instance_id"),
     "input_topic": ("topics", "input"),
     "dlq_topic": ("topics", "dlq"),
     "decision_topic_prefix": ("topics", "decision_prefix"),

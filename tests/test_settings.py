@@ -27,6 +27,7 @@ PUBLIC_VARIABLES = [
     "FETCH_MAX_WAIT",
     "IDLE_AFTER",
     "INPUT_TOPIC",
+    "INSTANCE_ID",
     "PARTITIONS",
     "PROCESSING_GUARANTEE",
     "PRODUCER_LINGER",
@@ -68,6 +69,8 @@ def test_variable_names_are_unchanged() -> None:
         ("TACTFUL_REDIS_URL", "", lambda s: s.redis.url),
         ("TACTFUL_REDIS_PASSWORD", "pw", lambda s: s.redis.password.get_secret_value()),
         ("TACTFUL_WEB_PORT", "7000", lambda s: s.http.advertised()),
+        ("TACTFUL_INSTANCE_ID", "tactful-2", lambda s: s.topics.instance_id),
+        ("TACTFUL_INSTANCE_ID", "", lambda s: s.topics.instance_id),
     ],
 )
 def test_each_variable_lands_in_its_section(variable: str, value: str, read: object) -> None:
@@ -81,6 +84,7 @@ def test_each_variable_lands_in_its_section(variable: str, value: str, read: obj
         "TACTFUL_REDIS_URL": None,
         "TACTFUL_REDIS_PASSWORD": "pw",
         "TACTFUL_WEB_PORT": "http://127.0.0.1:7000",
+        "TACTFUL_INSTANCE_ID": "tactful-2" if value else None,
     }[variable]
     assert callable(read)
     assert read(Settings.from_env({variable: value})) == expected

@@ -9,8 +9,12 @@ producer is warmed, which worker owns a customer).
 
 - ``/metrics``: Prometheus text.
 - ``/health``: 200 always; ``degraded`` while the Redis mirror is.
-- ``/ready``: 200 once the table has recovered, no rebalance is under way,
-  partitions are assigned and the producer knows every output topic; else 503.
+- ``/ready``: 200 once the worker has joined its consumer group (its
+  assignment came, even an empty one), the broker answers, the table has
+  recovered, no rebalance is under way and the producer knows every output
+  topic; else 503. Holding no partition does not make a worker unready: in a
+  group with more workers than partitions, or right after a restart before a
+  rebalance gives it any, a healthy worker must not hold up a rolling deploy.
 - ``/customers/{id}``: the customer's state and active suppressions, behind a
   bearer token; 404 for a customer with no state (unknown, or erased with
   nothing since: contract section 9); a customer owned by another worker is
@@ -57,6 +61,8 @@ class WorkerStatus:
     recovering: Callable[[], bool]  # the state table is being restored from its changelog
     rebalancing: Callable[[], bool]
     warmed: Callable[[], bool]  # the producer has every output topic's metadata
+    joined: Callable[[], bool]  # the group has given this worker its assignment (possibly no partition)
+    reachable: Callable[[], bool]  # the broker answered the last probe
     owner_url: Callable[[str], URL]  # the web address of the worker that owns a customer
 
 
@@ -97,12 +103,22 @@ class WorkerApi:
         )
 
     def ready(self) -> Answer:
-        recovering = self.status.recovering()
+        status = self.status
+        recovering = status.recovering()
+        joined = status.joined()
+        reachable = status.reachable()
         # Warmed: the producer knows every output topic, so the first decisions go at once.
-        ok = not recovering and not self.status.rebalancing() and bool(self.runtime.runs) and self.status.warmed()
+        # No partition is required: which worker holds which is the group's business.
+        ok = joined and reachable and not recovering and not status.rebalancing() and status.warmed()
         return Answer(
             status=200 if ok else 503,
-            json={"ready": ok, "recovering": recovering, "partitions": sorted(self.runtime.runs)},
+            json={
+                "ready": ok,
+                "joined": joined,
+                "broker_reachable": reachable,
+                "recovering": recovering,
+                "partitions": sorted(self.runtime.runs),
+            },
         )
 
     async def customer(self, customer_id: str, headers: Mapping[str, str]) -> Answer:

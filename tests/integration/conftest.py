@@ -76,8 +76,9 @@ def admin() -> AdminClient:
 
 
 class WorkerProcess:
-    def __init__(self, ns: Namespace, name: str, port: int) -> None:
+    def __init__(self, ns: Namespace, name: str, port: int, **env: str) -> None:
         self.ns = ns
+        self.env = env
         self.name = name
         self.port = port
         self.log = ns.folder / f"{name}.log"
@@ -89,6 +90,7 @@ class WorkerProcess:
             **self.ns.env(),
             "TACTFUL_WEB_PORT": str(self.port),
             "TACTFUL_DATA_DIR": str(self.ns.data / self.name),
+            **self.env,
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -187,8 +189,9 @@ class Namespace:
     def settings(self) -> Settings:
         return Settings.from_env(self.env())
 
-    def worker(self, name: str = "w1") -> WorkerProcess:
-        w = WorkerProcess(self, name, free_port())
+    def worker(self, name: str = "w1", **env: str) -> WorkerProcess:
+        """Start a worker; ``env`` adds variables of its own (a restart with the same name keeps its data folder)."""
+        w = WorkerProcess(self, name, free_port(), **env)
         self.workers.append(w)
         return w.start()
 

@@ -27,6 +27,8 @@ class Flags:
     recovering: bool = False
     rebalancing: bool = False
     warmed: bool = True
+    joined: bool = True
+    reachable: bool = True
 
 
 def api(mirror: Mirror | None = None, flags: Flags | None = None, token: str = TOKEN) -> tuple[WorkerApi, Runtime]:
@@ -36,6 +38,8 @@ def api(mirror: Mirror | None = None, flags: Flags | None = None, token: str = T
         recovering=lambda: f.recovering,
         rebalancing=lambda: f.rebalancing,
         warmed=lambda: f.warmed,
+        joined=lambda: f.joined,
+        reachable=lambda: f.reachable,
         owner_url=lambda cid: URL("http://127.0.0.1:1"),  # nobody listens there
     )
     return WorkerApi(rt, rt.settings, rt.metrics.registry, mirror, status, clock=lambda: 100.0), rt
@@ -64,20 +68,36 @@ def test_health_reports_the_mirror(mirror: Mirror | None, status: str, redis: ob
     "flags, started, ready",
     [
         (Flags(), True, True),
-        (Flags(), False, False),  # no partitions yet
+        # Joined with no partition (more workers than partitions, or none given yet): ready,
+        # so that a rolling deploy does not wait on the group's assignment.
+        (Flags(), False, True),
+        (Flags(joined=False), False, False),  # started, not in the group yet
+        (Flags(joined=False), True, False),
+        (Flags(reachable=False), True, False),  # the broker does not answer
+        (Flags(reachable=False), False, False),
         (Flags(recovering=True), True, False),
+        (Flags(recovering=True), False, False),
         (Flags(rebalancing=True), True, False),
         (Flags(warmed=False), True, False),
+        (Flags(warmed=False), False, False),
     ],
 )
-def test_ready_only_when_recovered_assigned_and_warmed(flags: Flags, started: bool, ready: bool) -> None:
+def test_ready_once_joined_recovered_reachable_and_warmed_with_or_without_partitions(
+    flags: Flags, started: bool, ready: bool
+) -> None:
     a, rt = api(flags=flags)
     if started:
         rt.assign([2])
         asyncio.run(rt.tick())
     answer = a.ready()
     assert answer.status == (200 if ready else 503)
-    assert answer.json == {"ready": ready, "recovering": flags.recovering, "partitions": [2] if started else []}
+    assert answer.json == {
+        "ready": ready,
+        "joined": flags.joined,
+        "broker_reachable": flags.reachable,
+        "recovering": flags.recovering,
+        "partitions": [2] if started else [],
+    }
 
 
 def customer(a: WorkerApi, cid: str, headers: dict[str, str]) -> Answer:

@@ -143,7 +143,14 @@ def test_the_api_answers_404_for_an_erased_or_unknown_customer() -> None:
     log, clock = Log(), [NOW / 1000]
     rt = make(log, clock)
     settings = Settings.from_flat({"redis_url": "", "api_token": "t"})
-    status = WorkerStatus(lambda: False, lambda: False, lambda: True, lambda cid: None)  # type: ignore[arg-type,return-value]
+    status = WorkerStatus(
+        recovering=lambda: False,
+        rebalancing=lambda: False,
+        warmed=lambda: True,
+        joined=lambda: True,
+        reachable=lambda: True,
+        owner_url=lambda cid: None,  # type: ignore[arg-type,return-value]
+    )
     api = WorkerApi(rt, settings, rt.metrics.registry, None, status)
     auth = {"Authorization": "Bearer t"}
 

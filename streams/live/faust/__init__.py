@@ -15,6 +15,9 @@ plugs it into a Faust worker:
   Faust views;
 - :mod:`~streams.live.faust.mirror_log`: the Redis mirror's decision-topic
   consumer (plain aiokafka, public API only: nothing to pin).
+- :mod:`~streams.live.faust.assignor`: Faust's partition assignor, taking the
+  assignment a static group member (``TACTFUL_INSTANCE_ID``) gets back after a
+  restart even when its web address changed.
 
 Private names relied on, all used in this folder only, each pinned by
 ``tests/live/faust/test_private_api.py`` so that an upgrade that changes one
@@ -40,6 +43,8 @@ name                                                   module      why
 ``app.tables.recovery.completed``                      source      not in Faust's typed interface
 ``faust memory Store._key_partition``                  table       keys of revoked partitions are dropped
 ``faust Worker.spinner``                               app         set to None: keeps the log level
+``PartitionAssignor._compress``, ``._decompress``      assignor    the assignment's metadata (zlib)
+``PartitionAssignor.on_assignment`` asserts the url    assignor    overridden: a restart's new address
 =====================================================  ==========  =====================================
 
 The sink (:mod:`streams.live.sink`) uses only aiokafka's public producer API

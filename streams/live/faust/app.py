@@ -9,10 +9,17 @@ the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
 past an event still in flight, faust-streaming #606). A batch is acked only
 after the runtime has published its decisions and written its state, so an
 offset is never committed past an event whose effects have not landed.
+
+With ``TACTFUL_INSTANCE_ID`` the worker is a static member of its consumer
+group: restarted under the same id it gets its partitions back at once
+(:mod:`~streams.live.faust.assignor` for the one Faust check that got in the
+way). ``/ready`` learns from :class:`_Schedule` whether the group has
+assigned the worker yet and whether the broker answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi, WorkerStatus
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
+from streams.live.faust.assignor import StaticMemberAssignor
 from streams.live.faust.consumer import BatchHandler, batching_consumer
 from streams.live.faust.source import FaustSource
 from streams.live.faust.table import changelog_writer, state_table
@@ -36,6 +44,9 @@ from streams.settings import Settings
 from streams.topology import Catalog
 
 log = logging.getLogger(__name__)
+
+# Seconds between broker probes (/ready), and the longest a probe may wait for its answer.
+PROBE_EVERY = 5.0
 
 
 @dataclass
@@ -71,6 +82,11 @@ def build_app(settings: Settings, input_partitions: int) -> faust.App:
         producer_max_batch_size=256 * 1024,
         stream_wait_empty=False,
         broker_session_timeout=settings.processing.session_timeout,
+        # Static membership (KIP-345), when the worker has a stable name: restarted, it
+        # takes over its member at once, where a new member would wait for the killed
+        # one's session to expire before any partition moves (docs/live.md, restarts).
+        consumer_group_instance_id=settings.topics.instance_id,
+        PartitionAssignor=StaticMemberAssignor,
         broker_heartbeat_interval=max(settings.processing.session_timeout / 4, 0.5),
         topic_allow_declare=True,
         # Every record tactful writes is bytes it encoded itself (Avro, or state JSON).
@@ -126,11 +142,14 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     )
     runtime = Runtime(settings, catalog, io)
     _consume(app, settings, runtime, source)
-    _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source).install()
+    schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source)
+    schedule.install()
     status = WorkerStatus(
         recovering=source.recovering,
         rebalancing=source.rebalancing,
         warmed=lambda: sink.warmed,
+        joined=lambda: schedule.joined,
+        reachable=lambda: schedule.reachable,
         owner_url=lambda cid: app.router.external_topic_key_store(app.topic(settings.topics.input), cid.encode()),
     )
     web.register(app, WorkerApi(runtime, settings, metrics.registry, mirror, status))
@@ -157,8 +176,14 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSo
 
 
 class _Schedule:
-    """What runs beside the batches: the clock, the producer's warm-up, the Redis mirror's
-    consumer, and the partition assignment signals."""
+    """What runs beside the batches: the clock, the producer's warm-up, the broker
+    probe, the Redis mirror's consumer, and the partition assignment signals.
+
+    ``joined`` turns true at the first assignment the group hands this worker,
+    even one with no partition; ``reachable`` says whether the broker answered
+    the last metadata request, made every :data:`PROBE_EVERY` seconds. Both
+    feed ``/ready`` (:mod:`streams.live.api`).
+    """
 
     def __init__(
         self,
@@ -179,10 +204,15 @@ class _Schedule:
         self.sink = sink
         self.outputs = outputs
         self.source = source
+        self.producer = producer(app)
+        self.joined = False
+        # Joining the group takes the broker, so until the first probe it counts as reachable.
+        self.reachable = True
 
     def install(self) -> None:
         app = self.app
         app.timer(interval=1.0)(self.clock)
+        app.timer(interval=PROBE_EVERY)(self.probe_broker)
         app.task(self.warm_producer)
         if self.mirror is not None:
             app.task(self.mirror_writer)
@@ -197,6 +227,16 @@ class _Schedule:
     async def warm_producer(self) -> None:
         await self.sink.warm(self.outputs)
 
+    async def probe_broker(self) -> None:
+        """Ask the broker for the producer's topics' metadata; unanswered within the timeout, unreachable."""
+        try:
+            updated = await asyncio.wait_for(self.producer().client.force_metadata_update(), PROBE_EVERY)
+        except Exception:  # whatever the cause (not started, refused, timed out): no answer
+            updated = False
+        if updated != self.reachable:
+            log.warning("the broker %s", "answers again" if updated else "does not answer: not ready")
+        self.reachable = bool(updated)
+
     async def mirror_writer(self) -> None:
         assert self.mirror is not None
         await self.mirror.run()
@@ -207,6 +247,7 @@ class _Schedule:
         # Before the runtime may start them: their stream time is restored as they start.
         await self.source.load_stream_times(partitions)
         self.runtime.assign(partitions)
+        self.joined = True
 
     async def on_revoked(self, _app: Any, revoked: Iterable[Any], **_: Any) -> None:
         await self.runtime.revoke([tp.partition for tp in revoked if tp.topic == self.input])

@@ -154,3 +154,123 @@ def test_stream_times_are_loaded_on_assignment_and_batches_wait_for_the_load() -
 
     asyncio.run(go())
     assert asked == [[0, 1, 2], [3]]
+
+
+def _assignment_made_for(app: faust.App, url: str) -> Any:
+    """What the broker hands a static member on rejoin: the assignment its previous process was given."""
+    import zlib
+
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+    from faust.assignor.client_assignment import ClientAssignment, ClientMetadata
+
+    assigned = ClientAssignment(actives={"in": [0, 3]}, standbys={})
+    metadata = ClientMetadata(assignment=assigned, url=url, changelog_distribution={url: {"in": [0, 3]}})
+    return ConsumerProtocolMemberAssignment(
+        app.assignor.version, sorted(assigned.kafka_protocol_assignment(app.tables)), zlib.compress(metadata.dumps())
+    )
+
+
+@pytest.mark.parametrize("before", ["http://127.0.0.1:6066", "http://127.0.0.1:7000", "http://10.0.0.9:6066"])
+def test_a_static_member_takes_the_assignment_made_for_its_previous_address(before: str) -> None:
+    # A restarted worker with TACTFUL_INSTANCE_ID gets its old member's assignment back,
+    # made with the address it had then; Faust's own assignor asserted it unchanged,
+    # and the failed assertion ended aiokafka's coordinator: no partition, for good.
+    from faust.types import TP
+
+    from streams.live.faust.assignor import StaticMemberAssignor
+
+    async def main() -> set[TP]:
+        app = faust.App(
+            "test-app-assignor",
+            broker="kafka://127.0.0.1:1",
+            web_enabled=False,
+            canonical_url="http://127.0.0.1:6066",
+            PartitionAssignor=StaticMemberAssignor,
+        )
+        app.assignor.on_assignment(_assignment_made_for(app, before))
+        return set(app.assignor.assigned_actives())
+
+    assert asyncio.run(main()) == {TP("in", 0), TP("in", 3)}
+
+
+def test_faust_alone_refuses_an_assignment_made_for_another_address() -> None:
+    # The hazard the assignor exists for; if Faust drops the assertion, this says so.
+    async def main() -> None:
+        app = faust.App("test-app-assignor-plain", broker="kafka://127.0.0.1:1", canonical_url="http://127.0.0.1:6066")
+        with pytest.raises(AssertionError):
+            app.assignor.on_assignment(_assignment_made_for(app, "http://127.0.0.1:7000"))
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("instance_id", [None, "tactful-1"])
+def test_the_app_uses_the_instance_id_and_the_static_member_assignor(instance_id: str | None) -> None:
+    from streams.live.faust.app import build_app
+    from streams.live.faust.assignor import StaticMemberAssignor
+    from streams.settings import Settings
+
+    env = {"TACTFUL_INSTANCE_ID": instance_id} if instance_id else {}
+
+    async def main() -> tuple[Any, Any]:
+        settings = Settings.from_env({**env, "TACTFUL_DATA_DIR": "/tmp/tactful-test-app-static"})
+        app = build_app(settings, 4)
+        return app.conf.consumer_group_instance_id, type(app.assignor)
+
+    assert asyncio.run(main()) == (instance_id, StaticMemberAssignor)
+
+
+class _Client:
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    async def force_metadata_update(self) -> bool:
+        if self.answer == "hangs":
+            await asyncio.sleep(10)
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return bool(self.answer)
+
+
+class _Producer:
+    def __init__(self, answer: object) -> None:
+        self.client = _Client(answer)
+
+
+@pytest.mark.parametrize(
+    "answer, reachable",
+    [(True, True), (False, False), (ConnectionError("refused"), False), ("hangs", False)],
+)
+def test_the_broker_probe_says_whether_the_broker_answered(
+    answer: object, reachable: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /ready turns false while the broker does not answer, even with partitions held.
+    from streams.live.faust import app as faust_app
+
+    monkeypatch.setattr(faust_app, "PROBE_EVERY", 0.05)
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.reachable = not reachable
+    schedule.producer = lambda: _Producer(answer)
+    asyncio.run(schedule.probe_broker())
+    assert schedule.reachable is reachable
+
+
+def test_a_worker_has_joined_once_the_group_assigns_it_even_no_partition() -> None:
+    from streams.live.faust import app as faust_app
+
+    assigned: list[list[int]] = []
+
+    class Runtime:
+        def assign(self, partitions: Any) -> None:
+            assigned.append(list(partitions))
+
+    class Source:
+        async def load_stream_times(self, partitions: list[int]) -> None:
+            pass
+
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.runtime = Runtime()  # type: ignore[assignment]
+    schedule.source = Source()  # type: ignore[assignment]
+    schedule.input = "in"
+    schedule.joined = False
+    asyncio.run(schedule.on_assigned(None, set()))
+    assert schedule.joined and assigned == [[]]

@@ -76,6 +76,8 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._key_partition",
         ".spinner",
         "CONSUMER_FETCHING",
+        "._compress",
+        "._decompress",
     }
 
 
@@ -224,6 +226,19 @@ def test_the_worker_spinner_is_an_attribute_that_can_be_cleared() -> None:
     assert faust_worker(app, "warning").spinner is None
 
 
+def test_the_assignor_metadata_is_zlib_and_on_assignment_checks_the_url() -> None:
+    # streams/live/faust/assignor.py decodes a static member's assignment and encodes it
+    # again with the worker's current address, with these two, before Faust's check.
+    from faust.assignor import PartitionAssignor
+
+    assert inspect.getsource(PartitionAssignor._compress).strip().endswith("return zlib.compress(raw)")
+    assert inspect.getsource(PartitionAssignor._decompress).strip().endswith("return zlib.decompress(compressed)")
+    on_assignment = inspect.getsource(PartitionAssignor.on_assignment)
+    assert "ClientMetadata.loads(self._decompress(assignment.user_data))" in on_assignment
+    assert "assert metadata.url == str(self._url)" in on_assignment
+    assert params(PartitionAssignor.on_assignment) == ["self", "assignment"]
+
+
 STREAMS = Path(adapter.__file__).resolve().parents[2]
 PRIVATE = (
     "_drain_messages",
@@ -241,6 +256,8 @@ PRIVATE = (
     "recovery.completed",
     "spinner",
     "CONSUMER_FETCHING",
+    "_compress",
+    "_decompress",
 )
 # Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
 # (settings) and aiokafka's public errors (the sink).
