@@ -376,8 +376,10 @@ class Runtime:
             persisted = await self._persist(touched)
             # Only records whose partition's state was written: under the lock no partition
             # is dropped mid-batch, and this keeps it so should that ever change.
-            self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
+            # Noted before the ack: Faust commits from its consumer thread, and a commit made
+            # between the two would carry the offset without its stream time.
             self._note_acked(persisted)
+            self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
             outcome.decisions = [d for d, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():

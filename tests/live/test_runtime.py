@@ -505,6 +505,24 @@ def test_commit_metadata_carries_the_stream_time_of_the_records_before_the_offse
     assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW + MINUTE
 
 
+def test_an_acked_offset_already_has_its_stream_time_when_the_ack_is_made() -> None:
+    """Faust commits from its consumer thread, at any moment after an ack: a commit made right
+    after it must carry the batch's stream time (else a restart forgets it; a flaky integration
+    test found the window)."""
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    seen: list[int | None] = []
+
+    def ack(records: Sequence[Incoming]) -> None:
+        end = max(r.offset for r in records) + 1
+        seen.append(decode_stream_time(rt.commit_metadata(p, end)))
+
+    source.ack = ack  # type: ignore[method-assign]
+    run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW)), start=0)))
+    assert seen == [NOW]
+
+
 @pytest.mark.parametrize("metadata", ["", "something else", "tactful/1 stream_time=x", None])
 def test_commit_metadata_of_another_kind_restores_nothing(metadata: str | None) -> None:
     assert decode_stream_time(metadata) is None
