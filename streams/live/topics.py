@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]  # re-exported, untyped
 from confluent_kafka.cimpl import NewTopic
 
@@ -117,15 +117,3 @@ def record_limits(
         if entry is not None and entry.value is not None:
             found[res.name] = min(int(entry.value), max_request)
     return RecordLimits(found, default=min(max_request, 1_048_588))
-
-
-def committed_metadata(settings: Settings, partitions: list[int], timeout: float = 10.0) -> dict[int, str | None]:
-    """The metadata committed with the worker group's offsets of these input partitions."""
-    group, topic = settings.topics.app_id, settings.topics.input
-    admin = kafka_admin(settings.kafka)
-    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
-    try:
-        listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
-    except KafkaException as exc:
-        raise InfraError(f"cannot read the committed offsets of group {group}: {kafka_reason(exc)}") from exc
-    return {tp.partition: tp.metadata for tp in listed.topic_partitions or [] if tp.topic == topic}

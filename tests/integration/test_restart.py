@@ -136,11 +136,12 @@ def test_stream_time_survives_a_restart_so_lateness_does_not_change(namespace: N
     assert [dict(m.headers())["tactful.reason"] for m in dlq] == [b"late"]
     assert int(dict(dlq[0].headers())["tactful.source.offset"]) >= 0
 
+    from streams.live.faust.source import committed_reader
     from streams.live.runtime import decode_stream_time
-    from streams.live.topics import committed_metadata
 
     s = namespace.settings()
-    committed = committed_metadata(s, list(range(s.topics.partitions)))
+    read = committed_reader(s.kafka, s.topics.app_id, s.topics.input)
+    committed = read(list(range(s.topics.partitions)))
     assert ahead in {decode_stream_time(m) for m in committed.values()}
 
 

@@ -34,12 +34,12 @@ from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
 from streams.live.faust.consumer import BatchHandler, batching_consumer
-from streams.live.faust.source import FaustSource
+from streams.live.faust.source import FaustSource, committed_reader
 from streams.live.faust.table import changelog_writer, state_table
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
 from streams.live.sink import BatchSink
-from streams.live.topics import channels, committed_metadata, ensure_topics, record_limits
+from streams.live.topics import channels, ensure_topics, record_limits
 from streams.settings import Settings
 from streams.topology import Catalog
 
@@ -131,7 +131,8 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
     outputs.append(table.changelog_topic.get_topic_name())
     sink = BatchSink(producer(app), limits)
-    source = FaustSource(app, settings.topics.input, input_partitions, lambda ps: committed_metadata(settings, ps))
+    read = committed_reader(settings.kafka, settings.topics.app_id, settings.topics.input)
+    source = FaustSource(app, settings.topics.input, input_partitions, read)
     io = RuntimeIO(
         source=source,
         sink=sink,

@@ -17,11 +17,45 @@ import faust
 from faust.types import TP
 
 from streams.live.runtime import Incoming, decode_stream_time
+from streams.settings import KafkaConnection
 
 log = logging.getLogger(__name__)
 
 # Reads the consumer group's committed metadata for these input partitions (blocking).
 CommittedReader = Callable[[list[int]], Mapping[int, str | None]]
+
+
+def committed_reader(kafka: KafkaConnection, group: str, topic: str, timeout_s: float = 10.0) -> CommittedReader:
+    """Reads the metadata committed with ``group``'s offsets of ``topic``, with aiokafka's admin client.
+
+    Not confluent-kafka's ``list_consumer_group_offsets``: it reads the metadata
+    as a C string past its end, so it comes back with trailing bytes or raises
+    ``UnicodeDecodeError`` (seen in ``make chaos``: ``'tactful/1
+    stream_time=1795830142887\\xf4C\\x7f'``). Blocking: it runs its own loop, in the
+    thread :meth:`FaustSource.load_stream_times` gives it.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
+
+    from streams.live.faust.mirror_log import aiokafka_options
+
+    async def read(partitions: list[int]) -> dict[int, str | None]:
+        admin = AIOKafkaAdminClient(
+            **aiokafka_options(kafka), client_id=f"{group}-stream-times", request_timeout_ms=int(timeout_s * 1000)
+        )
+        await admin.start()
+        try:
+            listed = await admin.list_consumer_group_offsets(
+                group, partitions=[TopicPartition(topic, p) for p in partitions]
+            )
+        finally:
+            await admin.close()
+        return {tp.partition: (found.metadata or None) for tp, found in listed.items() if tp.topic == topic}
+
+    def run(partitions: list[int]) -> Mapping[int, str | None]:
+        return asyncio.run(asyncio.wait_for(read(partitions), timeout_s))
+
+    return run
 
 
 class FaustSource:
