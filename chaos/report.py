@@ -29,6 +29,10 @@ def failures(o: Outcome) -> list[str]:
     short = {r: n - o.findings.dlq.get(r, 0) for r, n in o.expected_dlq.items() if o.findings.dlq.get(r, 0) < n}
     if short:
         bad.append(f"dead letters missing: {short}")
+    # More distinct records dead-lettered than were sent bad: valid events never evaluated.
+    excess = {r: n - o.expected_dlq.get(r, 0) for r, n in o.findings.dlq.items() if n > o.expected_dlq.get(r, 0)}
+    if excess:
+        bad.append(f"dead letters not expected: {excess}")
     if f.redis_missing or f.redis_stale:
         bad.append(f"Redis keys missing {f.redis_missing}, stale {f.redis_stale}")
     crashes = sum(o.crashes.values())
