@@ -35,6 +35,8 @@ def failures(o: Outcome) -> list[str]:
         bad.append(f"dead letters not expected: {excess}")
     if f.redis_missing or f.redis_stale:
         bad.append(f"Redis keys missing {f.redis_missing}, stale {f.redis_stale}")
+    if o.uncommitted:
+        bad.append(f"{o.uncommitted} input records never committed (partitions {o.stalled_partitions})")
     crashes = sum(o.crashes.values())
     if crashes:
         bad.append(f"{crashes} worker crashes")

@@ -126,6 +126,9 @@ def test_a_missing_dead_letter_or_a_crash_fails_the_verdict() -> None:
     o = outcome()
     o.crashes = {70: 1}
     assert failures(o)
+    o = outcome()
+    o.uncommitted, o.stalled_partitions = 3, [2]
+    assert failures(o) == ["3 input records never committed (partitions [2])"]
     o = outcome()  # a valid event dead-lettered (as late, say) was never evaluated: input lost
     o.findings.dlq = Counter({"malformed": 1, "late": 3})
     assert failures(o) == ["dead letters not expected: {'late': 3}"]
