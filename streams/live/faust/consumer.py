@@ -101,10 +101,18 @@ class BatchHandler:
             m.tracked = True
             unacked.add(m)
             live.append(m)
+        if live and self.ready is not None:
+            await self.ready()
+            # A rebalance may have come while this batch waited for the new assignment's
+            # stream times: what it fetched before belongs to the old generation, maybe to
+            # another worker now, and is read again from the committed offsets.
+            if app.consumer_generation_id != generation:
+                generation = app.consumer_generation_id
+                still = [m for m in live if m.generation_id == generation]
+                stale += [m for m in live if m.generation_id != generation]
+                live = still
         if live:
             try:
-                if self.ready is not None:
-                    await self.ready()
                 await self.process(live)
             except asyncio.CancelledError:
                 raise  # shutdown mid-batch: nothing acked, so the batch is read again

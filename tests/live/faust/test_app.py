@@ -274,3 +274,39 @@ def test_a_worker_has_joined_once_the_group_assigns_it_even_no_partition() -> No
     schedule.joined = False
     asyncio.run(schedule.on_assigned(None, set()))
     assert schedule.joined and assigned == [[]]
+
+
+def test_a_batch_that_waited_through_a_rebalance_processes_only_the_new_generation() -> None:
+    """The batch handler waits for the stream times of a new assignment; if a rebalance came
+    meanwhile, the messages fetched under the old generation are not processed (another worker
+    may own their partition now) but acked unprocessed, as Faust's own stream does."""
+    from types import SimpleNamespace
+
+    from streams.live.faust.consumer import BatchHandler
+
+    acked: list[int] = []
+    processed: list[list[int]] = []
+    consumer = SimpleNamespace(unacked=[], ack=lambda m: acked.append(m.offset))
+    consumer.unacked = SimpleNamespace(add=lambda m: None)
+    app = SimpleNamespace(
+        consumer=consumer,
+        consumer_generation_id=1,
+        flow_control=SimpleNamespace(is_active=lambda: True),
+    )
+
+    async def ready() -> None:
+        app.consumer_generation_id = 2  # the rebalance lands while the batch waits
+
+    async def process(messages: list[Any]) -> None:
+        processed.append([m.offset for m in messages])
+
+    def message(offset: int, generation: int) -> Any:
+        return SimpleNamespace(offset=offset, generation_id=generation, tracked=False)
+
+    handler = BatchHandler(app, process, ready)
+    asyncio.run(handler([message(0, 1), message(1, 1)]))
+    assert processed == [] and sorted(acked) == [0, 1]
+
+    acked.clear()
+    asyncio.run(handler([message(2, 2)]))  # no rebalance now: processed, acked by the runtime
+    assert processed == [[2]] and acked == []
