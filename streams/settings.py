@@ -135,8 +135,10 @@ class Processing(_Section):
     """How the worker processes: topologies, batching, time, state."""
 
     topologies: Path = Path("topologies")
-    # Only at-least-once is offered (docs/live.md says why); decisions carry deterministic ids.
-    guarantee: Literal["at_least_once"] = "at_least_once"
+    # at_least_once: Faust commits offsets, channels drop repeats by decision_id (docs/live.md).
+    # exactly_once: a batch's records and its input offsets go in one Kafka transaction per
+    # input partition (streams/live/faust/transactions.py). The default until measured.
+    guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # The most input records one batch may hold (a fetch can hold far more).
     batch_max: int = Field(default=2000, ge=1)
     # Advance an idle partition's stream time after this much wall-clock quiet.

@@ -84,6 +84,8 @@ from streams.topology import Catalog
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+# A decision, the append time of the record that made it (None: time passing), its input partition.
+Appended = tuple[Decision, float | None, int]
 ChangelogWriter = Callable[[int, str, bytes | None], None]
 
 H_REASON = "tactful.reason"
@@ -155,11 +157,37 @@ def _headers(rec: Incoming) -> tuple[tuple[str, bytes], ...]:
     return tuple((str(k), bytes(v) if v is not None else b"") for k, v in pairs)
 
 
+@dataclass(frozen=True)
+class Offset:
+    """An input partition's next offset and the metadata committed with it."""
+
+    offset: int
+    metadata: str = ""
+
+
+@dataclass
+class Committed:
+    """What :meth:`TransactionSink.commit` did, per origin partition."""
+
+    committed: set[int] = field(default_factory=set)
+    fenced: set[int] = field(default_factory=set)
+
+
 class Sink(Protocol):
-    """Gathers records; sends them when asked (:mod:`streams.live.sink`)."""
+    """Gathers records; sends them when asked (:mod:`streams.live.sink`).
+
+    ``origin`` is the input partition whose processing made the record: exactly-once
+    puts it in that partition's transaction (:class:`TransactionSink`)."""
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers = (),
+        origin: int | None = None,
     ) -> None: ...
 
     async def deliver(self) -> None:
@@ -167,6 +195,14 @@ class Sink(Protocol):
 
     async def submit(self) -> list[Awaitable[object]]:
         """Send what was added without waiting (Faust flushes before it commits)."""
+
+
+class TransactionSink(Sink, Protocol):
+    """A sink that commits each origin partition's records with its input offset in one
+    transaction (exactly-once; :class:`streams.live.sink.TransactionalSink`)."""
+
+    async def commit(self, offsets: Mapping[int, Offset]) -> Committed:
+        """One transaction per origin partition; the fenced ones are reported, other failures raise."""
 
 
 class Source(Protocol):
@@ -307,13 +343,29 @@ class Runtime:
         # Per partition, (next offset, stream time) as each batch was acked, newest last:
         # what commit_metadata reads. Kept past a revocation (Faust commits after it).
         self._acked_times: dict[int, deque[tuple[int, int]]] = {}
+        # Exactly-once: each partition's records and offset go in a transaction of its own.
+        self.transactions: TransactionSink | None = None
+        if settings.processing.guarantee == "exactly_once":
+            if not hasattr(io.sink, "commit"):
+                raise TypeError("exactly_once needs a sink that commits transactions (streams.live.sink)")
+            self.transactions = io.sink  # type: ignore[assignment]
+        # Partitions whose producer another worker fenced, with when: not processed until they
+        # leave this worker's assignment (the adapter restarts the worker should they not).
+        self.fenced: dict[int, float] = {}
 
     # -- partitions ----------------------------------------------------------------------
 
     def assign(self, partitions: Iterable[int]) -> None:
         """Note new partitions. Their processors start on their first record, or on the
         next tick once the table has recovered: Faust assigns before it recovers, and the
-        timer index must be rebuilt from recovered state."""
+        timer index must be rebuilt from recovered state.
+
+        ``partitions`` is the whole new assignment: a fenced partition no longer in it is
+        another worker's now, and forgotten; one still in it stays fenced (its state here
+        may be ahead of what was committed)."""
+        partitions = set(partitions)
+        for p in [p for p in self.fenced if p not in partitions]:
+            del self.fenced[p]
         self.assigned.update(partitions)
 
     async def revoke(self, partitions: Iterable[int]) -> None:
@@ -363,24 +415,33 @@ class Runtime:
         started = time.perf_counter()
         async with self.lock:
             outcome = BatchOutcome()
-            appended: list[tuple[Decision, float | None]] = []
+            appended: list[Appended] = []
             touched: set[int] = set()
+            fenced = self.fenced
             for rec in records:
+                if fenced and rec.partition in fenced:
+                    continue  # another worker's now; acked below so that Faust does not wait on it
                 run = self._run(rec.partition)
                 run.next_offset = rec.offset + 1
                 run.last_append = rec.timestamp
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome, len(appended))
-                appended.extend((d, rec.timestamp) for d in decisions)
-            await self._publish(appended, outcome.erased)
-            persisted = await self._persist(touched)
-            # Only records whose partition's state was written: under the lock no partition
-            # is dropped mid-batch, and this keeps it so should that ever change.
-            # Noted before the ack: Faust commits from its consumer thread, and a commit made
-            # between the two would carry the offset without its stream time.
-            self._note_acked(persisted)
-            self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
-            outcome.decisions = [d for d, _ in appended]
+                appended.extend((d, rec.timestamp, rec.partition) for d in decisions)
+            if self.transactions is not None:
+                await self._commit(appended, outcome.erased, touched)
+                # Faust commits none of the input topic's offsets in this mode: the acks only
+                # tell it that nothing is in flight (a rebalance waits for that).
+                self.source.ack(records)
+            else:
+                await self._publish(appended, outcome.erased)
+                persisted = await self._persist(touched)
+                # Only records whose partition's state was written: under the lock no partition
+                # is dropped mid-batch, and this keeps it so should that ever change.
+                # Noted before the ack: Faust commits from its consumer thread, and a commit made
+                # between the two would carry the offset without its stream time.
+                self._note_acked(persisted)
+                self.source.ack(records if persisted >= touched else [r for r in records if r.partition in persisted])
+            outcome.decisions = [d for d, _, _ in appended]
             # Once per batch: each metric update takes a lock.
             for label, n in outcome.types.items():
                 self.metrics.events.labels(label).inc(n)
@@ -425,7 +486,9 @@ class Runtime:
         headers = fit_headers(self.io.limits.of(rec.topic), key, rec.value, original, own)
         if headers is None or (original and len(headers) == len(own)):
             headers = (*own, (H_TRUNCATED, b"headers"))
-        self.sink.add(rec.topic, key, rec.value, partition=self.owner(ev.customer_id), headers=headers)
+        self.sink.add(
+            rec.topic, key, rec.value, partition=self.owner(ev.customer_id), headers=headers, origin=rec.partition
+        )
         self.metrics.routed.inc()
 
     def _dead_letter(self, rec: Incoming, rejection: Rejection) -> None:
@@ -453,45 +516,58 @@ class Runtime:
                 len(fitted.value or b""),
                 len(rec.value or b""),
             )
-        self.sink.add(dlq, fitted.key, fitted.value, headers=fitted.headers)
+        self.sink.add(dlq, fitted.key, fitted.value, headers=fitted.headers, origin=rec.partition)
 
-    async def _publish(self, appended: list[tuple[Decision, float | None]], erased: Sequence[Erasure] = ()) -> None:
+    async def _publish(self, appended: list[Appended], erased: Sequence[Erasure] = ()) -> None:
         """Send the decisions, each erasure's forget records where it fell among them (and what
         else was added: dead letters, re-routed records), and wait for the broker to have all of it."""
+        self._add_all(appended, erased)
+        await self.sink.deliver()
+        self._observe_latency(appended)
+
+    def _add_all(self, appended: list[Appended], erased: Sequence[Erasure]) -> None:
         start = 0
         for erasure in erased:
             self._add_decisions(appended[start : erasure.position])
             self._add_forget(erasure)
             start = erasure.position
         self._add_decisions(appended[start:] if start else appended)
-        await self.sink.deliver()
+
+    def _observe_latency(self, appended: list[Appended]) -> None:
         if appended:
             now = self.clock()
-            for d, appended_at in appended:
+            for d, appended_at, _ in appended:
                 if appended_at is not None and d.emitted:
                     self.metrics.latency.observe(max(0.0, now - appended_at))
 
-    def _add_decisions(self, appended: Sequence[tuple[Decision, float | None]]) -> None:
+    def _add_decisions(self, appended: Sequence[Appended]) -> None:
         s = self.settings
         add = self.sink.add
-        for d, _ in appended:
+        for d, _, origin in appended:
             value = self.encode(d)
             key = d.customer_id.encode()
             if d.emitted:
-                add(s.topics.decision(d.channel), key, value)
-            add(s.topics.audit, key, value)
+                add(s.topics.decision(d.channel), key, value, origin=origin)
+            add(s.topics.audit, key, value, origin=origin)
             self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
 
     def _add_forget(self, erasure: Erasure) -> None:
         """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""
         key = erasure.customer_id.encode()
         headers = forget_headers(erasure.erased_at)
+        origin = self.owner(erasure.customer_id)
         for topic in self._channel_topics:
-            self.sink.add(topic, key, None, headers=headers)
+            self.sink.add(topic, key, None, headers=headers, origin=origin)
 
     async def _persist(self, partitions: Iterable[int]) -> set[int]:
         """Write changed state; called only once the batch's decisions are on the broker.
         Returns the partitions whose state was written (those still running)."""
+        persisted = self._write_state(partitions)
+        await self.sink.submit()
+        return persisted
+
+    def _write_state(self, partitions: Iterable[int]) -> set[int]:
+        """Hand changed state to the changelog writer; the partitions still running."""
         written = 0
         persisted: set[int] = set()
         for p in partitions:
@@ -501,8 +577,41 @@ class Runtime:
                 persisted.add(p)
         if written:
             self.metrics.state_bytes.inc(written)
-        await self.sink.submit()
         return persisted
+
+    async def _commit(self, appended: list[Appended], erased: Sequence[Erasure], touched: Iterable[int]) -> None:
+        """Exactly-once: each partition's decisions, forget records, dead letters, re-routed records
+        and state writes, with its input offset and stream time, in one transaction.
+
+        ``touched`` are the partitions whose input moved: their offsets go in. A partition
+        whose producer was fenced is dropped (:meth:`_fence`); any other failure raises
+        after the transactions ended, with nothing of the failed ones visible to readers."""
+        assert self.transactions is not None
+        self._add_all(appended, erased)
+        self._write_state(self.runs)
+        offsets: dict[int, Offset] = {}
+        for p in touched:
+            run = self.runs.get(p)
+            if run is None or run.next_offset is None:
+                continue
+            st = run.processor.stream_time
+            offsets[p] = Offset(run.next_offset, encode_stream_time(st) if st is not None else "")
+        done = await self.transactions.commit(offsets)
+        for p in done.fenced:
+            self._fence(p)
+        self._note_acked(done.committed)
+        self._observe_latency(appended)
+
+    def _fence(self, partition: int) -> None:
+        """Another worker's producer took the partition's transactional id: it owns the partition
+        now. Its state here may be ahead of what was committed; it is dropped, not used again."""
+        log.warning(
+            "input partition %d: this worker's producer was fenced; another worker owns the partition,"
+            " and this one stops processing it",
+            partition,
+        )
+        self.runs.pop(partition, None)
+        self.fenced[partition] = self.clock()
 
     # -- time passing --------------------------------------------------------------------
 
@@ -510,14 +619,14 @@ class Runtime:
         """Advance idle partitions' stream time by the wall clock; sweep; refresh gauges."""
         async with self.lock:
             if self.source.recovered():
-                for p in self.assigned - set(self.runs):
+                for p in self.assigned - set(self.runs) - set(self.fenced):
                     self._start(p)
             now = self.clock()
-            fired: list[tuple[Decision, float | None]] = []
+            fired: list[Appended] = []
             for p, run in self.runs.items():
                 proc = run.processor
                 backlog = self._backlog(p, run)
-                fired.extend((d, None) for d in proc.advance_idle(backlog))
+                fired.extend((d, None, p) for d in proc.advance_idle(backlog))
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
@@ -525,10 +634,14 @@ class Runtime:
             for p in self._gauged - set(self.runs):
                 self.metrics.forget_partition(str(p))
             self._gauged = set(self.runs)
-            await self._publish(fired)
-            self._note_acked(await self._persist(list(self.runs)))
+            if self.transactions is not None:
+                # The offsets stay; the stream time the idle policy moved goes with them.
+                await self._commit(fired, (), [p for p, run in self.runs.items() if run.store.dirty])
+            else:
+                await self._publish(fired)
+                self._note_acked(await self._persist(list(self.runs)))
             self.metrics.customers.set(len(self.data))
-            return [d for d, _ in fired]
+            return [d for d, _, _ in fired]
 
     def _gauge(self, partition: int, run: PartitionRun, now: float, backlog: int | None) -> None:
         """Refresh the partition's gauges (their exact meanings: docs/metrics.md).

@@ -17,6 +17,19 @@ whose limit is below the batch size still takes every batch; each record
 alone fits, the runtime sees to that. Faust flushes the
 producer before it commits offsets, so records submitted without waiting
 (state writes) are on the broker before the offsets that cover them.
+
+:class:`TransactionalSink` is the exactly-once variant
+(``TACTFUL_PROCESSING_GUARANTEE=exactly_once``). Every record is added with
+its *origin*, the input partition whose events caused it; :meth:`commit
+<TransactionalSink.commit>` then runs one Kafka transaction per origin
+partition, on that partition's transactional producer
+(:mod:`streams.live.faust.transactions` says why one per input partition):
+begin, the partition's record batches, its input offset with the stream-time
+metadata (``send_offsets_to_transaction``), commit. A producer fenced by
+another worker leaves its partition in :attr:`Committed.fenced` (the runtime
+stops processing it); any other failure aborts the transaction and raises
+:class:`~streams.errors.InfraError` once every partition's transaction has
+ended, so that nothing of it is ever read by a ``read_committed`` consumer.
 """
 
 from __future__ import annotations
@@ -24,14 +37,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from streams.errors import InfraError
 from streams.live.limits import BATCH_OVERHEAD, RecordLimits, record_size
 from streams.live.partitioning import Partitioner
-from streams.live.runtime import Headers
+from streams.live.runtime import Committed, Headers, Offset
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +66,16 @@ class BatchSink:
         self.warmed = False
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers = (),
+        origin: int | None = None,
     ) -> None:
+        # origin (the input partition behind the record) matters only to TransactionalSink.
         self._pending.setdefault((topic, partition), []).append((key, value, headers))
 
     async def deliver(self) -> None:
@@ -66,7 +89,9 @@ class BatchSink:
         if not self._pending:
             return []
         pending, self._pending = self._pending, {}
-        producer = self._producer()
+        return await self._send_all(self._producer(), pending)
+
+    async def _send_all(self, producer: Any, pending: dict[tuple[str, int | None], Pending]) -> list[Awaitable[object]]:
         routed: dict[tuple[str, int], Pending] = {}
         for (topic, partition), records in pending.items():
             if partition is not None:
@@ -123,3 +148,119 @@ class BatchSink:
             partitions = await producer.partitions_for(topic)
             owner = self._partitioners[topic] = Partitioner(len(partitions))
         return owner
+
+
+# The producer of an input partition's transactions, started (its id's earlier owners fenced).
+PartitionProducer = Callable[[int], Awaitable[Any]]
+# Called when a partition's producer is of no more use (fenced, or its transaction state unknown).
+RetireProducer = Callable[[int], Awaitable[None]]
+
+
+class TransactionalSink(BatchSink):
+    """Gathers records per origin partition; :meth:`commit` sends each partition's records and
+    input offset in one transaction on that partition's producer."""
+
+    def __init__(
+        self,
+        producers: PartitionProducer,
+        retire: RetireProducer,
+        group_id: str,
+        input_topic: str,
+        metadata_producer: Callable[[], Any],
+        limits: RecordLimits | None = None,
+    ) -> None:
+        # The metadata producer (Faust's own) answers partitions_for and warms the topics.
+        super().__init__(metadata_producer, limits)
+        self._producers = producers
+        self._retire = retire
+        self.group_id = group_id
+        self.input_topic = input_topic
+        self._by_origin: dict[int, dict[tuple[str, int | None], Pending]] = {}
+
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers = (),
+        origin: int | None = None,
+    ) -> None:
+        if origin is None:
+            # A record of no input partition would belong to no transaction: a bug, loudly.
+            raise ValueError(f"a record for {topic} without its origin partition, in exactly-once mode")
+        self._by_origin.setdefault(origin, {}).setdefault((topic, partition), []).append((key, value, headers))
+
+    async def deliver(self) -> None:
+        raise NotImplementedError("exactly-once: records are sent by commit()")
+
+    async def submit(self) -> list[Awaitable[object]]:
+        raise NotImplementedError("exactly-once: records are sent by commit()")
+
+    async def commit(self, offsets: Mapping[int, Offset]) -> Committed:
+        """One transaction per origin partition holding records or an offset, concurrently.
+
+        Returns the partitions committed and those whose producer was fenced; raises
+        :class:`InfraError` after every other transaction has ended if any failed (it
+        was aborted, or its producer retired so that the next one's start aborts it).
+        """
+        pending, self._by_origin = self._by_origin, {}
+        partitions = sorted(set(pending) | set(offsets))
+        outcome = Committed()
+        if not partitions:
+            return outcome
+        results = await asyncio.gather(
+            *(self._one(p, pending.get(p, {}), offsets.get(p)) for p in partitions), return_exceptions=True
+        )
+        failed: list[tuple[int, BaseException]] = []
+        for p, result in zip(partitions, results, strict=True):
+            if result is None:
+                outcome.committed.add(p)
+            elif isinstance(result, ProducerFenced):
+                outcome.fenced.add(p)
+            else:
+                failed.append((p, result))
+        if failed:
+            p, first = failed[0]
+            if isinstance(first, asyncio.CancelledError):
+                raise first
+            raise InfraError(
+                f"the transaction of input partition(s) {[q for q, _ in failed]} failed and was aborted: {first!r}"
+            ) from first
+        return outcome
+
+    async def _one(self, partition: int, pending: dict[tuple[str, int | None], Pending], offset: Offset | None) -> None:
+        producer = await self._producers(partition)
+        try:
+            await producer.begin_transaction()
+        except ProducerFenced:
+            await self._retire(partition)
+            raise
+        try:
+            futures = await self._send_all(producer, pending) if pending else []
+            if futures:
+                await asyncio.gather(*futures)
+            if offset is not None:
+                tp = TopicPartition(self.input_topic, partition)
+                await producer.send_offsets_to_transaction(
+                    {tp: OffsetAndMetadata(offset.offset, offset.metadata)}, self.group_id
+                )
+            await producer.commit_transaction()
+        except ProducerFenced:
+            await self._retire(partition)
+            raise
+        except BaseException:
+            await self._abort(partition, producer)
+            raise
+
+    async def _abort(self, partition: int, producer: Any) -> None:
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT)
+        except BaseException as exc:
+            log.warning("aborting the transaction of input partition %d failed: %r", partition, exc)
+            await self._retire(partition)
+
+
+# Seconds an abort may take before the producer is given up (its successor's start aborts it).
+ABORT_TIMEOUT = 30.0

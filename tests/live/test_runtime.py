@@ -46,7 +46,14 @@ class Sink:
         self.pending: list[tuple[str, bytes | None, bytes | None, int | None, dict[str, bytes]]] = []
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Headers = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers = (),
+        origin: int | None = None,
     ) -> None:
         self.pending.append((topic, key, value, partition, dict(headers)))
 

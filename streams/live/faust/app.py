@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +34,13 @@ from streams.live.api import WorkerApi, WorkerStatus
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
-from streams.live.faust.consumer import BatchHandler, batching_consumer
+from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, batching_consumer
 from streams.live.faust.source import FaustSource, committed_reader
 from streams.live.faust.table import changelog_writer, state_table
+from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
-from streams.live.sink import BatchSink
+from streams.live.sink import BatchSink, TransactionalSink
 from streams.live.topics import channels, ensure_topics, record_limits
 from streams.settings import Settings
 from streams.topology import Catalog
@@ -66,7 +68,9 @@ def build_app(settings: Settings, input_partitions: int) -> faust.App:
         **settings.kafka.faust(),
         store=settings.processing.store,
         datadir=str(settings.processing.data_dir),
-        processing_guarantee=settings.processing.guarantee,
+        # Always: tactful's exactly-once runs its own transactions, one per input partition and
+        # batch (streams/live/faust/transactions.py says why not Faust's).
+        processing_guarantee="at_least_once",
         topic_partitions=input_partitions,
         topic_replication_factor=settings.topics.replication,
         web_host=settings.http.host,
@@ -130,7 +134,15 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     # Faust creates the changelog later, with the broker's default limit: the default holds.
     limits = record_limits(settings, outputs, app.conf.producer_max_request_size)
     outputs.append(table.changelog_topic.get_topic_name())
-    sink = BatchSink(producer(app), limits)
+    producers: PartitionProducers | None = None
+    sink: BatchSink
+    if settings.processing.guarantee == "exactly_once":
+        producers = transactional_producers(app, settings)
+        sink = TransactionalSink(
+            producers.get, producers.retire, settings.topics.app_id, settings.topics.input, producer(app), limits
+        )
+    else:
+        sink = BatchSink(producer(app), limits)
     read = committed_reader(settings.kafka, settings.topics.app_id, settings.topics.input)
     source = FaustSource(app, settings.topics.input, input_partitions, read)
     io = RuntimeIO(
@@ -142,8 +154,9 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         limits=limits,
     )
     runtime = Runtime(settings, catalog, io)
-    _consume(app, settings, runtime, source)
-    schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source)
+    ends = _recovery_ends(app, settings, table.changelog_topic.get_topic_name(), producers)
+    _consume(app, settings, runtime, source, ends)
+    schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source, producers)
     schedule.install()
     status = WorkerStatus(
         recovering=source.recovering,
@@ -157,7 +170,44 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     return Worker(app, runtime, settings, mirror)
 
 
-def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource) -> None:
+def transactional_producers(app: faust.App, settings: Settings) -> PartitionProducers:
+    """The per-input-partition transactional producers, built as Faust builds its own: the same
+    settings as the worker's producer. Private (``Producer._new_producer``), pinned by a test."""
+    faust_producer: Any = app.producer
+    return PartitionProducers(
+        lambda tid: faust_producer._new_producer(transactional_id=tid), settings.topics.app_id, settings.topics.input
+    )
+
+
+def _recovery_ends(
+    app: faust.App, settings: Settings, changelog: str, producers: PartitionProducers | None
+) -> RecoveryEnds:
+    """Where recovery of the changelog's partitions ends: after the last committed record
+    (streams/live/faust/transactions.py). With exactly-once, the producers of the active ones
+    (this worker's input partitions) start first, fencing their previous owners."""
+    read = committed_ends(settings.kafka, changelog, client_id=f"{settings.topics.app_id}-recovery-ends")
+    input_topic = settings.topics.input
+
+    async def ends(tps: list[Any]) -> dict[Any, int]:
+        mine = [tp for tp in tps if tp.topic == changelog]
+        if not mine:
+            return {}
+        if producers is not None:
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == input_topic}
+            await producers.ensure(tp.partition for tp in mine if tp.partition in owned)
+        try:
+            found = await read([tp.partition for tp in mine])
+        except Exception as exc:  # Faust's answer then: right, but recovery may wait on markers
+            log.warning("cannot read where changelog %s ends: %r", changelog, exc)
+            return {}
+        return {tp: found[tp.partition] for tp in mine}
+
+    return ends
+
+
+def _consume(
+    app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource, recovery_ends: RecoveryEnds
+) -> None:
     """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
     source = app.topic(
         settings.topics.input, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -173,6 +223,8 @@ def _consume(app: faust.App, settings: Settings, runtime: Runtime, port: FaustSo
         settings.processing.batch_max,
         fetch_max_wait_ms=round(settings.processing.fetch_max_wait * 1000),
         commit_metadata=runtime.commit_metadata,
+        transactional=settings.processing.guarantee == "exactly_once",
+        recovery_ends=recovery_ends,
     )
 
 
@@ -183,8 +235,11 @@ class _Schedule:
     ``joined`` turns true at the first assignment the group hands this worker,
     even one with no partition; ``reachable`` says whether the broker answered
     the last metadata request, made every :data:`PROBE_EVERY` seconds. Both
-    feed ``/ready`` (:mod:`streams.live.api`).
+    feed ``/ready`` (:mod:`streams.live.api`). With exactly-once, ``producers`` are the
+    input partitions' transactional producers, kept in step with the assignment.
     """
+
+    producers: PartitionProducers | None = None
 
     def __init__(
         self,
@@ -196,8 +251,11 @@ class _Schedule:
         sink: BatchSink,
         outputs: list[str],
         source: FaustSource,
+        producers: PartitionProducers | None = None,
     ) -> None:
         self.app = app
+        self.producers = producers
+        self.fenced_grace = max(FENCED_GRACE, 3 * settings.processing.session_timeout)
         self.input = settings.topics.input
         self.runtime = runtime
         self.metrics = metrics
@@ -222,8 +280,26 @@ class _Schedule:
 
     async def clock(self) -> None:
         await self.runtime.tick()
+        self._check_fenced()
         if self.mirror is not None:
             self.metrics.degraded.labels("redis").set(1 if self.mirror.degraded else 0)
+
+    def _check_fenced(self) -> None:
+        """A fenced partition the group has not moved away: the state here may be ahead of what
+        was committed and nothing reloads it while the worker holds the partition. Restart,
+        as after a failed batch: the restart recovers the committed state."""
+        fenced = self.runtime.fenced
+        if not fenced:
+            return
+        oldest = min(fenced.values())
+        if self.runtime.clock() - oldest > self.fenced_grace:
+            log.critical(
+                "input partition(s) %s fenced %.0fs ago and still assigned here; restarting",
+                sorted(fenced),
+                self.runtime.clock() - oldest,
+            )
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
 
     async def warm_producer(self) -> None:
         await self.sink.warm(self.outputs)
@@ -245,6 +321,11 @@ class _Schedule:
     # Faust passes the set of topic partitions positionally, after the sender.
     async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
         partitions = [tp.partition for tp in assigned if tp.topic == self.input]
+        if self.producers is not None:
+            # Usually started already, before recovery (_recovery_ends); not for a partition
+            # that stayed here, whose producer is kept.
+            await self.producers.retain(partitions)
+            await self.producers.ensure(partitions)
         # Before the runtime may start them: their stream time is restored as they start.
         await self.source.load_stream_times(partitions)
         self.runtime.assign(partitions)

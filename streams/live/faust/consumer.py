@@ -23,6 +23,17 @@ aiokafka consumer's public ``commit`` with empty metadata, and the consumer
 thread's ``commit`` is wrapped to fill it in, as Kafka Streams keeps its
 partition time there.
 
+The worker's consumer reads ``read_committed`` (the aiokafka consumer's
+isolation level, set where the thread builds it): with exactly-once, aborted
+records are never processed and aborted state writes never restored; without
+transactions it reads what it read before. In exactly-once mode
+(``transactional``) the input topic's offsets are committed by the batches'
+transactions (:mod:`streams.live.faust.transactions`), so the wrapped
+``commit`` drops them from Faust's own commits. ``highwaters``, which Faust's
+table recovery asks for how far each changelog partition reaches, can be
+answered by ``recovery_ends`` (where the last committed record is; the end
+offset lies past transaction markers).
+
 This module overrides private methods of Faust's consumer and reads its
 private fields; each is listed in :mod:`streams.live.faust` and pinned by
 ``tests/live/faust/test_private_api.py``.
@@ -48,6 +59,22 @@ EXIT_BATCH_FAILED = 70
 
 BatchCallback = Callable[[list[Any]], Awaitable[None]]
 CommitMetadata = Callable[[int, int], str | None]  # (partition, offset) -> metadata
+# The end (next offset) of the changelog partitions among these, for recovery; others left out.
+RecoveryEnds = Callable[[list[Any]], Awaitable[dict[Any, int]]]
+
+
+def without_topic(commit: Callable[..., Awaitable[Any]], topic: str) -> Callable[..., Any]:
+    """aiokafka's ``commit``, leaving out ``topic``'s offsets (committed in transactions instead)."""
+
+    async def commit_others(offsets: Any = None) -> Any:
+        if offsets is None:
+            return None  # "everything consumed": never asked by Faust, which names its offsets
+        others = {tp: value for tp, value in offsets.items() if tp.topic != topic}
+        if others:
+            return await commit(others)
+        return None
+
+    return commit_others
 
 
 def with_metadata(commit: Callable[..., Awaitable[Any]], topic: str, metadata: CommitMetadata) -> Callable[..., Any]:
@@ -134,6 +161,9 @@ def batching_consumer(
     max_batch: int,
     fetch_max_wait_ms: int = 100,
     commit_metadata: CommitMetadata | None = None,
+    *,
+    transactional: bool = False,
+    recovery_ends: RecoveryEnds | None = None,
 ) -> type[AIOKafkaConsumer]:
     """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
 
@@ -150,7 +180,12 @@ def batching_consumer(
             # Read by AIOKafkaConsumer.start() when it builds its fetcher; pinned by
             # tests/live/faust/test_private_api.py so that an aiokafka upgrade cannot drop it silently.
             consumer._fetch_max_wait_ms = fetch_max_wait_ms
-            if commit_metadata is not None:
+            # Read by start() too (pinned likewise); Faust reads committed only in its own
+            # exactly-once mode, which tactful does not use (streams/live/faust/transactions.py).
+            consumer._isolation_level = "read_committed"
+            if transactional:
+                consumer.commit = without_topic(consumer.commit, input_topic)
+            elif commit_metadata is not None:
                 # Faust's thread commits through this public method (AIOKafkaConsumerThread._commit,
                 # pinned by tests/live/faust/test_private_api.py), with empty metadata.
                 consumer.commit = with_metadata(consumer.commit, input_topic, commit_metadata)
@@ -159,6 +194,15 @@ def batching_consumer(
     class BatchingConsumer(AIOKafkaConsumer):
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def highwaters(self, *partitions: Any) -> Any:
+            found: dict[Any, int] = {}
+            if recovery_ends is not None:
+                found = dict(await recovery_ends(list(partitions)))
+            rest = [tp for tp in partitions if tp not in found]
+            if rest:
+                found.update(await super().highwaters(*rest))
+            return found
 
         async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
             # Faust's loop (faust/transport/consumer.py), with the input topic batched.

@@ -37,7 +37,7 @@ def changelog_writer(table: Any, sink: Sink) -> ChangelogWriter:
         # What table.send_changelog would write, in record batches. Faust's callback that
         # records a persisted offset matters only to a RocksDB store; without it such a
         # store recovers from the start of the changelog, which is slower, not wrong.
-        sink.add(topic, changelog_key(key), value, partition=partition)
+        sink.add(topic, changelog_key(key), value, partition=partition, origin=partition)
         # The memory store forgets which partition a key came from unless it recovered it
         # itself; it needs that to drop keys of revoked partitions. Private (Faust's
         # memory Store._key_partition), pinned by tests/live/faust/test_private_api.py.

@@ -57,7 +57,14 @@ def test_the_changelog_writer_keeps_the_memory_stores_key_partitions() -> None:
             self.added: list[tuple[str, bytes | None, bytes | None, int | None]] = []
 
         def add(
-            self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None, headers: Any = ()
+            self,
+            topic: str,
+            key: bytes | None,
+            value: bytes | None,
+            *,
+            partition: int | None = None,
+            headers: Any = (),
+            origin: int | None = None,
         ) -> None:
             self.added.append((topic, key, value, partition))
 

@@ -260,8 +260,14 @@ PRIVATE = (
     "_decompress",
 )
 # Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
-# (settings) and aiokafka's public errors (the sink).
-OUTSIDE = {"settings.py": ["import faust"], "live/sink.py": ["from aiokafka.errors import KafkaError"]}
+# (settings) and aiokafka's public errors and structs (the sink, and its transactions).
+OUTSIDE = {
+    "settings.py": ["import faust"],
+    "live/sink.py": [
+        "from aiokafka.errors import KafkaError, ProducerFenced",
+        "from aiokafka.structs import OffsetAndMetadata, TopicPartition",
+    ],
+}
 
 
 @pytest.mark.parametrize(
