@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from redis.asyncio import Redis as AsyncRedis
 
 from streams.codec import avro
@@ -41,6 +41,10 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[by
             "group.id": f"chaos-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Committed records only (librdkafka's default, said here): what a channel sees. The
+            # end lies before the high watermark when transaction markers follow the last record.
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
             "fetch.message.max.bytes": 8 * 1024 * 1024,
             "receive.message.max.bytes": 64 * 1024 * 1024,
         }
@@ -56,7 +60,10 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[by
         deadline = time.monotonic() + timeout
         while todo and time.monotonic() < deadline:
             for m in c.consume(500, 0.5):
-                if m.error() is not None:
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        todo.discard(m.partition() or 0)
                     continue
                 got.append((m.value(), _headers(m.headers())))
                 if (m.offset() or 0) + 1 >= ends[m.partition() or 0]:

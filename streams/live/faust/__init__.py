@@ -18,6 +18,9 @@ plugs it into a Faust worker:
 - :mod:`~streams.live.faust.assignor`: Faust's partition assignor, taking the
   assignment a static group member (``TACTFUL_INSTANCE_ID``) gets back after a
   restart even when its web address changed.
+- :mod:`~streams.live.faust.transactions`: exactly-once: one transactional
+  producer per input partition (fencing its previous owner), and where a
+  changelog partition's last committed record is, for recovery.
 
 Private names relied on, all used in this folder only, each pinned by
 ``tests/live/faust/test_private_api.py`` so that an upgrade that changes one
@@ -45,11 +48,15 @@ name                                                   module      why
 ``faust Worker.spinner``                               app         set to None: keeps the log level
 ``PartitionAssignor._compress``, ``._decompress``      assignor    the assignment's metadata (zlib)
 ``PartitionAssignor.on_assignment`` asserts the url    assignor    overridden: a restart's new address
+``aiokafka AIOKafkaConsumer._isolation_level``         consumer    set to read_committed (both modes)
+``faust aiokafka Producer._new_producer(tid)``         app         per-partition transactional producers
+``faust Recovery._build_highwaters`` asks highwaters   consumer    overridden highwaters: changelog ends
 =====================================================  ==========  =====================================
 
 The sink (:mod:`streams.live.sink`) uses only aiokafka's public producer API
-(``create_batch``, ``send_batch``, ``partitions_for``) on the producer that
-:func:`~streams.live.faust.app.producer` hands it.
+(``create_batch``, ``send_batch``, ``partitions_for``; with exactly-once,
+``begin_transaction``, ``send_offsets_to_transaction``, ``commit_transaction``
+and ``abort_transaction``) on the producers the adapter hands it.
 """
 
 from streams.live.faust.app import Worker, create_worker, faust_worker

@@ -78,6 +78,9 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "CONSUMER_FETCHING",
         "._compress",
         "._decompress",
+        "._isolation_level",
+        "._new_producer",
+        "._build_highwaters",
     }
 
 
@@ -119,6 +122,55 @@ def test_the_consumer_asks_the_broker_for_the_configured_fetch_wait() -> None:
     assert asyncio.run(build()) == 42
     # ...and the field is what aiokafka hands its fetcher when the consumer starts.
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_the_worker_consumer_reads_committed_records_only() -> None:
+    # Set on the aiokafka consumer the thread builds (Faust asks read_committed only in its own
+    # exactly-once mode), read by start() when it builds its fetcher.
+    async def build() -> Any:
+        app = faust.App("test-app-isolation", broker="kafka://127.0.0.1:1", web_enabled=False)
+
+        async def handle(batch: list[Any]) -> None:
+            return None
+
+        app.transport.Consumer = batching_consumer("input", handle, 10, transactional=True)
+        thread = app.consumer._new_consumer_thread()
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._isolation_level, consumer.commit.__name__
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == ("read_committed", "commit_others")
+    assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_faust_builds_transactional_producers_with_the_workers_producer_settings() -> None:
+    new = faust_aiokafka.Producer._new_producer
+    assert params(new) == ["self", "transactional_id"]
+
+    async def build() -> Any:
+        app = faust.App(
+            "test-app-tx-producer", broker="kafka://127.0.0.1:1", web_enabled=False, producer_max_batch_size=4242
+        )
+        made = app.producer._new_producer(transactional_id="app-input-3")  # type: ignore[attr-defined]
+        try:
+            return made._txn_manager.transactional_id, made._message_accumulator._batch_size
+        finally:
+            await made.stop()
+
+    assert asyncio.run(build()) == ("app-input-3", 4242)
+
+
+def test_table_recovery_reads_each_changelog_end_from_the_consumers_highwaters_less_one() -> None:
+    # The batching consumer's highwaters answers for the changelog (where its last committed
+    # record is, past transaction markers): recovery must still ask it, and take one off.
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery._build_highwaters)
+    assert "await consumer.highwaters(*tps)" in source
+    assert "value - 1 if value is not None else -1" in source
+    assert "T(self._build_highwaters)(" in inspect.getsource(Recovery._restart_recovery.fun)
 
 
 def test_faust_commits_through_the_consumers_public_commit_with_empty_metadata() -> None:
@@ -258,6 +310,9 @@ PRIVATE = (
     "CONSUMER_FETCHING",
     "_compress",
     "_decompress",
+    "_isolation_level",
+    "_new_producer",
+    "_build_highwaters",
 )
 # Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
 # (settings) and aiokafka's public errors and structs (the sink, and its transactions).
