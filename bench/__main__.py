@@ -196,5 +196,75 @@ def bench_restarts(
     )
 
 
+@main.command("guarantees")
+@click.option("--events", "total", default=300_000, show_default=True, type=click.IntRange(1000))
+@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1), help="Throughput runs of each.")
+@click.option("--restarts", default=5, show_default=True, type=click.IntRange(0), help="Kill-and-restart rounds each.")
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(2))
+@click.option("--partitions", default=6, show_default=True, type=click.IntRange(1))
+@click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(1), help="Events/s fed in restarts.")
+@click.option("--cap", default=90.0, show_default=True, type=click.FloatRange(1), help="Seconds to wait per restart.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--out", "out", default="out/bench-guarantees", show_default=True, type=click.Path(file_okay=False))
+def bench_guarantees(
+    total: int,
+    customers: int,
+    rounds: int,
+    restarts: int,
+    workers: int,
+    partitions: int,
+    rate: float,
+    cap: float,
+    seed: int,
+    out: str,
+) -> None:
+    """At-least-once and exactly-once in one run: one worker's events/s, and restart-to-decide after kill -9.
+
+    Runs against the integration tier's services (TACTFUL_RUN_DIR, TACTFUL_CACHE_DIR); worker logs stay in --out.
+    """
+    from bench import ab, guarantees
+    from tests.integration.services import ensure_services, kafka_bootstrap, redis_url
+
+    ensure_services()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = guarantees.Figures()
+
+    def say(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    try:
+        guarantees.throughput(
+            kafka_bootstrap(),
+            redis_url(),
+            ab.this_build(),
+            figures,
+            events=total,
+            customers=customers,
+            rounds=rounds,
+            out=folder,
+            say=say,
+        )
+        for g in guarantees.GUARANTEES if restarts else ():
+            figures.restarts[g] = guarantees.restart_times(
+                folder / g,
+                g,
+                rounds=restarts,
+                workers=workers,
+                partitions=partitions,
+                rate=rate,
+                cap=cap,
+                seed=seed,
+                say=say,
+            )
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text = guarantees.table(figures, total, customers)
+    (folder / "table.txt").write_text(text + "\n")
+    click.echo(text)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -148,6 +148,8 @@ def _consumer_config(client_options: ClientOptions) -> dict[str, str | int | flo
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
+        # librdkafka's default, said here: an aborted (exactly-once) batch's decisions are not rebuilt.
+        "isolation.level": "read_committed",
     }
 
 

@@ -277,6 +277,8 @@ class _Schedule:
             app.task(self.mirror_writer)
         app.on_partitions_assigned.connect(self.on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
+        if self.producers is not None:
+            app.on_before_shutdown.connect(self.close_producers)  # type: ignore[arg-type]
 
     async def clock(self) -> None:
         await self.runtime.tick()
@@ -300,6 +302,11 @@ class _Schedule:
             )
             logging.shutdown()
             os._exit(EXIT_BATCH_FAILED)
+
+    async def close_producers(self, _app: Any, **_: Any) -> None:
+        """Once the consumer has stopped: no batch is in flight, no transaction open."""
+        if self.producers is not None:
+            await self.producers.close()
 
     async def warm_producer(self) -> None:
         await self.sink.warm(self.outputs)

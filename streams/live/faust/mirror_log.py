@@ -75,6 +75,9 @@ class KafkaDecisionLog:
             client_id=self._client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Only what the workers committed: with exactly-once, an aborted batch's decisions
+            # must not reach Redis (without transactions, the same records as before).
+            isolation_level="read_committed",
         )
         admin = AIOKafkaAdminClient(**self._options, client_id=f"{self._client_id}-admin")
         consumer.subscribe(self._topics, listener=_Listener(listener))
