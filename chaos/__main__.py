@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where services.sh finds the Kafka jars (default: TACTFUL_CACHE_DIR, else the checkout's .cache)",
     )
     p.add_argument("--keep-run-dir", action="store_true", help="keep the services' and workers' folder")
+    p.add_argument(
+        "--guarantee",
+        choices=("at_least_once", "exactly_once"),
+        default=d.guarantee,
+        help="the workers' TACTFUL_PROCESSING_GUARANTEE (default %(default)s)",
+    )
     a = p.parse_args(argv)
     opts = Options(
         events=a.events,
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         out=a.out,
         cache_dir=a.cache_dir,
         keep_run_dir=a.keep_run_dir,
+        guarantee=a.guarantee,
     )
     outcome = run(opts)
     print(write(outcome, opts.out))

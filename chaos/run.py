@@ -67,6 +67,8 @@ class Options:
     out: Path = REPO / "out" / "chaos"
     cache_dir: Path = REPO / ".cache"
     keep_run_dir: bool = False
+    # TACTFUL_PROCESSING_GUARANTEE for the workers: at_least_once or exactly_once.
+    guarantee: str = "at_least_once"
 
 
 @dataclass
@@ -171,7 +173,7 @@ def run(opts: Options) -> Outcome:
         mark(f"starting own Kafka on {svc.kafka_port} and Redis on {svc.redis_port} in {run_dir}")
         svc.up()
         ns = f"chaos-{uuid.uuid4().hex[:8]}"
-        env = worker_env(svc.bootstrap, svc.redis_url, ns, ns.replace("-", ""))
+        env = worker_env(svc.bootstrap, svc.redis_url, ns, ns.replace("-", ""), opts.guarantee)
         settings = Settings.from_env(env)
         catalog = load_folder(REPO / "topologies")
         broker_max = broker_max_bytes(svc.bootstrap)

@@ -218,8 +218,11 @@ class Fleet:
         return codes
 
 
-def worker_env(bootstrap: str, redis_url: str, prefix: str, redis_prefix: str) -> dict[str, str]:
-    """The workers' environment: the caller's, minus any TACTFUL_* of its own, plus the namespace."""
+def worker_env(
+    bootstrap: str, redis_url: str, prefix: str, redis_prefix: str, guarantee: str = "at_least_once"
+) -> dict[str, str]:
+    """The workers' environment: the caller's, minus any TACTFUL_* of its own, plus the namespace
+    and the processing guarantee."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("TACTFUL_")}
     return {
         **base,
@@ -234,4 +237,5 @@ def worker_env(bootstrap: str, redis_url: str, prefix: str, redis_prefix: str) -
         "TACTFUL_TOPOLOGIES": str(REPO / "topologies"),
         # Historical event times: no wall-clock advance of idle partitions, as in the parity test.
         "TACTFUL_IDLE_AFTER": "3650d",
+        "TACTFUL_PROCESSING_GUARANTEE": guarantee,
     }

@@ -34,6 +34,20 @@ they are duplicates and change nothing, and their decisions already landed.
 A revocation takes the batch lock, so it never drops a partition between (1)
 and (3): no ack covers a record whose state was not written.
 
+With ``TACTFUL_PROCESSING_GUARANTEE=exactly_once`` the order above collapses
+into one step per input partition: every record the partition's events made
+(each added with that partition as its *origin*) and its changed state go,
+with its next offset and stream time, into one Kafka transaction
+(:class:`TransactionSink`, :meth:`Runtime._commit`); the records are acked to
+Faust only afterwards, and Faust commits none of the input topic's offsets
+itself. A crash at any point commits all of a partition's batch or none of
+it. A partition whose producer another worker fenced is dropped and its
+records are skipped (:attr:`Runtime.fenced`); any other failed transaction is
+aborted and fails the batch, which the restart reads again against the
+committed state (:mod:`streams.live.faust.transactions`). Time passing
+(:meth:`Runtime.tick`) commits its decisions and state the same way, with the
+partition's offset and the stream time the idle policy moved to.
+
 Each partition's stream time survives restarts: the runtime remembers it at
 every acked offset, the adapter commits it with the offset
 (:meth:`Runtime.commit_metadata`, as Kafka Streams keeps its partition time in

@@ -10,6 +10,12 @@ past an event still in flight, faust-streaming #606). A batch is acked only
 after the runtime has published its decisions and written its state, so an
 offset is never committed past an event whose effects have not landed.
 
+With ``TACTFUL_PROCESSING_GUARANTEE=exactly_once`` the sink is a
+:class:`~streams.live.sink.TransactionalSink` over one transactional producer
+per input partition (:mod:`~streams.live.faust.transactions`), started as
+partitions are assigned, before their state is recovered; Faust itself is
+always told ``at_least_once``.
+
 With ``TACTFUL_INSTANCE_ID`` the worker is a static member of its consumer
 group: restarted under the same id it gets its partitions back at once
 (:mod:`~streams.live.faust.assignor` for the one Faust check that got in the
