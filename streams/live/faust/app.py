@@ -200,7 +200,10 @@ def _recovery_ends(
             return {}
         if producers is not None:
             owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == input_topic}
-            await producers.ensure(tp.partition for tp in mine if tp.partition in owned)
+            try:
+                await producers.ensure(tp.partition for tp in mine if tp.partition in owned)
+            except Exception as exc:  # started again at the partition's first commit
+                log.warning("could not start the transactional producers before recovery: %r", exc)
         try:
             found = await read([tp.partition for tp in mine])
         except Exception as exc:  # Faust's answer then: right, but recovery may wait on markers
