@@ -239,8 +239,10 @@ class TransactionalSink(BatchSink):
             raise
         try:
             futures = await self._send_all(producer, pending) if pending else []
-            if futures:
-                await asyncio.gather(*futures)
+            # Every delivery's outcome is taken (a fenced producer fails them all); the first failure raised.
+            for delivered in await asyncio.gather(*futures, return_exceptions=True):
+                if isinstance(delivered, BaseException):
+                    raise delivered
             if offset is not None:
                 tp = TopicPartition(self.input_topic, partition)
                 await producer.send_offsets_to_transaction(

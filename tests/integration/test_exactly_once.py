@@ -11,6 +11,7 @@ would send the killed batch's decisions again: `test_chaos_short.py` and
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections import Counter
@@ -117,5 +118,54 @@ def test_transactions_hold_back_nothing_from_live_traffic(services: None, tmp_pa
         engaged = ns.decisions("call_center", lambda ds: len(ds) >= 1, timeout=30)
         assert [d.evidence for d in engaged] == [("p", "f", "s")]
         assert time.monotonic() - started < 10
+    finally:
+        ns.cleanup()
+
+
+def test_a_stalled_worker_is_fenced_by_the_one_that_took_its_partitions(services: None, tmp_path: Any) -> None:
+    """A worker frozen (SIGSTOP) mid-stream past its session loses its partitions to the other
+    worker, which fences its producers; thawed, it cannot commit what it had in flight. Every
+    decision lands exactly once, and the thawed worker stays up (it is never crash-looped)."""
+    ns = Namespace(
+        tmp_path,
+        TACTFUL_PROCESSING_GUARANTEE="exactly_once",
+        TACTFUL_IDLE_AFTER="3650d",
+        TACTFUL_BATCH_MAX="40",
+        TACTFUL_SESSION_TIMEOUT="6",  # the broker's least
+    )
+    try:
+        events = journeys(1_000, 5_000, seed=37, start_ms=parse_time("2026-05-04T00:00:00Z"))
+        want = expected(events)
+        a = ns.worker("a").wait_ready()
+        b = ns.worker("b").wait_ready()
+        wait_until(lambda: len(a.partitions()) + len(b.partitions()) == 4 and a.partitions(), 60, "both holding")
+        ns.feed(events)
+        ns.wait_committed(len(events) // 5, timeout=120)
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: len(b.partitions()) == 4, 60, "b holding every partition")
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        ns.wait_committed(len(events), timeout=120)
+
+        s = ns.settings()
+        chans = [s.topics.decision(c) for c in channels(load_folder(REPO / "topologies"))]
+        found: list[Findings] = []
+
+        def complete() -> bool:
+            found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want)]
+            return found[0].lost == 0 and found[0].audit_missing == 0
+
+        with contextlib.suppress(AssertionError):
+            wait_until(complete, 30, "every expected decision on its topic", every=1.0)
+        f = found[0]
+        assert f.expected > 200
+        assert (f.lost, f.lost_ids, f.extra, f.duplicates) == (0, [], 0, 0)
+        assert (f.audit_missing, f.audit_extra) == (0, 0)
+        # Thawed, a rejoins the group and works again; it never failed a batch.
+        wait_until(lambda: a.ready(), 60, "a ready again")
+        assert a.proc.poll() is None
+        assert "exiting so that the batch is processed again" not in a.log.read_text(errors="replace")
     finally:
         ns.cleanup()

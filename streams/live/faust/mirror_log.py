@@ -153,7 +153,9 @@ class KafkaDecisionLog:
     async def behind(self, partitions: Collection[Partition]) -> Mapping[Partition, int | None]:
         consumer = self._running()
         found: dict[Partition, int | None] = {}
-        for part in partitions:
+        # A copy: the caller's set changes when a rebalance lands during the awaits below
+        # (seen when a worker thawed from SIGSTOP: "Set changed size during iteration").
+        for part in list(partitions):
             tp = TopicPartition(*part)
             high = consumer.highwater(tp)
             if high is None:
