@@ -354,3 +354,26 @@ def test_faust_commits_no_input_offset_in_exactly_once_mode() -> None:
     asyncio.run(wrapped({tp_in: 5}))
     asyncio.run(wrapped({tp_in: 5, tp_other: 7}))
     assert committed == [{tp_other: 7}]
+
+
+@pytest.mark.parametrize(("fenced_for", "exits"), [(None, False), (5.0, False), (31.0, True)])
+def test_a_fenced_partition_the_group_does_not_move_away_restarts_the_worker(
+    monkeypatch: pytest.MonkeyPatch, fenced_for: float | None, exits: bool
+) -> None:
+    from streams.live.faust import app as faust_app
+
+    exited: list[int] = []
+    monkeypatch.setattr(faust_app.os, "_exit", exited.append)
+    monkeypatch.setattr(faust_app.logging, "shutdown", lambda: None)
+
+    class Runtime:
+        fenced: dict[int, float] = {} if fenced_for is None else {2: 1000.0}
+
+        def clock(self) -> float:
+            return 1000.0 + (fenced_for or 0.0)
+
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.runtime = Runtime()  # type: ignore[assignment]
+    schedule.fenced_grace = 30.0
+    schedule._check_fenced()
+    assert exited == ([faust_app.EXIT_BATCH_FAILED] if exits else [])
