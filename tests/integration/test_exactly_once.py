@@ -15,12 +15,16 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from chaos.check import Findings, compare_decisions, decision_ids, read_topic
 from streams.live.topics import channels
 from streams.timeutil import parse_time
 from streams.topology import load_folder
+from tests.integration import test_restart as restart
 from tests.integration.conftest import REPO, Namespace, wait_until
 from tests.integration.services import kafka_bootstrap
 from tests.integration.test_chaos_short import expected, journeys
@@ -167,5 +171,25 @@ def test_a_stalled_worker_is_fenced_by_the_one_that_took_its_partitions(services
         wait_until(lambda: a.ready(), 60, "a ready again")
         assert a.proc.poll() is None
         assert "exiting so that the batch is processed again" not in a.log.read_text(errors="replace")
+    finally:
+        ns.cleanup()
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        restart.test_killed_worker_completes_a_sequence_begun_before_the_restart,
+        restart.test_stream_time_survives_a_restart_so_lateness_does_not_change,
+    ],
+    ids=["sequence_across_a_kill", "stream_time_across_a_kill"],
+)
+def test_restart_scenarios_hold_with_exactly_once(
+    services: None, tmp_path: Any, scenario: Callable[[Namespace], None]
+) -> None:
+    """test_restart.py's kill scenarios, with exactly-once: state recovered from a changelog that
+    ends in transaction markers, and the stream time committed with the offsets in the transaction."""
+    ns = Namespace(tmp_path, TACTFUL_PROCESSING_GUARANTEE="exactly_once")
+    try:
+        scenario(ns)
     finally:
         ns.cleanup()
