@@ -66,3 +66,22 @@ def test_ab_table_compares_medians_against_the_last_build() -> None:
     before, after = lines[2].split(), lines[3].split()
     assert before[:5] == ["before", "200", "100", "300", "0.80"]
     assert after[:5] == ["after", "250", "150", "400", "1.00"]
+
+
+def test_guarantees_table_shows_both_modes_side_by_side() -> None:
+    from bench.guarantees import Figures, table
+
+    figures = Figures()
+    figures.rates = {"at_least_once": [100.0, 300.0, 200.0], "exactly_once": [90.0, 110.0]}
+    figures.restarts = {"at_least_once": [2.0, 4.0, 3.0], "exactly_once": [5.0, None]}
+    lines = table(figures, 1000, 10).splitlines()
+    assert lines[0].startswith("one worker, 1,000 Avro touchpoints, 10 customers")
+    assert lines[2].split() == ["at_least_once", "200", "100", "300", "3.0s", "4.0s"]
+    assert lines[3].split() == ["exactly_once", "100", "90", "110", "5.0s", "never"]
+
+
+def test_guarantees_takes_its_options() -> None:
+    result = CliRunner().invoke(main, ["guarantees", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--events", "--rounds", "--restarts", "--workers", "--partitions", "--rate", "--cap", "--out"):
+        assert option in result.stdout

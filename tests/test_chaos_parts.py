@@ -135,3 +135,13 @@ def test_a_missing_dead_letter_or_a_crash_fails_the_verdict() -> None:
     o = outcome()
     o.fuzz.crashes["random: TypeError"] = 1
     assert failures(o)
+
+
+def test_the_workers_run_at_the_guarantee_asked_for() -> None:
+    from chaos.run import Options
+    from chaos.workers import worker_env
+    from streams.settings import Settings
+
+    assert Options().guarantee == "at_least_once"
+    env = worker_env("127.0.0.1:1", "redis://127.0.0.1:1/0", "chaos-x", "chaosx", "exactly_once")
+    assert Settings.from_env(env).processing.guarantee == "exactly_once"
