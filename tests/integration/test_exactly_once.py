@@ -6,6 +6,12 @@ channel topics then finds every decision that ``tactful replay`` makes of the
 same events, each exactly once: no repeat of a decision id (at-least-once
 would send the killed batch's decisions again: `test_chaos_short.py` and
 `test_restart.py` keep that mode tested), and the audit topic likewise.
+
+Also: a worker frozen (SIGSTOP) past its session is fenced by the worker that
+took its partitions and stays up; a live decision is visible promptly (each
+batch commits its transaction); and test_restart.py's kill scenarios hold in
+this mode (state recovered from a changelog ending in transaction markers,
+stream time committed with the offsets in the transaction).
 """
 
 from __future__ import annotations

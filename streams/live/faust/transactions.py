@@ -28,8 +28,9 @@ exactly-once mode and Kafka Streams' EOS v1 use per-partition ids as here.
 Faust's mode itself is not used (Faust is always told ``at_least_once``): it
 commits transactions on its commit timer rather than per batch, picks the
 producer by the *output* record's partition, and reads its highwaters from
-the last stable offset of a fetch that has not happened yet when recovery
-asks (None, so recovery is skipped).
+the last stable offset of the last fetch, which for a partition not fetched
+yet is None, taken by recovery as an empty changelog (read from the code of
+faust-streaming 0.15.3, not observed).
 
 **Fencing comes before recovery.** :meth:`PartitionProducers.ensure` starts
 (``init_transactions``) the producers of newly assigned active partitions
