@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, ProducerFenced
@@ -376,4 +376,34 @@ def test_a_fenced_partition_the_group_does_not_move_away_restarts_the_worker(
     schedule.runtime = Runtime()  # type: ignore[assignment]
     schedule.fenced_grace = 30.0
     schedule._check_fenced()
+    assert exited == ([faust_app.EXIT_BATCH_FAILED] if exits else [])
+
+
+@pytest.mark.parametrize(("assigned", "exits"), [([0, 1], False), ([1, 2], True)])
+def test_a_fenced_partition_given_back_without_leaving_restarts_the_worker_at_once(
+    monkeypatch: pytest.MonkeyPatch, assigned: list[int], exits: bool
+) -> None:
+    """Faust recovers no partition a worker kept through a rebalance: the fenced one's state here
+    lacks what its other owner committed, so the worker restarts (once) to recover it."""
+    from streams.live.faust import app as faust_app
+
+    exited: list[int] = []
+    monkeypatch.setattr(faust_app.os, "_exit", exited.append)
+    monkeypatch.setattr(faust_app.logging, "shutdown", lambda: None)
+
+    class Runtime:
+        fenced: ClassVar[dict[int, float]] = {2: 1000.0}
+
+        def assign(self, partitions: Any) -> None:
+            pass
+
+    class Source:
+        async def load_stream_times(self, partitions: list[int]) -> None:
+            pass
+
+    schedule = object.__new__(faust_app._Schedule)
+    schedule.runtime = Runtime()  # type: ignore[assignment]
+    schedule.source = Source()  # type: ignore[assignment]
+    schedule.input = "in"
+    asyncio.run(schedule.on_assigned(None, {TopicPartition("in", p) for p in assigned}))
     assert exited == ([faust_app.EXIT_BATCH_FAILED] if exits else [])

@@ -304,13 +304,16 @@ class _Schedule:
             return
         oldest = min(fenced.values())
         if self.runtime.clock() - oldest > self.fenced_grace:
-            log.critical(
-                "input partition(s) %s fenced %.0fs ago and still assigned here; restarting",
-                sorted(fenced),
-                self.runtime.clock() - oldest,
+            self._exit(
+                f"input partition(s) {sorted(fenced)} fenced {self.runtime.clock() - oldest:.0f}s ago"
+                " and still assigned here; restarting"
             )
-            logging.shutdown()
-            os._exit(EXIT_BATCH_FAILED)
+
+    @staticmethod
+    def _exit(why: str) -> None:
+        log.critical("%s", why)
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)
 
     async def close_producers(self, _app: Any, **_: Any) -> None:
         """Once the consumer has stopped: no batch is in flight, no transaction open."""
@@ -337,6 +340,12 @@ class _Schedule:
     # Faust passes the set of topic partitions positionally, after the sender.
     async def on_assigned(self, _app: Any, assigned: Iterable[Any], **_: Any) -> None:
         partitions = [tp.partition for tp in assigned if tp.topic == self.input]
+        kept = sorted(set(self.runtime.fenced) & set(partitions))
+        if kept:
+            # Given back a partition whose producer was fenced, without its leaving this worker in
+            # between: Faust does not recover a partition it kept, and the state here lacks what the
+            # other owner committed. Restart, which recovers it, as a failed batch does.
+            self._exit(f"input partition(s) {kept} fenced and assigned here again; restarting")
         if self.producers is not None:
             # Usually started already, before recovery (_recovery_ends); not for a partition
             # that stayed here, whose producer is kept.

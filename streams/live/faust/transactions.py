@@ -50,8 +50,10 @@ consumer and tells recovery where the last committed record is.
 
 **Fenced or failed.** A producer fenced by another worker means that worker
 owns the partition: the runtime drops it and skips its records until the
-group moves it away (a worker still holding it after
-:data:`FENCED_GRACE` exits, and recovers as a restart does). Any other
+group moves it away. A worker given it back without its leaving in between
+(Faust recovers no partition a worker kept, and the state here lacks what
+the other owner committed), or still holding it after :data:`FENCED_GRACE`,
+exits (70) and recovers as a restart does: once, not in a loop. Any other
 failure aborts the transaction and fails the batch: the worker exits (70)
 and a restart reads the batch again from the committed offsets, against the
 committed changelog, so the in-memory state that ran ahead is rolled back

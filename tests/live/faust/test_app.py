@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
 import pytest
@@ -267,6 +267,8 @@ def test_a_worker_has_joined_once_the_group_assigns_it_even_no_partition() -> No
     assigned: list[list[int]] = []
 
     class Runtime:
+        fenced: ClassVar[dict[int, float]] = {}
+
         def assign(self, partitions: Any) -> None:
             assigned.append(list(partitions))
 
