@@ -33,6 +33,7 @@ from streams.live.sink import TransactionalSink
 from streams.settings import Settings
 from streams.topology import load_folder
 from tests.live.test_runtime import NOW, TOPOLOGIES, Log, Source, event, on_partition, records
+from tests.support import until
 
 
 class TxSink:
@@ -332,7 +333,9 @@ def test_each_input_partition_has_its_own_transactional_id_started_once() -> Non
         # Recovery and the assignment signal both ask: each id is started (fencing) once.
         await asyncio.gather(producers.ensure([0, 1]), producers.ensure([1, 2]))
         assert (await producers.get(1)).tid == "app-touchpoints-1"
+        # Retired ones stop in the background (a fenced producer's stop may wait on its batches).
         await producers.retain([1])
+        await until(lambda: built["app-touchpoints-0"].stopped and built["app-touchpoints-2"].stopped)
 
     asyncio.run(go())
     assert sorted(started) == ["app-touchpoints-0", "app-touchpoints-1", "app-touchpoints-2"]

@@ -157,6 +157,10 @@ class KafkaDecisionLog:
         # (seen when a worker thawed from SIGSTOP: "Set changed size during iteration").
         for part in list(partitions):
             tp = TopicPartition(*part)
+            # Revoked since the caller's set was made, or during an await below: aiokafka asserts.
+            if tp not in consumer.assignment():
+                found[part] = None
+                continue
             high = consumer.highwater(tp)
             if high is None:
                 found[part] = None

@@ -77,6 +77,8 @@ log = logging.getLogger(__name__)
 
 # Seconds a fenced partition may stay in this worker's assignment before it restarts.
 FENCED_GRACE = 30.0
+# Seconds a retired producer may take to stop (a fenced one may never finish flushing).
+STOP_TIMEOUT = 10.0
 
 
 def transactional_id(app_id: str, input_topic: str, partition: int) -> str:
@@ -95,6 +97,7 @@ class PartitionProducers:
         self.app_id = app_id
         self.input_topic = input_topic
         self._started: dict[int, asyncio.Task[Any]] = {}
+        self._stopping: set[asyncio.Future[None]] = set()
 
     def transactional_id(self, partition: int) -> str:
         return transactional_id(self.app_id, self.input_topic, partition)
@@ -132,7 +135,9 @@ class PartitionProducers:
         return producer
 
     async def retire(self, partition: int) -> None:
-        """Stop and forget the partition's producer (fenced, revoked, or its state unknown)."""
+        """Forget the partition's producer (fenced, revoked, or its state unknown) and stop it in the
+        background: a fenced producer's ``stop`` waits for batches it can no longer deliver, and a
+        batch waiting on it would hold up the rebalance that moves the partition away."""
         task = self._started.pop(partition, None)
         if task is None:
             return
@@ -140,7 +145,9 @@ class PartitionProducers:
             task.cancel()
             return
         if not task.cancelled() and task.exception() is None:
-            await _quietly(task.result().stop())
+            stopping = asyncio.ensure_future(_quietly(asyncio.wait_for(task.result().stop(), STOP_TIMEOUT)))
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
 
     async def retain(self, partitions: Iterable[int]) -> None:
         """Stop the producers of partitions no longer assigned."""
@@ -151,6 +158,8 @@ class PartitionProducers:
     async def close(self) -> None:
         for p in list(self._started):
             await self.retire(p)
+        if self._stopping:
+            await asyncio.gather(*self._stopping)
 
 
 async def _quietly(aw: Any) -> None:
