@@ -154,6 +154,12 @@ class BatchSink:
 PartitionProducer = Callable[[int], Awaitable[Any]]
 # Called when a partition's producer is of no more use (fenced, or its transaction state unknown).
 RetireProducer = Callable[[int], Awaitable[None]]
+# Whether a failure of this producer means it was fenced (the adapter knows aiokafka's states).
+IsFenced = Callable[[Any, BaseException], bool]
+
+
+def _fenced(producer: Any, exc: BaseException) -> bool:
+    return isinstance(exc, ProducerFenced)
 
 
 class TransactionalSink(BatchSink):
@@ -168,11 +174,13 @@ class TransactionalSink(BatchSink):
         input_topic: str,
         metadata_producer: Callable[[], Any],
         limits: RecordLimits | None = None,
+        is_fenced: IsFenced = _fenced,
     ) -> None:
         # The metadata producer (Faust's own) answers partitions_for and warms the topics.
         super().__init__(metadata_producer, limits)
         self._producers = producers
         self._retire = retire
+        self._is_fenced = is_fenced
         self.group_id = group_id
         self.input_topic = input_topic
         self._by_origin: dict[int, dict[tuple[str, int | None], Pending]] = {}
@@ -234,8 +242,10 @@ class TransactionalSink(BatchSink):
         producer = await self._producers(partition)
         try:
             await producer.begin_transaction()
-        except ProducerFenced:
-            await self._retire(partition)
+        except BaseException as exc:
+            if self._is_fenced(producer, exc):
+                await self._retire(partition)
+                raise ProducerFenced() from exc
             raise
         try:
             futures = await self._send_all(producer, pending) if pending else []
@@ -249,10 +259,12 @@ class TransactionalSink(BatchSink):
                     {tp: OffsetAndMetadata(offset.offset, offset.metadata)}, self.group_id
                 )
             await producer.commit_transaction()
-        except ProducerFenced:
-            await self._retire(partition)
-            raise
-        except BaseException:
+        except BaseException as exc:
+            # Fenced shows as ProducerFenced, or as any later call failing on a producer that a
+            # background request found fenced ("Can't send messages while not in transaction").
+            if self._is_fenced(producer, exc):
+                await self._retire(partition)
+                raise ProducerFenced() from exc
             await self._abort(partition, producer)
             raise
 

@@ -283,6 +283,31 @@ def test_the_sink_reports_a_fenced_partition_and_commits_the_others() -> None:
     assert (1, "abort", None) not in calls  # a fenced producer can do nothing more
 
 
+def test_a_fence_met_in_the_background_counts_as_fenced_not_as_a_failure() -> None:
+    """aiokafka can meet the fence in a background request; the next call then fails otherwise."""
+    from aiokafka.errors import IllegalOperation
+
+    calls: list[tuple[int, str, Any]] = []
+    producers = {p: TxProducer(p, calls) for p in range(2)}
+    producers[1].fail_send = IllegalOperation("Can't send messages while not in transaction")
+    retired: list[int] = []
+
+    async def get(p: int) -> TxProducer:
+        return producers[p]
+
+    async def retire(p: int) -> None:
+        retired.append(p)
+
+    sink = TransactionalSink(
+        get, retire, "group", "input", lambda: producers[0], is_fenced=lambda producer, exc: producer.name == 1
+    )
+    sink.add("decisions.sms", b"a", b"x", origin=0)
+    sink.add("decisions.sms", b"b", b"y", origin=1)
+    done = asyncio.run(sink.commit({0: Offset(1), 1: Offset(1)}))
+    assert (done.committed, done.fenced, retired) == ({0}, {1}, [1])
+    assert (1, "abort", None) not in calls
+
+
 def test_a_failed_send_aborts_its_transaction_and_raises_once_all_have_ended() -> None:
     calls: list[tuple[int, str, Any]] = []
     producers = {p: TxProducer(p, calls) for p in range(2)}

@@ -51,6 +51,7 @@ name                                                   module      why
 ``aiokafka AIOKafkaConsumer._isolation_level``         consumer    set to read_committed (both modes)
 ``faust aiokafka Producer._new_producer(tid)``         app         per-partition transactional producers
 ``faust Recovery._build_highwaters`` asks highwaters   consumer    overridden highwaters: changelog ends
+``aiokafka AIOKafkaProducer._txn_manager``             transact.   a fence met in the background
 =====================================================  ==========  =====================================
 
 The sink (:mod:`streams.live.sink`) uses only aiokafka's public producer API

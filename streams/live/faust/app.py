@@ -43,7 +43,7 @@ from streams.live.faust.assignor import StaticMemberAssignor
 from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, batching_consumer
 from streams.live.faust.source import FaustSource, committed_reader
 from streams.live.faust.table import changelog_writer, state_table
-from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends
+from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends, is_fenced
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
 from streams.live.sink import BatchSink, TransactionalSink
@@ -145,7 +145,13 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     if settings.processing.guarantee == "exactly_once":
         producers = transactional_producers(app, settings)
         sink = TransactionalSink(
-            producers.get, producers.retire, settings.topics.app_id, settings.topics.input, producer(app), limits
+            producers.get,
+            producers.retire,
+            settings.topics.app_id,
+            settings.topics.input,
+            producer(app),
+            limits,
+            is_fenced=is_fenced,
         )
     else:
         sink = BatchSink(producer(app), limits)

@@ -69,6 +69,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from streams.settings import KafkaConnection
@@ -79,6 +80,24 @@ log = logging.getLogger(__name__)
 FENCED_GRACE = 30.0
 # Seconds a retired producer may take to stop (a fenced one may never finish flushing).
 STOP_TIMEOUT = 10.0
+
+
+def is_fenced(producer: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` from a transactional producer means another producer took its id.
+
+    aiokafka raises :class:`ProducerFenced` only from the call that met the fence; a fence
+    met by a background request (adding a partition to the transaction) leaves the
+    transaction manager in its fatal state, and the next call fails otherwise
+    (``IllegalOperation``, an assertion on the state). The manager keeps the fence as the
+    exception of its transaction waiter. Private (``AIOKafkaProducer._txn_manager``), pinned.
+    """
+    if isinstance(exc, ProducerFenced | InvalidProducerEpoch):
+        return True
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None or not manager.is_fatal_error():
+        return False
+    waiter = manager.wait_for_transaction_end()
+    return bool(waiter.done() and not waiter.cancelled() and isinstance(waiter.exception(), ProducerFenced))
 
 
 def transactional_id(app_id: str, input_topic: str, partition: int) -> str:

@@ -81,6 +81,7 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._isolation_level",
         "._new_producer",
         "._build_highwaters",
+        "._txn_manager",
     }
 
 
@@ -160,6 +161,28 @@ def test_faust_builds_transactional_producers_with_the_workers_producer_settings
             await made.stop()
 
     assert asyncio.run(build()) == ("app-input-3", 4242)
+
+
+def test_a_fence_met_in_the_background_is_kept_by_the_transaction_manager() -> None:
+    # streams.live.faust.transactions.is_fenced reads it: the fatal state, and the fence as the
+    # exception of the transaction waiter.
+    from aiokafka.errors import IllegalOperation, ProducerFenced
+
+    from streams.live.faust.transactions import is_fenced
+
+    async def build() -> tuple[bool, bool, bool]:
+        app = faust.App("test-app-fence", broker="kafka://127.0.0.1:1", web_enabled=False)
+        made = app.producer._new_producer(transactional_id="app-input-1")  # type: ignore[attr-defined]
+        try:
+            manager = made._txn_manager
+            before = is_fenced(made, IllegalOperation())
+            manager._transaction_waiter = asyncio.get_running_loop().create_future()  # as begin_transaction does
+            manager.fatal_error(ProducerFenced())
+            return before, manager.is_fatal_error(), is_fenced(made, IllegalOperation())
+        finally:
+            await made.stop()
+
+    assert asyncio.run(build()) == (False, True, True)
 
 
 def test_table_recovery_reads_each_changelog_end_from_the_consumers_highwaters_less_one() -> None:
@@ -313,6 +336,7 @@ PRIVATE = (
     "_isolation_level",
     "_new_producer",
     "_build_highwaters",
+    "_txn_manager",
 )
 # Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
 # (settings) and aiokafka's public errors and structs (the sink, and its transactions).
