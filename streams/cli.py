@@ -395,6 +395,11 @@ def worker(
             folder,
             ", ".join(f"{t.name} v{t.version}" for t in catalog.topologies) or "none",
         )
+        if settings.topics.instance_id is None:
+            log.warning(
+                "TACTFUL_INSTANCE_ID is not set: dynamic group membership, so a restarted worker can wait "
+                "a minute or more for partitions; give each worker a stable id (README: Live)"
+            )
         tune()
         # uvloop must be the loop before the app exists: building the app binds one.
         try:
