@@ -2,12 +2,16 @@
 
 Every problem is collected, not just the first, each naming the file, the key
 (a dotted path such as ``when.sequence[1].within``) and what was expected.
+Each problem is reported once: a misspelt key is one problem at the key as
+written, with the closest allowed key as a suggestion (``difflib``), not also
+"is required" for the key it stands for.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,25 +62,40 @@ class _Ctx:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        # Required keys already reported missing: what the parser then finds there ("got nothing") is no news.
+        self.missing: set[str] = set()
 
     def fail(self, key: str, message: str) -> _Invalid:
-        self.problems.append(Problem(self.file, key or "(top level)", message))
+        # One mapping can be checked twice on the way down (a step is a pattern too): report it once.
+        problem = Problem(self.file, key or "(top level)", message)
+        if problem not in self.problems and key not in self.missing:
+            self.problems.append(problem)
         return _Invalid()
 
     def mapping(self, value: Any, key: str, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
+            raise self.fail(key, f"expected a mapping (keys: {', '.join(sorted(allowed))}), got {_kind(value)}")
+        missing = {k for k in required if k not in value}
+        self.missing |= {_join(key, k) for k in missing}
         for k in value:
             if k not in allowed:
-                self.fail(_join(key, str(k)), f"unknown key; expected one of: {', '.join(sorted(allowed))}")
-        for k in sorted(required):
-            if k not in value:
-                self.fail(_join(key, k), "is required")
+                guess = suggest(str(k), allowed)
+                if guess in missing:
+                    # The typo and the missing key are one problem: say it once, where it was written.
+                    missing.discard(guess)
+                    self.fail(_join(key, str(k)), f"unknown key; did you mean {guess!r}? ({guess} is required)")
+                else:
+                    hint = f"; did you mean {guess!r}?" if guess else ""
+                    self.fail(_join(key, str(k)), f"unknown key (expected one of: {', '.join(sorted(allowed))}){hint}")
+        for k in sorted(missing):
+            problem = Problem(self.file, _join(key, k), "is required")
+            if problem not in self.problems:
+                self.problems.append(problem)
         return value
 
     def string(self, value: Any, key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string{what and ' ' + what}, got {_kind(value)}")
+            raise self.fail(key, f"expected {what or 'a non-empty string'}, got {_kind(value)}")
         if pattern is not None and not pattern.fullmatch(value):
             raise self.fail(key, f"expected {what or pattern.pattern}, got {value!r}")
         return value
@@ -111,6 +130,12 @@ class _Ctx:
             return fn()
         except _Invalid:
             return None
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of ``choices`` to a misspelt ``word``, if one is close enough to be meant."""
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def _join(key: str, sub: str) -> str:
@@ -178,6 +203,8 @@ def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
 
 def _pattern(value: Any, ctx: _Ctx, key: str, extra: set[str] = frozenset()) -> Pattern:  # type: ignore[assignment]
     m = ctx.mapping(value, key, {"event", "where"} | extra, {"event"})
+    if "event" not in m:
+        raise _Invalid()  # already reported by mapping(), as missing or as the typo that stands for it
     event = ctx.string(m.get("event"), _join(key, "event"), TYPE_PATTERN, "an event type matching [a-z][a-z0-9_.]*")
     if event.startswith(RESERVED_PREFIX):
         raise ctx.fail(
@@ -281,6 +308,30 @@ def _template(value: Any, ctx: _Ctx, key: str, bindings: dict[str, str] | None) 
     return tpl
 
 
+ACTION_KEYS = {
+    "suppress": {"channels", "category", "for"},
+    "engage": {"channel", "action", "category", "expires", "priority"},
+}
+
+
+def _action_kind(raw: Any, ctx: _Ctx, key: str) -> _Invalid:
+    """The problem with an item of ``then`` that is not one ``suppress`` or ``engage`` mapping."""
+    if not isinstance(raw, dict):
+        return ctx.fail(key, f"expected a mapping with one key, suppress or engage; got {_kind(raw)}")
+    kinds = [k for k in raw if k in ACTION_KEYS]
+    if not kinds and len(raw) == 1:
+        ctx.mapping(raw, key, set(ACTION_KEYS))  # reports the unknown key, with a suggestion
+        return _Invalid()
+    if len(kinds) == 1 and all(k in ACTION_KEYS[kinds[0]] for k in raw if k != kinds[0]):
+        # `- suppress:` followed by its keys at the same indentation: YAML reads them as siblings.
+        others = ", ".join(str(k) for k in raw if k != kinds[0])
+        return ctx.fail(key, f"{others} must be indented under {kinds[0]}")
+    if len(kinds) > 1:
+        return ctx.fail(key, f"expected one action per item; write {' and '.join(kinds)} as separate items")
+    got = ", ".join(map(str, raw)) or "an empty mapping"
+    return ctx.fail(key, f"expected one action per item, suppress or engage; got {got}")
+
+
 def _actions(value: Any, ctx: _Ctx, bindings: dict[str, str] | None) -> tuple[Action, ...]:
     if not isinstance(value, list) or not value:
         raise ctx.fail("then", f"expected a non-empty list of actions, got {_kind(value)}")
@@ -289,19 +340,17 @@ def _actions(value: Any, ctx: _Ctx, bindings: dict[str, str] | None) -> tuple[Ac
     for i, raw in enumerate(value):
         key = f"then[{i}]"
         try:
-            if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("suppress", "engage"):
-                raise ctx.fail(key, "expected exactly one of suppress, engage")
+            if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ACTION_KEYS:
+                raise _action_kind(raw, ctx, key)
             kind, body = next(iter(raw.items()))
             key = f"{key}.{kind}"
             if kind == "suppress":
-                sm = ctx.mapping(body, key, {"channels", "category", "for"}, {"channels", "for"})
+                sm = ctx.mapping(body, key, ACTION_KEYS["suppress"], {"channels", "for"})
                 channels = ctx.strings(sm.get("channels"), f"{key}.channels")
                 category = _template(sm.get("category", ANY_CATEGORY), ctx, f"{key}.category", bindings)
                 actions.append(Suppress(channels, category, ctx.duration(sm.get("for"), f"{key}.for")))
             else:
-                em = ctx.mapping(
-                    body, key, {"channel", "action", "category", "expires", "priority"}, {"channel", "action"}
-                )
+                em = ctx.mapping(body, key, ACTION_KEYS["engage"], {"channel", "action"})
                 channel = ctx.string(em.get("channel"), f"{key}.channel")
                 action = _template(em.get("action"), ctx, f"{key}.action", bindings)
                 engage_category = (
