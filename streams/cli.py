@@ -23,6 +23,7 @@ import click
 import orjson
 
 from streams.errors import ConfigError, InfraError, InputError, TactfulError, TopologyError
+from streams.timeutil import DURATION_FORMS
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -140,10 +141,12 @@ def main() -> None:
     """tactful: stop tactless marketing across channels, in real time."""
 
 
-@main.command()
+@main.command(
+    help="Check a topologies folder; print every problem (exit 2 on errors).\n\n"
+    f"Durations are {DURATION_FORMS}."
+)
 @click.argument("folder", type=click.Path(file_okay=False))
 def validate(folder: str) -> None:
-    """Check a topologies folder; print every problem (exit 2 on errors)."""
     catalog = _load_catalog(folder)
     for t in catalog.topologies:
         click.echo(f"ok  {t.name} v{t.version}  ({t.file}, priority {t.priority})")

@@ -187,6 +187,26 @@ def test_validate_a_missing_folder(tmp_path: Path) -> None:
     one_error(tactful(["validate", str(tmp_path / "nope")]), 2, "expected a folder")
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_durations_are_documented_as_accepted() -> None:
+    """README, docs/contract-notes.md and `validate --help` give the one description of a duration,
+    whose units are exactly the ones parsed and whose examples all parse."""
+    from streams.timeutil import _UNITS, DURATION_FORMS, parse_duration
+
+    for doc in (REPO / "README.md", REPO / "docs" / "contract-notes.md"):
+        assert _words(DURATION_FORMS) in _words(doc.read_text()), doc
+    assert _words(DURATION_FORMS) in _words(tactful(["validate", "--help"]).stdout)
+    units, examples = DURATION_FORMS.split("(", 1)[1].split(")", 1)
+    assert set(units.replace("or w for 7 days", "w").split(", ")) == set(_UNITS)
+    assert all(parse_duration(f"3{unit}") == 3 * size for unit, size in _UNITS.items())
+    assert parse_duration("2w") == parse_duration("14d")
+    for example in examples.split(": ", 1)[1].split(", "):
+        parse_duration(example)
+
+
 # --- replay ------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from streams.errors import Problem, TopologyError
 from streams.events import RESERVED_PREFIX, TYPE_PATTERN
-from streams.timeutil import format_duration, parse_duration
+from streams.timeutil import DURATION_EXPECTED, format_duration, parse_duration
 from streams.topology.model import (
     ANY_CATEGORY,
     DEFAULT_PRIORITY,
@@ -114,9 +114,7 @@ class _Ctx:
         try:
             return parse_duration(value) if isinstance(value, str) else parse_duration("")
         except ValueError:
-            raise self.fail(
-                key, f"expected a duration such as 500ms, 30s, 10m, 72h, 14d or 1d12h, got {_show(value)}"
-            ) from None
+            raise self.fail(key, f"{DURATION_EXPECTED}, got {_show(value)}") from None
 
     def strings(self, value: Any, key: str, *, allow_single: bool = True) -> tuple[str, ...]:
         if isinstance(value, str) and allow_single:
