@@ -371,7 +371,7 @@ def parse_policies(data: Any, ctx: _Ctx) -> Policies | None:
     if data is None:
         data = {}
     try:
-        m = ctx.mapping(data, "", {"lateness", "retention", "frequency_caps", "quiet_hours"})
+        m = ctx.mapping(data, "", {"lateness", "retention", "frequency_caps", "quiet_hours", "channels"})
     except _Invalid:
         return None
     lateness = ctx.attempt(lambda: ctx.duration(m.get("lateness", DEFAULT_LATENESS), "lateness"))
@@ -396,9 +396,19 @@ def parse_policies(data: Any, ctx: _Ctx) -> Policies | None:
         if c:
             caps.append(c)
     quiet = ctx.attempt(lambda: _quiet(m["quiet_hours"], ctx)) if "quiet_hours" in m else None
+    channels = ctx.attempt(lambda: _channels(m["channels"], ctx)) if "channels" in m else None
     if ctx.problems or lateness is None or retention is None:
         return None
-    return Policies(lateness, retention, tuple(caps), quiet)
+    return Policies(lateness, retention, tuple(caps), quiet, channels)
+
+
+def _channels(value: Any, ctx: _Ctx) -> frozenset[str]:
+    names = ctx.strings(value, "channels")
+    if "" in names:
+        raise ctx.fail("channels", "expected channel names, got an empty one")
+    if ANY_CATEGORY in names:
+        raise ctx.fail("channels", f"{ANY_CATEGORY!r} is not a channel: list the channels decisions go to")
+    return frozenset(names)
 
 
 def _clock(value: Any, ctx: _Ctx, key: str) -> int:
@@ -439,9 +449,16 @@ def _read(path: Path, ctx: _Ctx) -> Any:
         raise ctx.fail("", f"expected valid YAML: {' '.join(str(exc).split())}") from exc
 
 
-def load_folder(folder: Path | str) -> Catalog:
+def ignored_yaml(root: Path) -> list[Path]:
+    """Files of ``root`` that look like YAML but are not read: ``*.yml``, ``*.YAML`` and the like."""
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in (".yml", ".yaml") and p.suffix != ".yaml")
+
+
+def load_folder(folder: Path | str, *, only: str | None = None) -> Catalog:
     """Load every ``*.yaml`` topology and the optional ``policies.yaml``.
 
+    With ``only`` (a file name in ``folder``), load just that topology file, with
+    the folder's policies: how ``tactful validate FILE`` checks one file.
     Raises :class:`~streams.errors.TopologyError` listing every problem found.
     """
     root = Path(folder)
@@ -461,7 +478,7 @@ def load_folder(folder: Path | str) -> Catalog:
 
     topologies: list[Topology] = []
     seen: dict[str, str] = {}
-    files = sorted(p for p in root.glob("*.yaml") if p.name != POLICIES_FILE)
+    files = sorted(p for p in root.glob("*.yaml") if p.name != POLICIES_FILE) if only is None else [root / only]
     for path in files:
         ctx = _Ctx(path.name)
         try:
@@ -476,7 +493,9 @@ def load_folder(folder: Path | str) -> Catalog:
                 topologies.append(topo)
         problems += ctx.problems
     if not files:
-        problems.append(Problem(str(root), "(folder)", "expected at least one topology *.yaml file"))
+        others = ignored_yaml(root)
+        hint = f" (only *.yaml files are read; rename {', '.join(p.name for p in others)})" if others else ""
+        problems.append(Problem(str(root), "(folder)", f"expected at least one topology *.yaml file{hint}"))
     if problems or policies is None:
         raise TopologyError(problems)
     return Catalog.build(topologies, policies)

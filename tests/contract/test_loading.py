@@ -633,3 +633,17 @@ def test_keys_of_an_action_written_beside_it_are_an_indentation_problem(topo_dir
 def test_two_actions_in_one_item_say_to_split_them(topo_dir):
     p = only_problem(topo_dir(with_action({"engage": {"channel": "sms", "action": "x"}, "suppress": {}})))
     assert p.key == "then[2]" and "separate items" in p.message, str(p)
+
+
+@pytest.mark.parametrize("channels", [["email", "sms"], "sms"])
+def test_policies_may_declare_the_channels(topo_dir, channels):
+    """Beyond the contract: `channels` in policies.yaml (for `tactful validate`'s warnings) loads."""
+    assert load(topo_dir(base(), policies={"channels": channels})).policies.channels == frozenset(
+        [channels] if isinstance(channels, str) else channels
+    )
+    assert load(topo_dir(base())).policies.channels is None
+
+
+@pytest.mark.parametrize("channels", [[], ["sms", "*"], {"sms": 1}, ""])
+def test_declared_channels_are_a_list_of_names(topo_dir, channels):
+    assert_problem(topo_dir(base(), policies={"channels": channels}), "policies.yaml", "channels")
