@@ -352,6 +352,18 @@ def test_validate_warns_of_a_channel_policies_do_not_declare(
     assert (f"did you mean {guess!r}?" in warning) == (guess is not None), warning
 
 
+@pytest.mark.parametrize(
+    "then, key",
+    [
+        ("- engage: {channel: sms, action: 'hi_{a.name'}", "then[0].engage.action"),
+        ("- suppress: {channels: [sms], category: 'a.category}', for: 1d}", "then[0].suppress.category"),
+    ],
+)
+def test_validate_warns_of_a_brace_that_is_no_placeholder(tmp_path: Path, then: str, key: str) -> None:
+    [warning] = validate_folder(tmp_path, {"t.yaml": topology_text(then)})
+    assert warning.startswith(f"warning: t.yaml (t): {key}: ") and "taken as text" in warning, warning
+
+
 def test_validate_without_declared_channels_says_nothing_of_channel_names(tmp_path: Path) -> None:
     then = "- suppress: {channels: [adds], for: 1d}\n- engage: {channel: smss, action: x}"
     assert validate_folder(tmp_path, {"t.yaml": topology_text(then)}) == []

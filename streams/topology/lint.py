@@ -15,6 +15,7 @@ What is warned about:
   in the same evaluation (contract 4.1 and 4.4): the same topology's earlier
   ``suppress`` on that channel, or an earlier-applied topology's that fires
   whenever this one does. See :func:`_always_blocks` for when that is certain.
+- **Stray braces in a template** (``"hi_{a.name"``): text, not a placeholder.
 - **Channel names that are not declared**, when ``policies.yaml`` declares the
   channels (``channels: [...]``), with the closest declared name as a
   suggestion. The ``channel`` key of a ``where`` is not checked: it tests
@@ -77,7 +78,7 @@ def folder_warnings(path: Path) -> list[TopologyWarning]:
 
 def catalog_warnings(catalog: Catalog) -> list[TopologyWarning]:
     """Warnings about a catalog that loaded: always-blocked engagements, undeclared channels."""
-    found = _blocked_engagements(catalog) + _undeclared_channels(catalog)
+    found = _blocked_engagements(catalog) + _undeclared_channels(catalog) + _stray_braces(catalog)
     return sorted(found, key=lambda w: w.file)  # stable: each file's warnings in the order found
 
 
@@ -259,4 +260,30 @@ def _undeclared_channels(catalog: Catalog) -> list[TopologyWarning]:
     if policies.quiet_hours is not None:
         for channel in sorted(policies.quiet_hours.channels):
             check(POLICIES_FILE, None, "quiet_hours.channels", channel)
+    return found
+
+
+# -- templates ----------------------------------------------------------------------------
+
+
+def _stray_braces(catalog: Catalog) -> list[TopologyWarning]:
+    found: list[TopologyWarning] = []
+    for topo in catalog.topologies:
+        for index, action in enumerate(topo.then):
+            named: list[tuple[str, Template | None]]
+            if isinstance(action, Engage):
+                kind, named = "engage", [("action", action.action), ("category", action.category)]
+            else:
+                kind, named = "suppress", [("category", action.category)]
+            for name, tpl in named:
+                if tpl is not None and any(isinstance(p, str) and ("{" in p or "}" in p) for p in tpl.parts):
+                    found.append(
+                        TopologyWarning(
+                            topo.file,
+                            topo.name,
+                            f"then[{index}].{kind}.{name}",
+                            f"{tpl.text!r} has a brace that is not part of a placeholder "
+                            "{binding.attribute}: it is taken as text",
+                        )
+                    )
     return found

@@ -144,9 +144,12 @@ def _kind(value: Any) -> str:
     if value is None or value == "":
         return "nothing"
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     if isinstance(value, list):
-        return "a list"
+        if not value:
+            return "an empty list"
+        odd = next((v for v in value if not isinstance(v, str)), None)
+        return "a list" if odd is None else f"a list holding {_kind(odd)}"
     return repr(value)
 
 
@@ -160,6 +163,9 @@ TOP_KEYS = {"topology", "version", "description", "priority", "cooldown", "when"
 
 
 def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
+    if data is None:
+        ctx.fail("", "the file is empty; expected a topology: topology, version, when and then")
+        return None
     try:
         doc = ctx.mapping(data, "", TOP_KEYS, {"topology", "version", "when", "then"})
     except _Invalid:
@@ -332,7 +338,8 @@ def _action_kind(raw: Any, ctx: _Ctx, key: str) -> _Invalid:
 
 def _actions(value: Any, ctx: _Ctx, bindings: dict[str, str] | None) -> tuple[Action, ...]:
     if not isinstance(value, list) or not value:
-        raise ctx.fail("then", f"expected a non-empty list of actions, got {_kind(value)}")
+        hint = " (write each action as a list item: - engage: ...)" if isinstance(value, dict) else ""
+        raise ctx.fail("then", f"expected a non-empty list of actions, got {_kind(value)}{hint}")
     actions: list[Action] = []
     ok = True
     for i, raw in enumerate(value):
@@ -445,8 +452,25 @@ def _read(path: Path, ctx: _Ctx) -> Any:
         raise ctx.fail("", f"cannot read the file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ctx.fail("", "expected UTF-8 text") from exc
+    except yaml.MarkedYAMLError as exc:
+        raise ctx.fail("", f"expected valid YAML: {_yaml_error(exc)}") from exc
     except yaml.YAMLError as exc:
         raise ctx.fail("", f"expected valid YAML: {' '.join(str(exc).split())}") from exc
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's message on one line, without its '<unicode string>' names and caret drawings."""
+
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    text = " ".join(str(exc.problem or "").split())
+    if exc.problem_mark is not None:
+        text = f"{at(exc.problem_mark)}: {text}"
+    if exc.context:
+        where = f" at {at(exc.context_mark)}" if exc.context_mark is not None else ""
+        text += f" ({' '.join(exc.context.split())}{where})"
+    return text
 
 
 def ignored_yaml(root: Path) -> list[Path]:

@@ -647,3 +647,25 @@ def test_policies_may_declare_the_channels(topo_dir, channels):
 @pytest.mark.parametrize("channels", [[], ["sms", "*"], {"sms": 1}, ""])
 def test_declared_channels_are_a_list_of_names(topo_dir, channels):
     assert_problem(topo_dir(base(), policies={"channels": channels}), "policies.yaml", "channels")
+
+
+@pytest.mark.parametrize(
+    "text, key, needle",
+    [
+        ("", "(top level)", "the file is empty"),
+        ("topology: t\nwhen:\n  sequence: [{event: a}\nthen: []\n", "(top level)", "line 4, column 1: expected ','"),
+        (
+            "topology: t\nversion: 1\nwhen: {sequence: [{event: a}]}\nthen:\n  engage: {channel: sms, action: x}\n",
+            "then",
+            "write each action as a list item",
+        ),
+        (
+            "topology: t\nversion: 1\nwhen: {sequence: [{event: a}]}\nthen: [{suppress: {channels: [], for: 1d}}]\n",
+            "then[0].suppress.channels",
+            "got an empty list",
+        ),
+    ],
+)
+def test_problems_read_as_a_new_user_needs(topo_dir, text, key, needle):
+    p = only_problem(topo_dir(files={"t.yaml": text}))
+    assert p.key == key and needle in p.message and "<unicode string>" not in p.message, str(p)
