@@ -43,7 +43,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 EXIT_CODES = {
     EXIT_OK: "done (check: the customer may be marketed to)",
     EXIT_FAILED: "a file cannot be read or written, or Kafka or Redis failed or did not answer in time",
-    EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies",
+    EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies"
+    " (validate --strict: warnings too)",
     EXIT_SUPPRESSED: "check: the customer is suppressed",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
