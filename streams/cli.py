@@ -23,6 +23,7 @@ import click
 import orjson
 
 from streams.errors import ConfigError, InfraError, InputError, TactfulError, TopologyError
+from streams.timeutil import DURATION_FORMS
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -42,7 +43,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 EXIT_CODES = {
     EXIT_OK: "done (check: the customer may be marketed to)",
     EXIT_FAILED: "a file cannot be read or written, or Kafka or Redis failed or did not answer in time",
-    EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies",
+    EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies"
+    " (validate --strict: warnings too)",
     EXIT_SUPPRESSED: "check: the customer is suppressed",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -120,8 +122,8 @@ def _epilog() -> str:
     return f"\b\nExit codes:\n{rows}"
 
 
-def _load_catalog(folder: str | Path, setting: str | None = None) -> Catalog:
-    """The topologies of ``folder``; with ``setting``, a missing folder says what to set."""
+def _load_catalog(folder: str | Path, setting: str | None = None, only: str | None = None) -> Catalog:
+    """The topologies of ``folder`` (or its one file ``only``); with ``setting``, a missing folder says what to set."""
     from streams.topology import load_folder
 
     if setting is not None and not Path(folder).is_dir():
@@ -129,9 +131,18 @@ def _load_catalog(folder: str | Path, setting: str | None = None) -> Catalog:
             f"no topologies folder at {Path(folder).absolute()}: set {setting} to the folder of your topology files"
         )
     try:
-        return load_folder(folder)
+        return load_folder(folder, only=only)
     except TopologyError as exc:
-        raise _TopologiesInvalid(str(folder), exc) from exc
+        raise _TopologiesInvalid(str(Path(folder) / only) if only else str(folder), exc) from exc
+
+
+class _StrictWarnings(click.ClickException):
+    """`validate --strict` found warnings: they were printed; exit as for invalid topologies."""
+
+    exit_code = EXIT_TOPOLOGIES_INVALID
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
 
 
 @click.group(cls=_Tactful, epilog=_epilog())
@@ -140,17 +151,44 @@ def main() -> None:
     """tactful: stop tactless marketing across channels, in real time."""
 
 
-@main.command()
-@click.argument("folder", type=click.Path(file_okay=False))
-def validate(folder: str) -> None:
-    """Check a topologies folder; print every problem (exit 2 on errors)."""
-    catalog = _load_catalog(folder)
+@main.command(
+    help="Check a topologies folder, or one topology file of it (with the folder's policies.yaml); "
+    "print every problem (exit 2) and every warning: files that are not read, engagements always "
+    "blocked by a suppression made before them, channel names policies.yaml does not declare. "
+    "Warnings leave the exit status 0 unless --strict.\n\n"
+    f"Durations are {DURATION_FORMS}."
+)
+@click.argument("path", metavar="FOLDER|FILE", type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Exit 2 on warnings too, as on problems.")
+def validate(path: Path, strict: bool) -> None:
+    from streams.timeutil import format_duration
+    from streams.topology.lint import catalog_warnings, folder_warnings
+    from streams.topology.loader import POLICIES_FILE
+
+    if not path.exists():
+        raise click.UsageError(f"{path}: no such folder or file; expected a folder of topology *.yaml files or one")
+    if path.is_file() and path.name == POLICIES_FILE:
+        raise click.UsageError(f"{path} holds the policies, not a topology: validate its folder, {path.parent}")
+    warnings = folder_warnings(path)
+    # Before loading: a folder of *.yml files fails to load, and the warning says why.
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    catalog = _load_catalog(path.parent, only=path.name) if path.is_file() else _load_catalog(path)
+    later = catalog_warnings(catalog)
+    for w in later:
+        click.echo(f"warning: {w}", err=True)
+    warnings += later
     for t in catalog.topologies:
         click.echo(f"ok  {t.name} v{t.version}  ({t.file}, priority {t.priority})")
+    n = len(catalog.topologies)
+    policies = catalog.policies
     click.echo(
-        f"{len(catalog.topologies)} topologies valid; policies: lateness "
-        f"{catalog.policies.lateness // 1000}s, retention {catalog.policies.retention // 86_400_000}d"
+        f"{n} {'topology' if n == 1 else 'topologies'} valid; policies: lateness "
+        f"{format_duration(policies.lateness)}, retention {format_duration(policies.retention)}"
+        + (f"; {len(warnings)} warning(s)" if warnings else "")
     )
+    if warnings and strict:
+        raise _StrictWarnings(f"{len(warnings)} warning(s) in {path} (--strict)")
 
 
 @main.command()

@@ -209,6 +209,9 @@ class Policies:
     retention: int
     caps: tuple[Cap, ...] = ()
     quiet_hours: QuietHours | None = None
+    # The channels decisions may go to, if policies.yaml declares them: `tactful validate`
+    # warns on any other name (a typo would make a new decisions.<channel> topic). None: not declared.
+    channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
