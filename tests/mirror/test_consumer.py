@@ -137,7 +137,11 @@ class Redis:
 
     def restart_empty(self) -> None:
         """What a restart without persistence leaves: no keys, no scripts (fakeredis's own state)."""
-        self.server.dbs.clear()
+        # In place: fakeredis binds each connection to its Database object when it opens, so
+        # replacing them would leave pooled connections on the old data, which no restart does.
+        with self.server.lock:  # as fakeredis's own FLUSHALL holds it
+            for db in self.server.dbs.values():
+                db.clear()
         self.server.script_cache.clear()
 
     async def dump(self, prefix: str = P) -> dict[str, dict[bytes, bytes]]:
