@@ -20,6 +20,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,8 @@ class SecureBroker:
         self.script_env = {
             **os.environ,
             "TACTFUL_RUN_DIR": str(run_dir),
+            # The script's readiness check needs confluent_kafka: this interpreter has it.
+            "TACTFUL_PYTHON": os.environ.get("TACTFUL_PYTHON", sys.executable),
             "TACTFUL_SECURE_KAFKA_PORT": str(free_port()),
             "TACTFUL_SECURE_KAFKA_CONTROLLER_PORT": str(free_port()),
             "TACTFUL_SASL_USERNAME": "tactful-it",
