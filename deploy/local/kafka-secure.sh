@@ -94,6 +94,10 @@ make_secrets() {
     fi
     # shellcheck disable=SC1090
     source "$SECRETS"
+    if [[ -n "${TACTFUL_SASL_PASSWORD:-}" && "$TACTFUL_SASL_PASSWORD" != "$CLIENT_PASSWORD" ]] \
+        || [[ "$CLIENT_USER" != "${TACTFUL_SASL_USERNAME:-$CLIENT_USER}" ]]; then
+        say "warning: $HOME_DIR was set up with other SCRAM credentials; they stay until '$0 wipe' (see '$0 env')" >&2
+    fi
 }
 
 # A CA, and a broker key and certificate it signs, valid for 127.0.0.1 and
@@ -186,13 +190,14 @@ format_storage() {
 
 # Ready means the client user gets metadata over TLS, verified against our CA.
 ready() {
-    "$PYTHON" - "127.0.0.1:$PORT" "$TLS/ca.pem" "$CLIENT_USER" "$CLIENT_PASSWORD" <<'EOF' 2>/dev/null
-import sys
+    # The password goes in the environment, not on a command line that `ps` shows.
+    READY_PASSWORD="$CLIENT_PASSWORD" "$PYTHON" - "127.0.0.1:$PORT" "$TLS/ca.pem" "$CLIENT_USER" <<'EOF' 2>/dev/null
+import os, sys
 from confluent_kafka.admin import AdminClient
-servers, ca, user, password = sys.argv[1:]
+servers, ca, user = sys.argv[1:]
 admin = AdminClient({
     "bootstrap.servers": servers, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-    "sasl.username": user, "sasl.password": password, "ssl.ca.location": ca, "log_level": 0,
+    "sasl.username": user, "sasl.password": os.environ["READY_PASSWORD"], "ssl.ca.location": ca, "log_level": 0,
 })
 md = admin.list_topics(timeout=3)
 sys.exit(0 if md.brokers else 1)
