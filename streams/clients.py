@@ -15,7 +15,10 @@ same way everywhere and every client gives up within a bound:
   failed connection attempt to standard error on its own (hundreds of lines a
   minute while a broker is down); here its log lines go to the Python logger
   ``streams.kafka`` at DEBUG instead, so they show only when asked for. They
-  reach Python when the client is polled (confluent-kafka's rule).
+  reach Python when the client is polled (confluent-kafka's rule). A refused
+  login (SASL) or TLS handshake is not retried for ever like a broker that is
+  down: the error callback raises :class:`~streams.errors.InfraError` with
+  librdkafka's reason from the call that polled it.
 - :func:`wait_for_kafka`: wait for the brokers to answer, with backoff, one
   warning per failed attempt saying what it waits for, and
   :class:`~streams.errors.InfraError` after a timeout (for the worker:
@@ -93,12 +96,49 @@ class _LibrdkafkaLog:
             KAFKA_LOG.debug("librdkafka %s: " + msg, logging.getLevelName(level), *args)
 
 
+class _RefusedConnection:
+    """What confluent-kafka's ``error_cb`` option calls: turns a refused login or TLS handshake into an error.
+
+    librdkafka treats neither as fatal: it retries the broker forever, and each
+    request only ends in "Broker transport failure" at its timeout, so a wrong
+    password would look like a broker that is down until the caller's timeout.
+    Raised here, :class:`~streams.errors.InfraError` leaves the poll (or
+    ``list_topics``, ``consume``, ``flush``) that served the callback, at the
+    first refusal and with librdkafka's own reason. Other errors (a broker that
+    is down) stay retried, as before.
+    """
+
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.kafka = kafka
+
+    def __call__(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        code = error.code()
+        if code not in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            return
+        # "sasl_ssl://host:port/bootstrap: <reason> (after 310ms in state AUTH_REQ)" -> "<reason>"
+        reason = str(error.str()).split(": ", 1)[-1].split(" (after ", 1)[0]
+        if code == KafkaError._AUTHENTICATION:
+            hint = "TACTFUL_SASL_MECHANISM, TACTFUL_SASL_USERNAME and TACTFUL_SASL_PASSWORD"
+            what = "refused the login"
+        else:
+            hint = "TACTFUL_SSL_CAFILE"
+            what = "failed the TLS handshake"
+        raise InfraError(f"Kafka at {self.kafka.bootstrap_servers} {what}: {reason} (check {hint})")
+
+
 def kafka_options(kafka: KafkaConnection, **extra: Any) -> dict[str, Any]:
-    """librdkafka options for ``kafka``, its log lines routed to Python logging, with ``extra`` on top."""
+    """librdkafka options for ``kafka``, its log lines routed to Python logging, with ``extra`` on top.
+
+    A refused login or TLS handshake raises :class:`InfraError` from the client
+    call that polled it (see :class:`_RefusedConnection`).
+    """
     return {
         **kafka.librdkafka(),
         "socket.connection.setup.timeout.ms": KAFKA_CONNECT_TIMEOUT_MS,
         "logger": _LibrdkafkaLog(),
+        "error_cb": _RefusedConnection(kafka),
         **extra,
     }
 
@@ -143,7 +183,8 @@ def wait_for_kafka(
     request (of 1 s, doubling up to ``attempt_s``), then a pause (of 0.5 s,
     doubling up to 5 s).
     Every failed attempt logs one warning naming the brokers; ``setting`` (named
-    in the final error) is what to raise to wait longer. Not for a consumer: the
+    in the final error) is what to raise to wait longer. A refused login or TLS
+    handshake is not waited for: :class:`InfraError` at the first attempt. Not for a consumer: the
     poll that serves librdkafka's log lines would also take its messages.
     """
     from confluent_kafka import KafkaException
@@ -157,6 +198,8 @@ def wait_for_kafka(
         try:
             meta = client.list_topics(timeout=max(min(wait, left), 0.1))
         except KafkaException as exc:
+            # Serve the callbacks first: a refused login raises here, before a misleading "waiting" line.
+            client.poll(0)
             reason = kafka_reason(exc)
             left = deadline - time.monotonic()
             if left < 0.5:  # too little left for another attempt to mean anything

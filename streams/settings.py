@@ -329,7 +329,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
-# TACTFUL_* variables that are not worker settings: read by deploy/local/services.sh and compose.
+# TACTFUL_* variables that are not worker settings: read by the deploy/local scripts and compose.
 OTHER_VARIABLES = frozenset(
     {
         "TACTFUL_KAFKA_VERSION",
@@ -341,6 +341,9 @@ OTHER_VARIABLES = frozenset(
         "TACTFUL_RUN_DIR",
         "TACTFUL_CACHE_DIR",
         "TACTFUL_PYTHON",
+        # deploy/local/kafka-secure.sh: the SASL_SSL broker's ports
+        "TACTFUL_SECURE_KAFKA_PORT",
+        "TACTFUL_SECURE_KAFKA_CONTROLLER_PORT",
         # deploy/compose: image pins
         "TACTFUL_KAFKA_IMAGE",
         "TACTFUL_REDIS_IMAGE",

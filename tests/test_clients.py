@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from confluent_kafka import KafkaError
 
 from streams.clients import kafka_admin, kafka_options, redacted, redis_client, wait_for_kafka
 from streams.errors import ConfigError, InfraError
@@ -91,3 +92,48 @@ def test_wait_for_kafka_logs_each_attempt_then_gives_up(caplog: pytest.LogCaptur
     waits = [r.getMessage() for r in caplog.records if r.name == "streams.clients"]
     assert waits and all(f"waiting for Kafka at 127.0.0.1:{port}" in w for w in waits)
     assert [f"attempt {n}:" in w for n, w in enumerate(waits, start=1)] == [True] * len(waits)
+
+
+class _Error:
+    """Stands in for the ``KafkaError`` librdkafka hands to ``error_cb``."""
+
+    def __init__(self, code: int, text: str) -> None:
+        self._code, self._text = code, text
+
+    def code(self) -> int:
+        return self._code
+
+    def str(self) -> str:
+        return self._text
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "message"),
+    [
+        (
+            KafkaError._AUTHENTICATION,
+            "sasl_ssl://k:9093/bootstrap: SASL authentication error: invalid credentials"
+            " (after 310ms in state AUTH_REQ)",
+            "Kafka at k:9093 refused the login: SASL authentication error: invalid credentials "
+            "(check TACTFUL_SASL_MECHANISM, TACTFUL_SASL_USERNAME and TACTFUL_SASL_PASSWORD)",
+        ),
+        (
+            KafkaError._SSL,
+            "sasl_ssl://k:9093/bootstrap: SSL handshake failed: certificate verify failed"
+            " (after 4ms in state SSL_HANDSHAKE)",
+            "Kafka at k:9093 failed the TLS handshake: SSL handshake failed: certificate verify failed "
+            "(check TACTFUL_SSL_CAFILE)",
+        ),
+    ],
+)
+def test_a_refused_login_or_handshake_raises_one_line(code: int, text: str, message: str) -> None:
+    on_error = kafka_options(KafkaConnection(bootstrap_servers="k:9093"))["error_cb"]
+    with pytest.raises(InfraError) as caught:
+        on_error(_Error(code, text))
+    assert str(caught.value) == message
+
+
+def test_a_broker_that_is_down_is_left_to_librdkafka_retries() -> None:
+    on_error = kafka_options(KafkaConnection())["error_cb"]
+    on_error(_Error(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    on_error(_Error(KafkaError._TRANSPORT, "sasl_ssl://k:9093/bootstrap: Connection refused"))
