@@ -343,6 +343,6 @@ def goal(event: str, within: str, where: dict[str, Any] | None = None) -> dict[s
 def status_of(decisions: Iterable[dict[str, Any]], *extra: str) -> list[tuple[Any, ...]]:
     """(topology, kind, channel, status, cause, *extra) per audit record, sorted."""
     return sorted(
-        (d["topology"], d["kind"], d["channel"] or "", d["status"], d["cause"] or "") + tuple(d[k] for k in extra)
+        (d["topology"], d["kind"], d["channel"] or "", d["status"], d["cause"] or "", *(d[k] for k in extra))
         for d in decisions
     )
