@@ -94,8 +94,10 @@ def test_7_3_in_a_control_group_when_bucket_is_below_h(topo_dir, delta):
 
 def test_7_3_the_global_group_uses_the_policies_salt(topo_dir):
     """7.3: "The global control group uses the policies' salt"."""
-    [inside] = customers("2026-12", 1000, inside=True)
-    [outside] = customers("2026-12", 1000, inside=False)
+    ids = [f"c{i}" for i in range(10_000)]
+    # in the group by this salt and not by the default one, and the other way round
+    inside = next(c for c in ids if bucket("2026-12", c) < 1000 <= bucket("tactful", c))
+    outside = next(c for c in ids if bucket("tactful", c) < 1000 <= bucket("2026-12", c))
     d = topo_dir(on("promo", "go", [engage("email")]), policies={"holdout": {"percent": "10%", "salt": "2026-12"}})
     res = replay(d, [ev("g1", inside, "go", "+0"), ev("g2", outside, "go", "+0")])
     assert {a["customer_id"]: (a["status"], a["cause"]) for a in res.audit} == {
