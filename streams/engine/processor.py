@@ -17,6 +17,10 @@ with a lower offset is erased whatever its time: a record redelivered after a
 crash (at-least-once) arrived before the erase and must not rebuild what it
 deleted. The index of tombstones (:attr:`Processor.erased`) is kept beside the
 store so that events of types no topology reads need no state lookup.
+
+A customer's deadlines are its absence timers and the window ends of its open
+goals (contract 7.4): :meth:`CustomerState.next_deadline` gives the earliest,
+so both fire alike, when the watermark reaches them.
 """
 
 from __future__ import annotations
