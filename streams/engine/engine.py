@@ -217,7 +217,7 @@ class Engine:
             arm = self._arm(topo, customer) if self._arms else _TREATED
             if topo.goal is not None:
                 self._open_goal(state, fired, arm, out)
-            if arm is _TREATED:
+            if arm == _TREATED:
                 for action in topo.then:
                     if isinstance(action, Suppress):
                         category = action.category.render(m.bindings)

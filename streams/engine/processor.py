@@ -213,7 +213,8 @@ class Processor:
 
     def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the timer index from stored state (a restarted live worker)."""
-        self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
+        # next_deadline, not timers[0]: a goal's window end is a deadline too (contract 7.4).
+        self._timers = [(d, cid) for cid, s in states if (d := s.next_deadline()) is not None]
         heapq.heapify(self._timers)
 
     def restore_erased(self, states: Iterable[tuple[str, CustomerState]]) -> None:
