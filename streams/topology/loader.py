@@ -215,8 +215,10 @@ def _mode(value: Any, ctx: _Ctx) -> str:
 
 def _goal(value: Any, ctx: _Ctx, retention: int) -> Goal:
     gm = ctx.mapping(value, "goal", {"event", "where", "within"}, {"event", "within"})
-    pattern = ctx.attempt(lambda: _pattern(gm, ctx, "goal", {"within"}))
-    within = ctx.attempt(lambda: _window(gm.get("within"), ctx, "goal.within", retention))
+    # Only what the mapping check let through, so that each problem is reported once.
+    test = {k: gm[k] for k in ("event", "where") if k in gm}
+    pattern = ctx.attempt(lambda: _pattern(test, ctx, "goal")) if "event" in gm else None
+    within = ctx.attempt(lambda: _window(gm["within"], ctx, "goal.within", retention)) if "within" in gm else None
     if within == 0:
         raise ctx.fail("goal.within", "expected a positive duration, got 0")
     if pattern is None or within is None:

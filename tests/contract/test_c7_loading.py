@@ -240,3 +240,9 @@ def test_7_goal_where_of_spec_example_is_empty_and_matches_any(topo_dir):
     t = with_keys(topo("t", {"sequence": [{"event": "go"}]}, [engage("sms")]), goal={**goal("buy", "1d"), "where": {}})
     res = replay(topo_dir(t), [ev("g1", "c1", "go", "+0"), ev("b1", "c1", "buy", "+1h")])
     assert [(a["kind"], a["status"]) for a in res.audit if a["kind"] == "GOAL"] == [("GOAL", "reached")]
+
+
+def test_7_each_goal_problem_is_reported_once(topo_dir):
+    """Loading errors: an unknown key and two missing ones under `goal` are three problems, not more."""
+    probs = problems(topo_dir(base(goal={"as": "x", "where": {}})))
+    assert sorted(p.key for p in probs) == ["goal.as", "goal.event", "goal.within"]
