@@ -4,6 +4,11 @@ The input is one partition read in file order; after the last event the
 watermark moves to ``until`` (default: the largest ``occurred_at``) so due
 deadlines fire. Each record takes the same :class:`~streams.engine.Step`
 (validate, process, classify, reject) as in the live workers.
+
+The output is the emitted decisions; the audit output is every record, also
+the shadow and held-out decisions and the GOAL records of contract 7, sorted
+together by section 6's key. Goals still open after the final watermark give
+no record.
 """
 
 from __future__ import annotations

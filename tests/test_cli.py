@@ -307,6 +307,29 @@ def test_validate_warns_of_an_engagement_another_topology_always_blocks(
     assert "zz_hold's then[0].suppress" in warning and "hold.yaml" in warning
 
 
+@pytest.mark.parametrize(
+    "rival_head, mine_head, policies",
+    [
+        pytest.param("priority: 60\nmode: shadow\n", "", "", id="rival_in_shadow_blocks_nothing"),
+        pytest.param("priority: 60\nholdout: 10%\n", "", "", id="rival_with_a_holdout_is_not_always_in_force"),
+        pytest.param("priority: 60\n", "service: true\n", "", id="service_messages_are_never_suppressed"),
+        pytest.param("priority: 60\n", "", "holdout: {percent: 5%}\n", id="global_control_group"),
+    ],
+)
+def test_validate_knows_what_v1_1_keys_keep_out_of_force(
+    tmp_path: Path, rival_head: str, mine_head: str, policies: str
+) -> None:
+    rival = topology_text("- suppress: {channels: [ads, sms], for: 3d}", name="zz_hold", head=rival_head)
+    mine = topology_text("- engage: {channel: sms, action: x}", name="notify", head=mine_head)
+    files = {"hold.yaml": rival, "notify.yaml": mine} | ({"policies.yaml": policies} if policies else {})
+    assert validate_folder(tmp_path, files) == []
+
+
+def test_validate_does_not_warn_a_service_topology_of_its_own_suppression(tmp_path: Path) -> None:
+    then = "- suppress: {channels: [sms], for: 1d}\n- engage: {channel: sms, action: x}"
+    assert validate_folder(tmp_path, {"t.yaml": topology_text(then, head="service: true\n")}) == []
+
+
 def test_validate_ignores_another_topology_with_a_different_when(tmp_path: Path) -> None:
     rival = topology_text("- suppress: {channels: [sms], for: 3d}", name="hold", head="priority: 90\n")
     mine = topology_text("- engage: {channel: sms, action: x}", name="notify", when="{sequence: [{as: a, event: a}]}")

@@ -17,6 +17,10 @@ with a lower offset is erased whatever its time: a record redelivered after a
 crash (at-least-once) arrived before the erase and must not rebuild what it
 deleted. The index of tombstones (:attr:`Processor.erased`) is kept beside the
 store so that events of types no topology reads need no state lookup.
+
+A customer's deadlines are its absence timers and the window ends of its open
+goals (contract 7.4): :meth:`CustomerState.next_deadline` gives the earliest,
+so both fire alike, when the watermark reaches them.
 """
 
 from __future__ import annotations
@@ -209,7 +213,8 @@ class Processor:
 
     def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the timer index from stored state (a restarted live worker)."""
-        self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
+        # next_deadline, not timers[0]: a goal's window end is a deadline too (contract 7.4).
+        self._timers = [(d, cid) for cid, s in states if (d := s.next_deadline()) is not None]
         heapq.heapify(self._timers)
 
     def restore_erased(self, states: Iterable[tuple[str, CustomerState]]) -> None:

@@ -477,10 +477,10 @@ class Runtime:
         for d, _ in appended:
             value = self.encode(d)
             key = d.customer_id.encode()
-            if d.emitted:
+            if d.emitted and d.channel is not None:  # GOAL records (channel null) are never emitted
                 add(s.topics.decision(d.channel), key, value)
             add(s.topics.audit, key, value)
-            self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
+            self.metrics.decisions.labels(d.kind, d.channel or "", d.topology, d.status).inc()
 
     def _add_forget(self, erasure: Erasure) -> None:
         """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""

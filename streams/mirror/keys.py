@@ -141,7 +141,7 @@ def mirror_write(decision: Decision, now_ms: int) -> MirrorWrite | None:
     matter. A suppression with no category is an all-categories one (the
     contract's default).
     """
-    if decision.status != Status.EMITTED:
+    if decision.status != Status.EMITTED or decision.channel is None:  # GOAL records have no channel
         return None
     category = ALL_CATEGORIES if decision.category is None else decision.category
     if decision.kind == Kind.SUPPRESS:

@@ -89,9 +89,7 @@ def _blocked_engagements(catalog: Catalog) -> list[TopologyWarning]:
     found: list[TopologyWarning] = []
     order = catalog.topologies  # application order (4.4): priority, highest first, then name
     for t_index, topo in enumerate(order):
-        # Contract v1.1 keys (service, mode, holdout) are read with getattr: they join the model
-        # in another branch, and until they do, every topology has their defaults.
-        if getattr(topo, "service", False) is not False:
+        if topo.service:
             continue  # service messages are never blocked by a suppression (7.2)
         pinned = _pinned(topo)
         for e_index, engage in enumerate(topo.then):
@@ -113,7 +111,9 @@ def _blocked_engagements(catalog: Catalog) -> list[TopologyWarning]:
                     )
                     break
             else:
-                for rival in order[:t_index]:
+                # With a global control group, a rival's suppression is held out for some customers.
+                rivals = order[:t_index] if catalog.policies.holdout == 0 else ()
+                for rival in rivals:
                     hit = _rival_blocks(rival, topo, engage, pinned)
                     if hit is not None:
                         found.append(
@@ -143,7 +143,7 @@ def _rival_blocks(rival: Topology, topo: Topology, engage: Engage, pinned: dict[
     """
     if rival.when != topo.when or rival.cooldown != 0:
         return None
-    if getattr(rival, "mode", "live") != "live" or getattr(rival, "holdout", 0) not in (0, None):
+    if rival.shadow or rival.holdout:
         return None
     for index, action in enumerate(rival.then):
         if isinstance(action, Suppress) and _always_blocks(action, engage, pinned):

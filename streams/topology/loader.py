@@ -23,6 +23,7 @@ from streams.timeutil import DURATION_EXPECTED, format_duration, parse_duration
 from streams.topology.model import (
     ANY_CATEGORY,
     DEFAULT_PRIORITY,
+    DEFAULT_SALT,
     Absence,
     Action,
     Cap,
@@ -30,6 +31,7 @@ from streams.topology.model import (
     Condition,
     Count,
     Engage,
+    Goal,
     Pattern,
     Policies,
     QuietHours,
@@ -46,6 +48,7 @@ POLICIES_FILE = "policies.yaml"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 BIND_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CLOCK_PATTERN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+PERCENT_PATTERN = re.compile(r"(\d+)(?:\.(\d{1,2}))?%")
 DEFAULT_LATENESS = "10m"
 DEFAULT_RETENTION = "30d"
 
@@ -116,6 +119,23 @@ class _Ctx:
         except ValueError:
             raise self.fail(key, f"{DURATION_EXPECTED}, got {_show(value)}") from None
 
+    def percent(self, value: Any, key: str, maximum: int) -> int:
+        """A percentage string read exactly, as hundredths of a percent (contract 7): no float."""
+        m = PERCENT_PATTERN.fullmatch(value) if isinstance(value, str) else None
+        if m is None:
+            raise self.fail(
+                key, f"expected a percentage with at most two decimals and a % sign (5%, 2.5%), got {_show(value)}"
+            )
+        h = int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
+        if h > maximum:
+            raise self.fail(key, f"expected a percentage from 0% to {maximum // 100}%, got {value}")
+        return h
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if isinstance(value, QuotedStr) or value not in ("true", "false"):
+            raise self.fail(key, f"expected true or false, got {_show(value)}")
+        return bool(value == "true")
+
     def strings(self, value: Any, key: str, *, allow_single: bool = True) -> tuple[str, ...]:
         if isinstance(value, str) and allow_single:
             return (value,)
@@ -160,6 +180,9 @@ def _show(value: Any) -> str:
 # -- topology files -----------------------------------------------------------------
 
 TOP_KEYS = {"topology", "version", "description", "priority", "cooldown", "when", "then", "release_on"}
+# Contract v1.1, section 7.
+TOP_KEYS |= {"mode", "service", "holdout", "goal"}
+MODES = ("live", "shadow")
 
 
 def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
@@ -190,6 +213,10 @@ def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
     release_on = None
     if "release_on" in doc:
         release_on = ctx.attempt(lambda: _pattern(doc["release_on"], ctx, "release_on"))
+    mode = ctx.attempt(lambda: _mode(doc["mode"], ctx)) if "mode" in doc else "live"
+    service = ctx.attempt(lambda: ctx.boolean(doc["service"], "service")) if "service" in doc else False
+    holdout = ctx.attempt(lambda: ctx.percent(doc["holdout"], "holdout", 10_000)) if "holdout" in doc else 0
+    goal = ctx.attempt(lambda: _goal(doc["goal"], ctx, retention)) if "goal" in doc else None
     if ctx.problems or name is None or version is None or when is None or then is None:
         return None
     return Topology(
@@ -202,7 +229,30 @@ def parse_topology(data: Any, ctx: _Ctx, retention: int) -> Topology | None:
         then=then,
         release_on=release_on,
         file=ctx.file,
+        shadow=mode == "shadow",
+        service=bool(service),
+        holdout=holdout or 0,
+        goal=goal,
     )
+
+
+def _mode(value: Any, ctx: _Ctx) -> str:
+    if value not in MODES:
+        raise ctx.fail("mode", f"expected one of: {', '.join(MODES)}, got {_show(value)}")
+    return str(value)
+
+
+def _goal(value: Any, ctx: _Ctx, retention: int) -> Goal:
+    gm = ctx.mapping(value, "goal", {"event", "where", "within"}, {"event", "within"})
+    # Only what the mapping check let through, so that each problem is reported once.
+    test = {k: gm[k] for k in ("event", "where") if k in gm}
+    pattern = ctx.attempt(lambda: _pattern(test, ctx, "goal")) if "event" in gm else None
+    within = ctx.attempt(lambda: _window(gm["within"], ctx, "goal.within", retention)) if "within" in gm else None
+    if within == 0:
+        raise ctx.fail("goal.within", "expected a positive duration, got 0")
+    if pattern is None or within is None:
+        raise _Invalid()
+    return Goal(pattern, within)
 
 
 def _pattern(value: Any, ctx: _Ctx, key: str, extra: set[str] = frozenset()) -> Pattern:  # type: ignore[assignment]
@@ -378,7 +428,7 @@ def parse_policies(data: Any, ctx: _Ctx) -> Policies | None:
     if data is None:
         data = {}
     try:
-        m = ctx.mapping(data, "", {"lateness", "retention", "frequency_caps", "quiet_hours", "channels"})
+        m = ctx.mapping(data, "", {"lateness", "retention", "frequency_caps", "quiet_hours", "holdout", "channels"})
     except _Invalid:
         return None
     lateness = ctx.attempt(lambda: ctx.duration(m.get("lateness", DEFAULT_LATENESS), "lateness"))
@@ -404,9 +454,10 @@ def parse_policies(data: Any, ctx: _Ctx) -> Policies | None:
             caps.append(c)
     quiet = ctx.attempt(lambda: _quiet(m["quiet_hours"], ctx)) if "quiet_hours" in m else None
     channels = ctx.attempt(lambda: _channels(m["channels"], ctx)) if "channels" in m else None
-    if ctx.problems or lateness is None or retention is None:
+    holdout = ctx.attempt(lambda: _holdout(m["holdout"], ctx)) if "holdout" in m else (0, DEFAULT_SALT)
+    if ctx.problems or lateness is None or retention is None or holdout is None:
         return None
-    return Policies(lateness, retention, tuple(caps), quiet, channels)
+    return Policies(lateness, retention, tuple(caps), quiet, *holdout, channels=channels)
 
 
 def _channels(value: Any, ctx: _Ctx) -> frozenset[str]:
@@ -416,6 +467,19 @@ def _channels(value: Any, ctx: _Ctx) -> frozenset[str]:
     if ANY_CATEGORY in names:
         raise ctx.fail("channels", f"{ANY_CATEGORY!r} is not a channel: list the channels decisions go to")
     return frozenset(names)
+
+
+def _holdout(value: Any, ctx: _Ctx) -> tuple[int, str]:
+    """The global control group (contract 7.3): its size in hundredths of a percent (0% to 50%), and the salt."""
+    hm = ctx.mapping(value, "holdout", {"percent", "salt"})
+    percent = ctx.attempt(lambda: ctx.percent(hm["percent"], "holdout.percent", 5_000)) if "percent" in hm else 0
+    salt = hm.get("salt", DEFAULT_SALT)
+    # An empty salt is a string too, but only when written as one ("" quoted): a bare `salt:` is nothing.
+    if not isinstance(salt, str) or (not salt and not isinstance(salt, QuotedStr)):
+        raise ctx.fail("holdout.salt", f"expected a string, got {_kind(salt)}")
+    if percent is None:
+        raise _Invalid()
+    return percent, str(salt)
 
 
 def _clock(value: Any, ctx: _Ctx, key: str) -> int:
