@@ -361,6 +361,9 @@ class Runtime:
 
     async def handle(self, records: Sequence[Incoming]) -> BatchOutcome:
         started = time.perf_counter()
+        # Schema ids new to this worker are resolved before the lock: a schema registry
+        # outage makes the batch wait (codecs.py), and must not hold up a revocation.
+        await self.io.codecs.prepare(r.value for r in records)
         async with self.lock:
             outcome = BatchOutcome()
             appended: list[tuple[Decision, float | None]] = []
