@@ -98,11 +98,14 @@ cmd_fetch() {
 
 # ---- up / down ---------------------------------------------------------------
 
-# Ready means the Confluent-compatible API answers, not just an open port.
+# Ready means the Confluent-compatible API answers 200, not just an open port.
+# Plain bash over /dev/tcp: no curl needed on the machine.
 registry_ready() {
-    local code
-    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$REGISTRY_URL/subjects" 2>/dev/null)" || return 1
-    [[ "$code" == 200 ]]
+    local status
+    status="$( (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT" &&
+        printf 'GET /apis/ccompat/v7/subjects HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 &&
+        timeout 2 head -n 1 <&3) 2>/dev/null)" || return 1
+    [[ "$status" == "HTTP/1."?" 200"* ]]
 }
 
 cmd_up() {
@@ -115,7 +118,6 @@ cmd_up() {
     if port_open "$REGISTRY_PORT"; then
         die "port $REGISTRY_PORT is taken by another process (set TACTFUL_REGISTRY_PORT)"
     fi
-    command -v curl >/dev/null || die "curl not found (the registry's readiness check uses it)"
     cmd_fetch
     mkdir -p "$REGISTRY_RUN"
     if [[ -e "$REGISTRY_LOG" ]]; then mv -f "$REGISTRY_LOG" "$REGISTRY_LOG.prev"; fi

@@ -17,7 +17,9 @@ bytes of the SHA-256 of the schema's Parsing Canonical Form, big-endian, with
 the top bit cleared (a positive int32, as Confluent ids are). Parsing Canonical
 Form drops docs, defaults and logical types, so the id names exactly the binary
 layout a reader needs, and every process computes the same id with no
-coordination.
+coordination. With a schema registry the ids are the registry's
+(:mod:`streams.codec.registry`), and :func:`decode` reads a record by its
+writer's schema against the caller's reader schema.
 """
 
 from __future__ import annotations
