@@ -57,6 +57,9 @@ COMPATIBILITY = "BACKWARD"
 MISSING_TTL = 5.0
 """Seconds an id the registry said it does not know is taken as unknown without asking again."""
 
+# Pauses between tries of a registration answered 409 (see RegistryClient.register).
+CONFLICT_RETRIES = (0.05, 0.1, 0.2, 0.4)
+
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 
@@ -76,6 +79,10 @@ def _error_code(body: str) -> int | None:
     return code if isinstance(code, int) else None
 
 
+class RegistryConflict(InfraError):
+    """HTTP 409: a schema the subject's compatibility rule refuses (or a creation race, retried)."""
+
+
 def subject(topic: str) -> str:
     """The subject of ``topic``'s record values (Confluent's TopicNameStrategy)."""
     return f"{topic}-value"
@@ -86,7 +93,8 @@ class RegistryClient:
 
     ``url`` is the API's base, e.g. ``http://127.0.0.1:18081/apis/ccompat/v7``.
     A refused connection, a timeout or a 5xx answer raises
-    :class:`RegistryUnavailable`; any other error answer :class:`InfraError`.
+    :class:`RegistryUnavailable`; a 409 :class:`RegistryConflict`; any other
+    error answer :class:`InfraError`.
     """
 
     def __init__(self, url: str, timeout: float = 5.0) -> None:
@@ -110,7 +118,8 @@ class RegistryClient:
                 return None
             if exc.code >= 500:
                 raise RegistryUnavailable(f"schema registry {self.url}: {method} {path}: {exc.code} {detail}") from exc
-            raise InfraError(f"schema registry {self.url} refused {method} {path}: {exc.code} {detail}") from exc
+            refused = f"schema registry {self.url} refused {method} {path}: {exc.code} {detail}"
+            raise (RegistryConflict if exc.code == 409 else InfraError)(refused) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise RegistryUnavailable(f"schema registry {self.url} cannot be reached: {exc}") from exc
         try:
@@ -130,8 +139,23 @@ class RegistryClient:
 
         The subject's compatibility is set first (unless ``compatibility`` is
         None). A schema already in the subject gets its existing id. A schema
-        the compatibility rule refuses raises :class:`InfraError` (HTTP 409).
+        the compatibility rule refuses raises :class:`RegistryConflict` (HTTP 409).
+
+        Apicurio answers 409 too when two clients create the same new subject
+        (or its compatibility rule) at once, as workers starting together do: the
+        loser's second try finds the subject and gets the id. So a 409 is tried
+        again a few times (under a second in all) before it is taken for a refusal.
         """
+        for pause in (*CONFLICT_RETRIES, None):
+            try:
+                return self._register(subject, schema, compatibility)
+            except RegistryConflict:
+                if pause is None:
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _register(self, subject: str, schema: str, compatibility: str | None) -> int:
         if compatibility is not None:
             self.set_compatibility(subject, compatibility)
         answer = self._call("POST", f"/subjects/{self._quote(subject)}/versions", {"schema": schema})

@@ -46,6 +46,7 @@ class FakeRegistry:
         self.config: dict[str, str] = {}
         self.down = False
         self.refused = 0  # calls answered 503 while down
+        self.conflicts = 0  # registrations still to answer 409, as Apicurio does to a creation race
         self.lookups = 0
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -105,7 +106,11 @@ class FakeRegistry:
                     fake.config[parts[1]] = self._body()["compatibility"]
                     self._send(200, {"compatibility": fake.config[parts[1]]})
                 elif method == "POST" and parts[0] == "subjects" and parts[2:] == ["versions"]:
-                    self._send(200, {"id": fake.add(parts[1], self._body()["schema"])})
+                    if fake.conflicts:
+                        fake.conflicts -= 1
+                        self._send(409, {"message": "An artifact with ID already exists.", "error_code": 409})
+                    else:
+                        self._send(200, {"id": fake.add(parts[1], self._body()["schema"])})
                 elif method == "GET" and parts == ["subjects"]:
                     self._send(200, list(fake.subjects))
                 else:
@@ -350,14 +355,19 @@ def test_a_worker_waits_for_the_registry_at_start_then_gives_up_with_one_error(f
     assert 3.0 <= now[0] <= 5.0
 
 
-def test_an_incompatible_registration_is_refused_with_the_registry_s_reason() -> None:
-    class Refusing(reg.RegistryClient):
-        def register(self, subject: str, schema: str, compatibility: str | None = reg.COMPATIBILITY) -> int:
-            raise InfraError("schema registry x refused POST /subjects/t-value/versions: 409 Incompatible")
+def test_a_registration_race_answered_409_is_tried_again(fake: FakeRegistry) -> None:
+    fake.conflicts = len(reg.CONFLICT_RETRIES)
+    client = reg.RegistryClient(fake.url)
+    assert reg.register_own(client, reg.RegistryResolver(client), avro.TOUCHPOINT, ["t"]) == 1
+    assert fake.conflicts == 0
 
-    client = Refusing("http://127.0.0.1:1")
-    with pytest.raises(InfraError, match="409 Incompatible"):
+
+def test_a_409_that_stays_is_a_refusal_with_the_registry_s_reason(fake: FakeRegistry) -> None:
+    fake.conflicts = len(reg.CONFLICT_RETRIES) + 1
+    client = reg.RegistryClient(fake.url)
+    with pytest.raises(reg.RegistryConflict, match=r"409 .*already exists"):
         reg.register_own(client, reg.RegistryResolver(client), avro.TOUCHPOINT, ["t"])
+    assert fake.conflicts == 0 and fake.subjects == {}
 
 
 # --- the runtime with registry codecs ----------------------------------------------------------

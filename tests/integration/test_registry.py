@@ -15,7 +15,7 @@ import fastavro
 import pytest
 
 from streams.codec import avro
-from streams.codec.registry import RegistryClient, schema_id_of, subject
+from streams.codec.registry import RegistryClient, RegistryConflict, schema_id_of, subject
 from streams.decisions import Kind
 from streams.live.topics import channels
 from streams.topology import load_folder
@@ -121,7 +121,7 @@ def test_a_newer_compatible_touchpoint_schema_is_read_by_the_running_worker(
     # An incompatible version is refused by the BACKWARD rule the worker set.
     broken = avro.schema_json(avro.TOUCHPOINT)
     broken["fields"].append({"name": "required_now", "type": "string"})
-    with pytest.raises(Exception, match="409"):
+    with pytest.raises(RegistryConflict, match="409"):
         client.register(subject(s.topics.input), json.dumps(broken), compatibility=None)
 
     parsed = fastavro.parse_schema(v2)
