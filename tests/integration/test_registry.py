@@ -1,14 +1,19 @@
 """A worker against the real schema registry (Apicurio, started by deploy/local/registry.sh).
 
 Registration and resolution by id, an id the registry does not know on the
-dead-letter topic, and a newer compatible touchpoint schema read by a running
-worker without a restart.
+dead-letter topic, a newer compatible touchpoint schema read by a running
+worker without a restart, and a registry outage that a running worker waits
+out (a registry of the test's own, stopped and started again by pid).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -19,7 +24,7 @@ from streams.codec.registry import RegistryClient, RegistryConflict, schema_id_o
 from streams.decisions import Kind
 from streams.live.topics import channels
 from streams.topology import load_folder
-from tests.integration.conftest import REPO, Namespace
+from tests.integration.conftest import REPO, Namespace, free_port, wait_until
 from tests.integration.services import registry_url
 
 
@@ -136,3 +141,63 @@ def test_a_newer_compatible_touchpoint_schema_is_read_by_the_running_worker(
     rejected = {k: v for k, v in worker.metrics().items() if k.startswith("tactful_events_rejected_total{")}
     assert not any(rejected.values())
     assert worker.proc is not None and worker.proc.poll() is None  # the same process all along
+
+
+class OwnRegistry:
+    """A registry of this test's own (own run dir, free port), by deploy/local/registry.sh."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.env = {**os.environ, "TACTFUL_RUN_DIR": str(run_dir), "TACTFUL_REGISTRY_PORT": str(free_port())}
+        self.url = self._sh("url").strip()
+
+    def _sh(self, command: str) -> str:
+        script = REPO / "deploy" / "local" / "registry.sh"
+        done = subprocess.run(
+            ["bash", str(script), command], env=self.env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, f"registry.sh {command}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def up(self) -> None:
+        self._sh("up")
+
+    def down(self) -> None:
+        self._sh("down")
+
+
+@pytest.fixture()
+def own_registry(services: None, tmp_path: Path) -> Iterator[OwnRegistry]:
+    # Requested before `namespace`, so it is stopped after the namespace deleted its subjects.
+    registry = OwnRegistry(tmp_path / "registry-run")
+    registry.up()
+    yield registry
+    registry.down()
+
+
+def test_a_running_worker_waits_out_a_registry_outage_without_dead_letters_or_a_restart(
+    own_registry: OwnRegistry, namespace: Namespace
+) -> None:
+    namespace.extra_env["TACTFUL_SCHEMA_REGISTRY_URL"] = own_registry.url
+    worker = namespace.worker().wait_ready()
+    s = namespace.settings()
+    v2 = avro.schema_json(avro.TOUCHPOINT)
+    v2["fields"].append({"name": "campaign", "type": ["null", "string"], "default": None})
+    v2_id = RegistryClient(own_registry.url).register(subject(s.topics.input), json.dumps(v2))  # new to the worker
+
+    own_registry.down()
+    cust = f"c-{namespace.id}"
+    parsed = fastavro.parse_schema(v2)
+    namespace.produce_raw(
+        (cust.encode(), avro.encode({**avro.touchpoint_to_avro(r), "campaign": None}, parsed, v2_id))
+        for r in journey(cust, int(time.time() * 1000))
+    )
+    wait_until(lambda: "wait for the schema registry" in worker.tail(400), 60, "the worker to wait for the registry")
+    assert worker.proc is not None and worker.proc.poll() is None
+    assert namespace.committed() == 0 and namespace.end_offsets(s.topics.dlq) == 0
+
+    own_registry.up()  # the same run dir: the schemas and their ids are still there
+    (suppress,) = namespace.decisions("ads", lambda ds: len(ds) >= 1)
+    assert suppress.evidence == ("p", "f", "s")
+    namespace.wait_committed(3)
+    assert namespace.end_offsets(s.topics.dlq) == 0
+    assert worker.proc.poll() is None  # the same process all along
