@@ -65,6 +65,7 @@ BACKOFF_MAX = 30.0
 
 _HEADER = struct.Struct(">BI")
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+_API_HINT = "/apis/ccompat/v7 for Apicurio"
 
 
 # Confluent's error codes for a subject, version or schema id it does not have.
@@ -111,7 +112,7 @@ class RegistryClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")[:500]
+            detail = exc.read().decode("utf-8", "replace")[:300]
             # Only the API's own "not found" (Confluent's 404xx codes): a 404 for a wrong
             # base URL must not make every id look unknown.
             if exc.code == 404 and missing_ok and _error_code(detail) in _NOT_FOUND:
@@ -119,6 +120,8 @@ class RegistryClient:
             if exc.code >= 500:
                 raise RegistryUnavailable(f"schema registry {self.url}: {method} {path}: {exc.code} {detail}") from exc
             refused = f"schema registry {self.url} refused {method} {path}: {exc.code} {detail}"
+            if exc.code == 404 and _error_code(detail) not in _NOT_FOUND:
+                refused += f" (no such API path: does the URL end in the API's base, e.g. {_API_HINT}?)"
             raise (RegistryConflict if exc.code == 409 else InfraError)(refused) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise RegistryUnavailable(f"schema registry {self.url} cannot be reached: {exc}") from exc

@@ -72,7 +72,7 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
         prepare = resolver.prepare
     schema = avro.decision_schema()
     touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
-    decision_reader = local.resolve(decision_id) or local.resolve(avro.decision_schema_id())
+    decision_reader = local.resolve(avro.decision_schema_id())
 
     def decode_touchpoint(value: bytes) -> dict[str, Any]:
         return avro.decode(value, resolve, touchpoint_reader)
