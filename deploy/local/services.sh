@@ -5,12 +5,14 @@
 # under .run/. The registry is left out when TACTFUL_SCHEMA_REGISTRY_URL is set:
 # to a registry of one's own, or empty for none (tactful's local schema ids).
 #
-#   services.sh fetch    install redis-server/promtool (apt) and the Kafka jars (Maven)
-#   services.sh up       fetch if needed, start both, wait until each really answers
+#   services.sh fetch    install redis-server/promtool (apt) and the Kafka jars (Maven),
+#                        build the registry (Maven, once)
+#   services.sh up       fetch if needed, start all three, wait until each really answers
 #   services.sh down     stop exactly what `up` started (pid files); fine if nothing runs
 #   services.sh status   say what runs
 #   services.sh wipe     `down`, then delete Kafka's data folder (topics, offsets,
-#                        cluster metadata) and Redis's folder: the next `up` starts empty
+#                        cluster metadata), Redis's folder and the registry's (schemas):
+#                        the next `up` starts empty
 #
 # Every setting is an environment variable with a default (see below); `make up`,
 # `make down`, `make status` and `make fetch-kafka` call this script.
