@@ -20,9 +20,10 @@ happens to those depends on who reads:
   resolves the batch's new ids off the event loop, and while the registry
   cannot be reached it retries with backoff (0.5 s doubling to 30 s), so the
   batch waits and no good record is dead-lettered because of an outage. Only
-  an id the registry answers it does not know is :class:`UnknownSchema`
-  (dead letter ``unknown_schema``); that answer is kept for
-  :data:`MISSING_TTL` seconds so that a burst of such records costs one call.
+  an id the registry answers it does not know (the API's own "not found") is
+  :class:`UnknownSchema` (dead letter ``unknown_schema``); any other error
+  answer counts as an outage. A "not found" is kept for :data:`MISSING_TTL`
+  seconds so that a burst of such records costs one call.
 * Anything else (the command line, the Redis mirror's reader) resolves on
   demand, and an unreachable registry raises :class:`RegistryUnavailable`.
 
@@ -242,10 +243,11 @@ class RegistryResolver:
             self.outages += 1
             raise
         except InfraError as exc:
-            # An answer, but not a schema: taking the id for unknown dead-letters its
-            # records, where raising would fail their batch on every restart.
-            log.warning("schema id %d: %s", schema_id, exc)
-            found = None
+            # Neither a schema nor the API's "not found" (a 401/403, a 404 from outside the
+            # API, an answer that is not JSON): the registry is not answering as one, which
+            # is an outage to wait out, never a reason to dead-letter good records.
+            self.outages += 1
+            raise RegistryUnavailable(str(exc)) from exc
         if found is None:
             self._missing[schema_id] = self.clock()
             return None

@@ -325,6 +325,22 @@ def test_prepare_waits_out_an_outage_with_backoff_then_resolves(fake: FakeRegist
     assert avro.decode(data, resolver_.resolve)["event_id"] == "e1"
 
 
+def test_an_error_answer_that_is_not_not_found_is_waited_out_not_taken_for_unknown(fake: FakeRegistry) -> None:
+    sid = fake.add("touchpoints-value", avro.schema_path(avro.TOUCHPOINT).read_text())
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        resolver_.client = reg.RegistryClient(fake.url)  # the URL put right
+
+    # The API's path left out: every call is a 404 from outside the API.
+    resolver_ = reg.RegistryResolver(reg.RegistryClient(fake.url.removesuffix("/apis/ccompat/v7")), sleep=sleep)
+    data = encode_event(RAW, sid)[1]
+    asyncio.run(resolver_.prepare([data]))
+    assert waits == [0.5]
+    assert avro.decode(data, resolver_.resolve)["event_id"] == "e1"
+
+
 def test_backoff_stops_growing_at_its_cap(fake: FakeRegistry) -> None:
     waits: list[float] = []
 
