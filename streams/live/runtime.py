@@ -14,11 +14,12 @@ Each record is decoded and takes the same :class:`~streams.engine.Step` as
 in ``replay`` (validate, process, classify, reject), on its partition's
 :class:`~streams.engine.Processor`. What is live only stays here: the step's
 admit hook re-routes a record on the wrong partition, rejections become dead
-letters with headers, and metrics are counted. Before a batch, the codecs
-resolve its schema ids new to the worker (``Codecs.prepare``): with a schema
-registry that is down, the batch waits, outside the lock (docs/registry.md). Each processor is given an
+letters with headers, and metrics are counted. Each processor is given an
 :class:`~streams.engine.IdleAdvance` with the wall clock, which moves a
-quiet, caught-up partition's stream time on every tick.
+quiet, caught-up partition's stream time on every tick. Before a batch, the
+codecs resolve its schema ids new to the worker (``Codecs.prepare``): while
+a schema registry is down the batch waits there, outside the lock
+(docs/registry.md).
 
 Order of effects per batch, and why (nothing lost, nothing sent twice to a
 user once deduplicated by id):
