@@ -520,8 +520,8 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     from redis.exceptions import RedisError
 
     from streams.clients import kafka_options, redis_client
-    from streams.codec import avro
     from streams.errors import MirrorUnavailable
+    from streams.live.codecs import resolver
     from streams.live.decision_topics import read_decision_topics
     from streams.live.topics import channels
     from streams.mirror import rebuild, wall_clock_ms
@@ -544,7 +544,7 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     # Redis first: no point reading every decision topic for a Redis that is not there.
     asyncio.run(on_redis(lambda client: client.ping()))
     # Read on this thread, not in asyncio's executor: Ctrl-C must not wait for the read's timeout.
-    decisions = read_decision_topics(kafka_options(settings.kafka), topics, avro.local_registry().resolve, timeout)
+    decisions = read_decision_topics(kafka_options(settings.kafka), topics, resolver(settings), timeout)
     stats = asyncio.run(
         on_redis(
             lambda client: rebuild(

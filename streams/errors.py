@@ -13,7 +13,8 @@
     ├── StateError                  stored per-customer state cannot be decoded
     ├── EventsFileError             the events file cannot be opened or read
     └── InfraError                  Kafka, Redis or a local service failed
-        └── MirrorUnavailable       the Redis mirror cannot be written right now
+        ├── MirrorUnavailable       the Redis mirror cannot be written right now
+        └── RegistryUnavailable     the schema registry cannot be reached right now
 
 Library exceptions are wrapped where they are caught, with ``raise ... from
 exc`` so the cause stays attached. Every :class:`InputError` carries a
@@ -90,3 +91,7 @@ class InfraError(TactfulError):
 
 class MirrorUnavailable(InfraError):
     """The Redis suppression mirror cannot be written right now."""
+
+
+class RegistryUnavailable(InfraError):
+    """The schema registry cannot be reached right now (refused, timed out, or a 5xx answer)."""

@@ -338,6 +338,11 @@ OTHER_VARIABLES = frozenset(
         "TACTFUL_KAFKA_HEAP",
         "TACTFUL_KAFKA_START_TIMEOUT",
         "TACTFUL_REDIS_PORT",
+        # deploy/local/registry.sh
+        "TACTFUL_REGISTRY_VERSION",
+        "TACTFUL_REGISTRY_PORT",
+        "TACTFUL_REGISTRY_HEAP",
+        "TACTFUL_REGISTRY_START_TIMEOUT",
         "TACTFUL_RUN_DIR",
         "TACTFUL_CACHE_DIR",
         "TACTFUL_PYTHON",

@@ -31,6 +31,7 @@ from streams.clients import kafka_consumer
 from streams.codec import avro
 from streams.errors import InfraError, TactfulError
 from streams.generate import generate
+from streams.live.codecs import resolver
 from streams.live.feed import feed
 from streams.settings import Settings
 from streams.timeutil import format_time
@@ -153,7 +154,7 @@ def run_demo(
         threading.Thread(target=feeder, daemon=True).start()
         consumer = _consumer(settings)
         started = time.monotonic()
-        resolve = avro.local_registry().resolve
+        resolve = resolver(settings)  # the workers write with the registry's ids when there is one
         with Live(
             _view(board, [p for _, p in procs], 0, duration), console=console, refresh_per_second=4, transient=False
         ) as live:

@@ -3,7 +3,8 @@
 Uses librdkafka's ``murmur2_random`` partitioner, the Java client's, so every
 event lands on its customer's partition and the worker never has to re-route.
 Records Avro cannot hold (the generator's broken events) are sent as their
-JSON bytes, so the dead-letter path sees them too. Before the first record it
+JSON bytes, so the dead-letter path sees them too. With a schema registry the
+records carry its id for the touchpoint schema, registered at the start. Before the first record it
 waits for the brokers (``TACTFUL_START_TIMEOUT``), so a feed with no broker
 fails with one line instead of queueing records that can never be delivered.
 """
@@ -20,6 +21,7 @@ from confluent_kafka import KafkaException, Producer
 from streams.clients import kafka_producer, kafka_reason, wait_for_kafka
 from streams.codec import avro
 from streams.errors import InfraError, MalformedRecord
+from streams.live.codecs import touchpoint_schema_id
 from streams.settings import Settings
 
 
@@ -36,12 +38,17 @@ def producer(settings: Settings, **extra: str | int) -> Producer:
     )
 
 
-def encode_event(raw: Mapping[str, Any] | object) -> tuple[bytes | None, bytes]:
-    """(key, value) for one generated record; JSON bytes where Avro cannot hold it."""
+def encode_event(raw: Mapping[str, Any] | object, schema_id: int | None = None) -> tuple[bytes | None, bytes]:
+    """(key, value) for one generated record; JSON bytes where Avro cannot hold it.
+
+    ``schema_id``: the registry's id of the touchpoint schema (default: the local id).
+    """
     key = raw.get("customer_id") if isinstance(raw, Mapping) else None
     key_bytes = key.encode() if isinstance(key, str) else None
+    if schema_id is None:
+        schema_id = avro.touchpoint_schema_id()
     try:
-        value = avro.encode(avro.touchpoint_to_avro(raw), avro.touchpoint_schema(), avro.touchpoint_schema_id())
+        value = avro.encode(avro.touchpoint_to_avro(raw), avro.touchpoint_schema(), schema_id)
     except MalformedRecord:
         value = orjson.dumps(raw)
     return key_bytes, value
@@ -60,13 +67,15 @@ def feed(
     prod = producer(settings)
     target = topic or settings.topics.input
     wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
+    # With a schema registry, the id it gives the touchpoint schema (docs/registry.md).
+    schema_id = touchpoint_schema_id(settings)
     sent = 0
     started = time.monotonic()
     try:
         for raw in events:
             if should_stop() or (duration is not None and time.monotonic() - started >= duration):
                 break
-            key, value = encode_event(raw)
+            key, value = encode_event(raw, schema_id)
             while True:
                 try:
                     prod.produce(target, value=value, key=key)

@@ -16,7 +16,10 @@ in ``replay`` (validate, process, classify, reject), on its partition's
 admit hook re-routes a record on the wrong partition, rejections become dead
 letters with headers, and metrics are counted. Each processor is given an
 :class:`~streams.engine.IdleAdvance` with the wall clock, which moves a
-quiet, caught-up partition's stream time on every tick.
+quiet, caught-up partition's stream time on every tick. Before a batch, the
+codecs resolve its schema ids new to the worker (``Codecs.prepare``): while
+a schema registry is down the batch waits there, outside the lock
+(docs/registry.md).
 
 Order of effects per batch, and why (nothing lost, nothing sent twice to a
 user once deduplicated by id):
@@ -361,6 +364,9 @@ class Runtime:
 
     async def handle(self, records: Sequence[Incoming]) -> BatchOutcome:
         started = time.perf_counter()
+        # Schema ids new to this worker are resolved before the lock: a schema registry
+        # outage makes the batch wait (codecs.py), and must not hold up a revocation.
+        await self.io.codecs.prepare(r.value for r in records)
         async with self.lock:
             outcome = BatchOutcome()
             appended: list[tuple[Decision, float | None]] = []

@@ -23,7 +23,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from streams.codec.avro import local_registry
+from streams.live.codecs import resolver
 from streams.live.decision_topics import read_decision_topics
 from streams.live.topics import channels
 from streams.mirror import rebuild, wall_clock_ms
@@ -145,7 +145,7 @@ def expected(ns: Namespace, server: OwnRedis) -> Dump:
     settings = ns.settings()
     catalog = load_folder(REPO / "topologies")
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
-    decisions = read_decision_topics({"bootstrap.servers": kafka_bootstrap()}, topics, local_registry().resolve, 60)
+    decisions = read_decision_topics({"bootstrap.servers": kafka_bootstrap()}, topics, resolver(settings), 60)
     scratch = f"{ns.redis_prefix}-expected"
 
     async def write() -> None:

@@ -121,7 +121,7 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
     input_partitions = ensure_topics(settings, catalog)
     app = build_app(settings, input_partitions)
     metrics = live_metrics.create()
-    codecs = make_codecs(settings)
+    codecs = make_codecs(settings, [settings.topics.decision(ch) for ch in channels(catalog)])
     # A catalog with no channel has nothing to mirror (and aiokafka subscribes to no empty list).
     mirror = _mirror(settings, catalog, codecs, metrics.registry) if settings.redis.url and channels(catalog) else None
     table = state_table(app, input_partitions)
