@@ -299,8 +299,7 @@ class Aggregator:
             i = m[_TOPO]
             arm = self._arm(m)
             goal = self._goal_label(m, has_goal[i])
-            if m[_BEST] < _NO_DECISION or m[_GOAL] is not None:
-                arms[i][arm] += 1
+            arms[i][arm] += 1
             goals[i].setdefault(arm, Counter())[goal] += 1
             best = STATUS_ORDER[m[_BEST]] if m[_BEST] < _NO_DECISION else "no decision"
             flows[i].append((m[_PATH], arm, best, goal))
@@ -409,11 +408,30 @@ class Aggregator:
             out.append(row)
         return out
 
+    def _customer_path(self, order: list[tuple[str, tuple[str, str | None]]], anchor: str) -> tuple[int, ...] | None:
+        """Up to :data:`CUSTOMER_PATH` of the customer's events, ending with the one that completed the match."""
+        ends = [i for i, (event_id, _) in enumerate(order) if event_id == anchor]
+        if not ends:
+            return None
+        path = []
+        for _, key in order[max(0, ends[-1] + 1 - CUSTOMER_PATH) : ends[-1] + 1]:
+            label = self._labels.get(key)
+            if label is None:
+                label = self._labels[key] = len(self._label_list)
+                self._label_list.append(key)
+            path.append(label)
+        return tuple(path)
+
     def _customer_result(self) -> dict[str, Any]:
         timeline = []
+        order: list[tuple[str, tuple[str, str | None]]] = []  # the customer's events in file order
         for entry in self._timeline:
+            entry = {**entry}
             if "cause" in entry:
-                entry = {**entry, "cause": self._cause(entry["cause"])}
+                entry["cause"] = self._cause(entry["cause"])
+            elif isinstance(entry.get("event_id"), str) and isinstance(entry.get("type"), str):
+                channel = entry.get("channel")
+                order.append((entry["event_id"], (entry["type"], channel if isinstance(channel, str) else None)))
             timeline.append(entry)
         timeline.sort(key=lambda e: (e["at_ms"], e["order"]))
         for e in timeline:
@@ -430,7 +448,7 @@ class Aggregator:
             matches.append(
                 {"topology": t.name, "evidence": list(m[_EVIDENCE]), "arm": arm, "decision": best, "goal": goal}
             )
-            flows.append((t.name, m[_PATH], arm, best, goal))
+            flows.append((t.name, self._customer_path(order, m[_ANCHOR]), arm, best, goal))
         from streams.report.sankey import build_sankey
 
         labels = [f"{k} · {c}" if c else k for k, c in self._label_list]
@@ -441,6 +459,9 @@ class Aggregator:
             "matches": matches,
             "sankey": build_sankey(flows, labels),
         }
+
+
+CUSTOMER_PATH = 8  # events shown before one customer's match: the whole recent story, not only the last steps
 
 
 def _named(

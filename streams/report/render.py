@@ -23,16 +23,17 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _interval(pair: Sequence[float] | None, *, percent: bool = True) -> str:
-    if pair is None:
+def _with_interval(
+    value: float | None, pair: Sequence[float] | None, *, scale: float = 100, signed: bool = False
+) -> str:
+    """``20.8% (18.8 to 23.0)``-style cells: the figure, then its 95% interval in the same unit."""
+    if value is None and pair is None:
         return "-"
-    if percent:
-        return f"[{pair[0] * 100:.1f}%, {pair[1] * 100:.1f}%]"
-    return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
-
-
-def _signed_pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:+.1f} pts" if abs(value) < 10 else f"{value * 100:+.0f} pts"
+    sign = "+" if signed else ""
+    text = "-" if value is None else f"{value * scale:{sign}.1f}"
+    if pair is not None:
+        text += f" ({pair[0] * scale:{sign}.1f} to {pair[1] * scale:{sign}.1f})"
+    return text
 
 
 def to_json(data: dict[str, Any]) -> bytes:
@@ -47,40 +48,34 @@ def to_terminal(data: dict[str, Any], console: Console) -> None:
         f"[bold]tactful report[/bold]: {inputs['audit_records']:,} audit records, {inputs['matches']:,} fired matches"
         + (f", {touch:,} touchpoints" if touch is not None else " (no touchpoints: no funnel or paths)")
     )
-    arms = Table(title="Fired matches by arm, goal rate per arm (95% Wilson interval)", title_justify="left")
-    for col in ("topology", "arm", "matches", "reached", "missed", "open", "goal rate", "95% interval"):
+    arms = Table(title="Fired matches by arm; goal rate per arm, % (95% Wilson interval)", title_justify="left")
+    for col in ("topology", "arm", "matches", "reached", "missed", "open", "goal rate, %"):
         arms.add_column(col, justify="left" if col in ("topology", "arm") else "right")
-    uplift = Table(title="Uplift of treated over control (held-out arms pooled)", title_justify="left")
-    for col in ("topology", "absolute", "95% interval", "relative", "95% interval ", "incremental goals", "verdict"):
+    uplift = Table(
+        title="Uplift of treated over control (the held-out arms pooled), 95% intervals", title_justify="left"
+    )
+    for col in ("topology", "uplift, points", "relative, %", "incremental goals", "verdict"):
         uplift.add_column(col, justify="left" if col in ("topology", "verdict") else "right")
     for t in data["topologies"]:
         goal = t["goal"]
         first = True
-        arm_names = list(t["matches"]) or ["-"]
-        for arm in arm_names:
+        for arm in list(t["matches"]) or ["-"]:
             rate = goal["arms"].get(arm) if goal else None
             arms.add_row(
                 t["topology"] if first else "",
                 arm,
                 f"{t['matches'].get(arm, 0):,}",
-                *(
-                    (f"{rate['reached']:,}", f"{rate['missed']:,}", f"{rate['open']:,}", _pct(rate["rate"]))
-                    if rate
-                    else ("-", "-", "-", "no goal")
-                ),
-                _interval(rate["interval"]) if rate else "-",
+                *((f"{rate['reached']:,}", f"{rate['missed']:,}", f"{rate['open']:,}") if rate else ("-", "-", "-")),
+                _with_interval(rate["rate"], rate["interval"]) if rate else "no goal",
             )
             first = False
         if goal:
             u = goal["uplift"]
-            inc = u["incremental_goals"]
             uplift.add_row(
                 t["topology"],
-                _signed_pct(u["absolute"]),
-                _interval(u["absolute_interval"]),
-                _pct(u["relative"]) if u["relative"] is not None else "-",
-                _interval(u["relative_interval"]),
-                "-" if inc is None else f"{inc:+.1f} {_interval(u['incremental_interval'], percent=False)}",
+                _with_interval(u["absolute"], u["absolute_interval"], signed=True),
+                _with_interval(u["relative"], u["relative_interval"], signed=True),
+                _with_interval(u["incremental_goals"], u["incremental_interval"], scale=1, signed=True),
                 u["verdict"],
             )
     console.print(arms)
@@ -121,12 +116,15 @@ def _count_of(row: dict[str, Any], stage: str) -> str:
 
 
 def _customer_terminal(c: dict[str, Any], console: Console) -> None:
+    if not c["matches"]:
+        console.print(f"No topology fired for {c['customer_id']}.")
     matches = Table(title=f"Fired matches of {c['customer_id']}", title_justify="left")
     for col in ("topology", "arm", "decision", "goal", "evidence"):
         matches.add_column(col)
     for m in c["matches"]:
         matches.add_row(m["topology"], m["arm"], m["decision"], m["goal"], ", ".join(m["evidence"]))
-    console.print(matches)
+    if c["matches"]:
+        console.print(matches)
     timeline = Table(title=f"Timeline of {c['customer_id']}: events, decisions and goals", title_justify="left")
     for col in ("at", "what", "detail", "status", "cause"):
         timeline.add_column(col)
@@ -230,38 +228,8 @@ def to_html(data: dict[str, Any], *, title: str = "tactful report") -> str:
     go = _plotly()
     from plotly.offline import get_plotlyjs
 
-    charts: list[tuple[str, Any]] = []
-    rates = _rates_figure(go, data["topologies"])
-    if rates is not None:
-        charts.append(("rates", rates))
-    funnel = _funnel_figure(go, data["channels"])
-    if funnel is not None:
-        charts.append(("funnel", funnel))
-    if data["customer"] is not None:
-        charts.append(
-            (
-                "sankey-customer",
-                _sankey_figure(go, data["customer"]["sankey"], f"Journey of {data['customer']['customer_id']}"),
-            )
-        )
-    charts.append(("sankey-all", _sankey_figure(go, data["sankey"]["all"], "Journeys into every topology")))
-    for name, sankey in data["sankey"]["topologies"].items():
-        charts.append((f"sankey-{name}", _sankey_figure(go, sankey, f"Journeys into {name}")))
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}.better{color:#137333;font-weight:bold}"
-        ".worse{color:#b3261e;font-weight:bold}</style>",
-        # Inlined, so the page needs no network: no CDN, no MathJax.
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>",
-        "</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        _summary_html(data),
-    ]
-    for name, fig in charts:
-        parts.append(
+    def chart(name: str, fig: Any) -> str:
+        return str(
             fig.to_html(
                 full_html=False,
                 include_plotlyjs=False,
@@ -270,12 +238,58 @@ def to_html(data: dict[str, Any], *, title: str = "tactful report") -> str:
                 config={"displaylogo": False, "responsive": True},
             )
         )
-        if name == "funnel" or (name == "rates" and funnel is None):
-            parts.append(_funnel_html(data["channels"]))
-    if data["customer"] is not None:
-        parts.append(_timeline_html(data["customer"]))
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}.better{color:#137333;font-weight:bold}"
+        ".worse{color:#b3261e;font-weight:bold}p.note{color:#555}#timeline td{text-align:left}</style>",
+        # Inlined, so the page needs no network: no CDN, no MathJax.
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        _inputs_html(data["inputs"]),
+        _summary_html(data),
+    ]
+    rates = _rates_figure(go, data["topologies"])
+    if rates is not None:
+        parts.append(chart("rates", rates))
+    parts.append("<h2>Outcomes reported by channels</h2>")
+    funnel = _funnel_figure(go, data["channels"])
+    if funnel is not None:
+        parts.append(chart("funnel", funnel))
+        parts.append(_funnel_html(data["channels"]))
+    else:
+        parts.append("<p class='note'>No emitted engagement and no channel outcome in the input.</p>")
+    customer = data["customer"]
+    if customer is not None:
+        who = html.escape(customer["customer_id"])
+        parts.append(f"<h2>One customer: {who}</h2>")
+        if customer["sankey"]["links"]:
+            parts.append(chart("sankey-customer", _sankey_figure(go, customer["sankey"], f"Journey of {who}")))
+        else:
+            parts.append(f"<p class='note'>No topology fired for {who}.</p>")
+        parts.append(_timeline_html(customer))
+    parts.append(
+        "<h2>Journeys</h2><p class='note'>Left to right: the events (type · channel) that led to each fired "
+        "match, the last one completing it; the topology; the match's arm; the best status among its decisions; "
+        "whether its goal was reached. Widths count matches.</p>"
+    )
+    parts.append(chart("sankey-all", _sankey_figure(go, data["sankey"]["all"], "Journeys into every topology")))
+    for name, sankey in data["sankey"]["topologies"].items():
+        parts.append(chart(f"sankey-{name}", _sankey_figure(go, sankey, f"Journeys into {name}")))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _inputs_html(inputs: dict[str, Any]) -> str:
+    touch = inputs["touchpoints"]
+    read = f"{inputs['audit_records']:,} audit records, {inputs['matches']:,} fired matches" + (
+        f", {touch:,} touchpoints" if touch is not None else " (no touchpoints: no funnel or paths)"
+    )
+    return f"<p class='note'>{html.escape(read)}</p>"
 
 
 def _summary_html(data: dict[str, Any]) -> str:
@@ -285,27 +299,35 @@ def _summary_html(data: dict[str, Any]) -> str:
         g = t["goal"]
         matches = ", ".join(f"{arm} {n:,}" for arm, n in t["matches"].items())
         if g is None:
-            rows.append(f"<tr><td>{e(t['topology'])}</td><td>{e(matches)}</td><td colspan='5'>no goal</td></tr>")
+            rows.append(f"<tr><td>{e(t['topology'])}</td><td>{e(matches)}</td><td colspan='6'>no goal</td></tr>")
             continue
         u = g["uplift"]
         treated = g["arms"].get("treated")
         verdict = u["verdict"]
         css = "better" if verdict == "better" else "worse" if verdict == "worse" else ""
-        inc = u["incremental_goals"]
+        cells = (
+            _with_interval(treated["rate"], treated["interval"]) if treated else "-",
+            _with_interval(g["control"]["rate"], g["control"]["interval"]),
+            _with_interval(u["absolute"], u["absolute_interval"], signed=True),
+            _with_interval(u["relative"], u["relative_interval"], signed=True),
+            _with_interval(u["incremental_goals"], u["incremental_interval"], scale=1, signed=True),
+        )
         rows.append(
             f"<tr><td>{e(t['topology'])}</td><td>{e(matches)}</td>"
-            f"<td>{_pct(treated['rate'] if treated else None)} "
-            f"{_interval(treated['interval'] if treated else None)}</td>"
-            f"<td>{_pct(g['control']['rate'])} {_interval(g['control']['interval'])}</td>"
-            f"<td>{_signed_pct(u['absolute'])} {_interval(u['absolute_interval'])}</td>"
-            f"<td>{'-' if inc is None else f'{inc:+.1f}'}</td>"
-            f"<td class='{css}'>{e(verdict)}</td></tr>"
+            + "".join(f"<td>{e(c)}</td>" for c in cells)
+            + f"<td class='{css}'>{e(verdict)}</td></tr>"
         )
     head = (
-        "<tr><th>topology</th><th>fired matches by arm</th><th>treated goal rate</th><th>control goal rate</th>"
-        "<th>uplift (95%)</th><th>incremental goals</th><th>verdict</th></tr>"
+        "<tr><th>topology</th><th>fired matches by arm</th><th>treated goal rate, %</th>"
+        "<th>control goal rate, %</th><th>uplift, points</th><th>relative uplift, %</th>"
+        "<th>incremental goals</th><th>verdict</th></tr>"
     )
-    return f"<h2>Uplift per topology</h2><table id='uplift'>{head}{''.join(rows)}</table>"
+    note = (
+        "<p>Goal rates count matches whose goal was reached or missed; control is the held-out arms pooled. "
+        "In brackets: 95% intervals (Wilson for rates, Newcombe for the uplift, log ratio for the relative "
+        "uplift). <b>better</b>/<b>worse</b>: the uplift's interval lies above/below zero.</p>"
+    )
+    return f"<h2>Uplift per topology</h2><table id='uplift'>{head}{''.join(rows)}</table>{note}"
 
 
 def _funnel_html(channels: list[dict[str, Any]]) -> str:
@@ -328,4 +350,4 @@ def _timeline_html(c: dict[str, Any]) -> str:
         for x in c["timeline"]
     )
     head = "<tr><th>at</th><th>what</th><th>detail</th><th>status</th><th>cause</th></tr>"
-    return f"<h2>Timeline of {e(c['customer_id'])}</h2><table id='timeline'>{head}{rows}</table>"
+    return f"<h3>Timeline: events, decisions and goals</h3><table id='timeline'>{head}{rows}</table>"
