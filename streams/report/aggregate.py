@@ -60,7 +60,7 @@ _NO_DECISION = len(STATUS_ORDER)  # a match known only from its GOAL record
 
 GOAL_REACHED, GOAL_MISSED, GOAL_OPEN, NO_GOAL = "goal reached", "goal missed", "goal open", "no goal"
 
-_REF = re.compile(r"^(\w+) ([0-9a-f]{32})$")  # "suppressed_by <id>", "outranked_by <id>"
+_REF = re.compile(r"^(\w+_by) (\S+)$")  # "suppressed_by <decision id>", "outranked_by <decision id>"
 
 # Per match: [arm shown by records or None, goal status or None, best status rank, topology index,
 #             customer, completing event id, path (tuple of label ids) or None, evidence]
@@ -183,7 +183,7 @@ class Aggregator:
                         m[_ARM] = A.SHADOW
                     elif status == "emitted":
                         m[_ARM] = A.TREATED
-            if isinstance(decision_id, str):
+            if isinstance(decision_id, str) and kind != "RELEASE":  # a RELEASE is never a cause nor reported on
                 ch = self._channel(channel)
                 engaged = kind == "ENGAGE" and status == "emitted"
                 self._ids[decision_id] = t.index << 16 | ch << 1 | engaged
