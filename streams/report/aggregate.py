@@ -148,11 +148,17 @@ class Aggregator:
         except (KeyError, TypeError):
             self.bad_audit += 1
             return
-        if not isinstance(evidence, list) or not evidence:
+        status = r.get("status") or "emitted"
+        if (
+            not isinstance(evidence, list)
+            # A reached GOAL's evidence is its match's evidence and then the goal event.
+            or len(evidence) < (2 if kind == "GOAL" and status == "reached" else 1)
+            or not isinstance(topo_name, str)
+            or not isinstance(customer, str)
+        ):
             self.bad_audit += 1
             return
         self.audit_records += 1
-        status = r.get("status") or "emitted"
         cause = r.get("cause")
         t = self._topology(topo_name)
         version = r.get("topology_version")

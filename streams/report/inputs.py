@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.errors import InfraError, InputError
+from streams.errors import ConfigError, InfraError, InputError
 
 Resolver = Callable[[int], Any]
 
@@ -88,7 +88,7 @@ def open_topic(
         meta = consumer.list_topics(topic=topic, timeout=_left(deadline, topic))
         info = meta.topics.get(topic)
         if info is None or info.error is not None:
-            raise InfraError(f"topic {topic!r} cannot be read ({info.error if info else 'unknown'})")
+            raise ConfigError(f"topic {topic!r} does not exist ({info.error if info else 'unknown'})")
         starts: list[Any] = []
         ends: dict[int, int] = {}
         for number in sorted(info.partitions):
@@ -102,6 +102,9 @@ def open_topic(
     except KafkaException as exc:
         consumer.close()
         raise InfraError(f"reading {topic} failed: {exc}") from exc
+    except BaseException:  # a missing topic, a timeout: the consumer goes too
+        consumer.close()
+        raise
     first = {tp.partition: (tp.offset if tp.offset >= 0 else ends[tp.partition]) for tp in starts}
     total = sum(max(0, ends[p] - first[p]) for p in ends)
     state = {"done": 0}

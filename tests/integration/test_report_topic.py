@@ -86,3 +86,9 @@ def test_report_reads_the_audit_and_input_topics_over_a_time_range(namespace: Na
     assert since_late["inputs"]["audit_records"] == 4
     until_early = report("--until", str(after - 1))
     assert until_early["inputs"]["audit_records"] == 6
+
+
+def test_a_missing_audit_topic_is_a_setting_to_fix(namespace: Namespace) -> None:
+    result = CliRunner(env=namespace.env()).invoke(main, ["report", "--from-topic", "--timeout", "20"])
+    assert result.exit_code == 2, result.output
+    assert f"topic '{namespace.settings().topics.audit}' does not exist" in result.stderr

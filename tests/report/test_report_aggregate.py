@@ -284,3 +284,9 @@ def test_json_shape() -> None:
     assert sorted(data["customer"]) == ["customer_id", "matches", "sankey", "timeline"]
     assert nudge["versions"] == [1]
     assert nudge["matches_total"] == 5
+
+
+def test_a_reached_goal_needs_its_goal_event() -> None:
+    agg = Aggregator()
+    agg.add_audit(rec("g9", "cZ", "GOAL", "nudge", ["only"], "reached", "treated", channel=None))
+    assert agg.result()["inputs"]["audit_records_unreadable"] == 1
