@@ -127,7 +127,9 @@ def _customer(i: int, rng: random.Random, arms: HoldoutCatalog) -> tuple[list[di
         cause = "cap sms max 2 per 7d" if blocked else (arm if held else None)
         engage = _decision(rng, customer, name, "ENGAGE", channel, t, evidence, status, cause)
         audit.append(engage)
-        for other in ("ads", "push"):  # the suppressions most shipped topologies make beside their engagement
+        # The suppressions most shipped topologies make beside their engagement; a blocked match stands for
+        # a topology that only engages, so that its records show no arm (the report needs the catalog then).
+        for other in ("ads", "push") if not blocked else ():
             held_status, held_cause = ("held_out", arm) if held else ("emitted", None)
             audit.append(_decision(rng, customer, name, "SUPPRESS", other, t, evidence, held_status, held_cause))
         if status == "emitted":
