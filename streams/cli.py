@@ -700,7 +700,13 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
 @click.option("--path-length", default=3, show_default=True, type=click.IntRange(1, 12), help="Events per path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @click.option("--html", "html_out", default=None, type=click.Path(dir_okay=False), help="Write a self-contained page.")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="With a topic: seconds to wait for the broker's partition offsets.",
+)
 @click.option(
     "--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal)."
 )
