@@ -45,11 +45,13 @@ def data() -> dict[str, Any]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def browser(tmp_path: Path) -> Iterator[Browser]:
     b = Browser(
         chromium(),
         "--no-sandbox",  # the tests run as root in CI
         "--disable-gpu",
+        "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+        f"--user-data-dir={tmp_path / 'profile'}",  # a fresh profile, whatever HOME is
         "--no-first-run",
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--window-size=1400,1000",
