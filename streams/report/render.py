@@ -212,6 +212,31 @@ def _rates_figure(go: Any, topologies: list[dict[str, Any]]) -> Any | None:
     return fig
 
 
+def _status_figure(go: Any, topologies: list[dict[str, Any]]) -> Any | None:
+    """Decisions per topology, stacked by status: how much of what fired was held out, blocked, outranked."""
+    if not topologies:
+        return None
+    names = [t["topology"] for t in topologies]
+    statuses = sorted({d["status"] for t in topologies for d in t["decisions"]}, key=_status_order)
+    fig = go.Figure()
+    for status in statuses:
+        counts = [sum(d["count"] for d in t["decisions"] if d["status"] == status) for t in topologies]
+        fig.add_trace(go.Bar(name=status, x=names, y=counts))
+    fig.update_layout(
+        title={"text": "Decisions per topology by status"},
+        barmode="stack",
+        height=380,
+        yaxis={"title": {"text": "decisions"}},
+    )
+    return fig
+
+
+def _status_order(status: str) -> int:
+    from streams.report.aggregate import STATUS_ORDER
+
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+
+
 def _funnel_figure(go: Any, channels: list[dict[str, Any]]) -> Any | None:
     if not channels:
         return None
@@ -256,6 +281,9 @@ def to_html(data: dict[str, Any], *, title: str = "tactful report") -> str:
     rates = _rates_figure(go, data["topologies"])
     if rates is not None:
         parts.append(chart("rates", rates))
+    statuses = _status_figure(go, data["topologies"])
+    if statuses is not None:
+        parts.append(chart("statuses", statuses))
     parts.append("<h2>Outcomes reported by channels</h2>")
     funnel = _funnel_figure(go, data["channels"])
     if funnel is not None:
