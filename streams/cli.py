@@ -721,5 +721,139 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
         click.echo(f"  {kind}: {text}", err=True)
 
 
+@main.command()
+@click.option("--audit", "audit", default=None, help="Audit file written by `replay --audit` (JSON Lines or Avro).")
+@click.option("--from-topic", is_flag=True, help="Read the live audit topic (TACTFUL_AUDIT_TOPIC) instead of --audit.")
+@click.option("--since", default=None, help="With --from-topic: records stamped at or after (epoch ms or ISO-8601).")
+@click.option("--until", default=None, help="With --from-topic: records stamped at or before (epoch ms or ISO-8601).")
+@click.option("--events", "events", default=None, help="Touchpoints (JSON Lines or Avro) for the funnel and paths.")
+@click.option("--events-from-topic", is_flag=True, help="Read the touchpoints from the input topic (same range).")
+@click.option(
+    "--topologies",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Catalog whose holdouts decide the arm of matches no record shows one for.",
+)
+@click.option("--customer", default=None, help="Also a timeline and journey of this one customer.")
+@click.option("--path-length", default=3, show_default=True, type=click.IntRange(1, 12), help="Events per path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@click.option("--html", "html_out", default=None, type=click.Path(dir_okay=False), help="Write a self-contained page.")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="With a topic: seconds to wait for the broker's partition offsets.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal)."
+)
+def report(
+    audit: str | None,
+    from_topic: bool,
+    since: str | None,
+    until: str | None,
+    events: str | None,
+    events_from_topic: bool,
+    topologies: str | None,
+    customer: str | None,
+    path_length: int,
+    as_json: bool,
+    html_out: str | None,
+    timeout: float,
+    progress: bool | None,
+) -> None:
+    """Uplift per topology, outcome funnels and journeys, from the audit (README: Report)."""
+    from rich.console import Console
+
+    from streams.report import build, inputs, render
+    from streams.report.arms import HoldoutCatalog
+    from streams.timeutil import parse_time_option
+
+    if (audit is None) == (not from_topic):
+        raise click.UsageError("give exactly one of --audit FILE and --from-topic")
+    if events is not None and events_from_topic:
+        raise click.UsageError("give at most one of --events FILE and --events-from-topic")
+    if (since or until) and not (from_topic or events_from_topic):
+        raise click.UsageError("--since and --until go with --from-topic or --events-from-topic")
+    bounds: dict[str, int | None] = {}
+    for name, text in (("--since", since), ("--until", until)):
+        try:
+            bounds[name] = parse_time_option(text) if text is not None else None
+        except TactfulError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from exc
+    if html_out:
+        _check_writable(Path(html_out))
+    catalog = HoldoutCatalog.from_folder(topologies) if topologies else None
+    settings = _settings() if from_topic or events_from_topic else None
+
+    def topic_source(topic: str, audit_topic: bool) -> inputs.Source:
+        from streams.clients import kafka_options
+        from streams.codec import avro
+
+        assert settings is not None
+        resolve = avro.local_registry().resolve
+        decode = inputs.avro_decision(resolve) if audit_topic else inputs.avro_touchpoint(resolve)
+        return inputs.open_topic(
+            kafka_options(settings.kafka),
+            topic,
+            since=bounds["--since"],
+            until=bounds["--until"],
+            decode=decode,
+            timeout_s=timeout,
+        )
+
+    if audit is not None:
+        audit_source = inputs.open_file(audit)
+    else:
+        assert settings is not None
+        audit_source = topic_source(settings.topics.audit, True)
+    touch_source = None
+    if events is not None:
+        touch_source = inputs.open_file(events)
+    elif events_from_topic:
+        assert settings is not None
+        touch_source = topic_source(settings.topics.input, False)
+    show = sys.stderr.isatty() if progress is None else progress
+    data = build(
+        audit_source,
+        touch_source,
+        catalog=catalog,
+        customer=customer,
+        path_length=path_length,
+        progress=_report_progress if show else None,
+    )
+    for source in (audit_source, touch_source):
+        if source is not None and source.bad_records:
+            click.echo(f"warning: {source.bad_records:,} unreadable records in {source.name} skipped", err=True)
+    if html_out:
+        Path(html_out).write_text(render.to_html(data), encoding="utf-8")
+        click.echo(f"wrote {html_out}", err=True)
+    if as_json:
+        sys.stdout.buffer.write(render.to_json(data))
+        sys.stdout.buffer.flush()
+    else:
+        render.to_terminal(data, Console())
+
+
+@contextmanager
+def _report_progress(source: Any) -> Iterator[Callable[[], None]]:
+    """A progress bar on standard error over one report input (bytes of a file, records of a topic)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn(f"reading {source.name}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("read", total=source.total or None)
+    with bar:
+        yield lambda: bar.update(task, completed=source.done())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
