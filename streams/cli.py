@@ -784,7 +784,7 @@ def report(
             raise click.BadParameter(str(exc), param_hint=name) from exc
     if html_out:
         _check_writable(Path(html_out))
-    catalog = HoldoutCatalog.from_folder(topologies) if topologies else None
+    catalog = HoldoutCatalog.from_catalog(_load_catalog(topologies)) if topologies else None
     settings = _settings() if from_topic or events_from_topic else None
 
     def topic_source(topic: str, audit_topic: bool) -> inputs.Source:

@@ -1,4 +1,4 @@
-"""The report's copy of the contract's bucket function and arm order (contract 7.3)."""
+"""The report's arms (contract 7.3): the order, and a catalog read by the one loader."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigError
+from streams.decisions import bucket
+from streams.errors import TopologyError
 from streams.report.arms import (
     HOLDOUT_GLOBAL,
     HOLDOUT_TOPOLOGY,
@@ -16,8 +17,6 @@ from streams.report.arms import (
     UNKNOWN,
     HoldoutCatalog,
     TopologyArms,
-    bucket,
-    parse_percent,
 )
 
 
@@ -36,20 +35,6 @@ def test_bucket_is_pinned(salt: str, customer: str, expected: int) -> None:
     # The contract's text, spelt another way: the first 8 bytes of the digest, big-endian, mod 10000.
     digest = hashlib.blake2b(f"{salt}\x1f{customer}".encode(), digest_size=8).hexdigest()
     assert int(digest, 16) % 10_000 == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "hundredths"),
-    [("0%", 0), ("5%", 500), ("2.5%", 250), ("16.01%", 1601), ("100%", 10_000), (" 7% ", 700)],
-)
-def test_percentages_are_read_exactly(text: str, hundredths: int) -> None:
-    assert parse_percent(text) == hundredths
-
-
-@pytest.mark.parametrize("text", ["5", 5, "5.123%", "-1%", "101%", "five%", "%"])
-def test_bad_percentages(text: object) -> None:
-    with pytest.raises(ValueError):
-        parse_percent(text)
 
 
 def _customer_in(salt: str, inside: bool, below: int) -> str:
@@ -83,12 +68,17 @@ def test_arms_in_their_order() -> None:
     assert catalog.arm("gone", treated) == UNKNOWN
 
 
-def test_catalog_from_a_folder_reads_only_the_keys_arms_need(tmp_path: Path) -> None:
+TOPOLOGY = (
+    "topology: {name}\nversion: 1\n{head}"
+    "when: {{sequence: [{{as: a, event: a}}]}}\nthen:\n  - engage: {{channel: sms, action: x}}\n"
+)
+
+
+def test_catalog_from_a_folder_reads_the_keys_arms_need(tmp_path: Path) -> None:
     (tmp_path / "policies.yaml").write_text('lateness: 10m\nholdout:\n  percent: 2.5%\n  salt: "2026-12"\n')
-    (tmp_path / "a.yaml").write_text(
-        "topology: a\nversion: 1\nholdout: 10%\ngoal: {event: purchase, within: 7d}\nwhen: {}\nthen: []\n"
-    )
-    (tmp_path / "b.yaml").write_text("topology: b\nversion: 2\nmode: shadow\nservice: true\nwhen: {}\nthen: []\n")
+    goal = "holdout: 10%\ngoal: {event: purchase, within: 7d}\n"
+    (tmp_path / "a.yaml").write_text(TOPOLOGY.format(name="a", head=goal))
+    (tmp_path / "b.yaml").write_text(TOPOLOGY.format(name="b", head="mode: shadow\nservice: true\n"))
     catalog = HoldoutCatalog.from_folder(tmp_path)
     assert (catalog.global_holdout, catalog.salt) == (250, "2026-12")
     assert catalog.topologies == {
@@ -99,7 +89,7 @@ def test_catalog_from_a_folder_reads_only_the_keys_arms_need(tmp_path: Path) -> 
 
 def test_catalog_with_a_bare_number_is_refused(tmp_path: Path) -> None:
     (tmp_path / "policies.yaml").write_text("holdout: {percent: 5}\n")
-    with pytest.raises(ConfigError, match=r"policies\.yaml"):
+    with pytest.raises(TopologyError, match=r"holdout\.percent"):
         HoldoutCatalog.from_folder(tmp_path)
 
 
