@@ -38,8 +38,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from streams.decisions import Decision, forgotten
 from streams.errors import ConfigError, InfraError, InputError
@@ -48,6 +47,7 @@ from streams.mirror.generation import apply_then_read_generation, claim_generati
 from streams.mirror.keys import (
     DEFAULT_PREFIX,
     MirrorWrite,
+    RedisClient,
     apply_script,
     apply_writes,
     check_prefix,
@@ -119,7 +119,7 @@ class MirrorConsumer:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         source: DecisionLog,
         decode: Callable[[bytes], Decision],
         *,
@@ -238,7 +238,7 @@ class MirrorConsumer:
                         await self._source.start(self)
                         started = True
                     await self._step()
-                except (RedisError, OSError, InfraError) as exc:
+                except (RedisError, RedisClusterException, OSError, InfraError) as exc:
                     self._failed(exc, delay)
                     await self._pause(delay)
                     delay = self._backoff.after(delay)

@@ -388,7 +388,7 @@ async def test_the_generation_is_claimed_once_by_racing_callers() -> None:
     assert len({token for token, _ in claims}) == 1
     assert sum(created for _, created in claims) == 1
     assert await read_generation(redis.client, P) == claims[0][0]
-    assert generation_key(P) == f"{P}:generation"
+    assert generation_key(P) == f"{P}:generation:2"
 
 
 @run_async
