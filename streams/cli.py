@@ -410,10 +410,18 @@ def worker(
 
 def _redis_failed(settings: Settings, exc: Exception) -> InfraError:
     """One line for a Redis that did not answer, naming it (without its password)."""
+    from redis.exceptions import AuthenticationError, MovedError, NoPermissionError
+
     from streams.clients import redacted
 
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return InfraError(f"Redis at {redacted(settings.redis.url or '')} did not answer: {cause}")
+    where = f"Redis at {redacted(settings.redis.url or '')}"
+    if isinstance(cause, MovedError):
+        return InfraError(f"{where} is a Redis Cluster node (it answered MOVED {cause}): set TACTFUL_REDIS_CLUSTER")
+    if isinstance(cause, AuthenticationError | NoPermissionError):
+        user = settings.redis.username or "default"
+        return InfraError(f"{where} refused user {user}: {cause}")
+    return InfraError(f"{where} did not answer: {cause}")
 
 
 @main.command()
