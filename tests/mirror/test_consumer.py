@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import fakeredis
 import pytest
@@ -36,6 +37,7 @@ from streams.mirror.keys import apply_script, mirror_writes
 from tests.mirror.support import FAST, HOUR, P, decision, run_async, until
 
 A, B = ("decisions.email", 0), ("decisions.email", 1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -465,3 +467,50 @@ async def test_a_forget_record_deletes_the_customers_keys_in_topic_order() -> No
         assert mirror.skipped == 0
         kept = [d for d in topics.history if d not in before]
         assert await redis.dump() == await redis.expected(kept)
+
+
+@run_async
+async def test_a_worker_of_layout_2_replays_a_layout_1_mirror_into_its_own_keys(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The layout change is the self-healing path: no generation of layout 2 yet, so every partition replays."""
+    topics, redis = Topics(A, B), Redis()
+    topics.append(A, decision(customer="a1"), decision(customer="a2"))
+    topics.append(B, decision(customer="b1", category="*"))
+    topics.append(A, decision(Kind.RELEASE, customer="a2", expires_at=None))
+    # What a layout-1 worker left: its token, offsets committed under it at the end, keys without a hash tag.
+    await redis.client.set(f"{P}:generation", "1795963179009-6093bf1a7a56")
+    topics.committed.update({part: (end, "1795963179009-6093bf1a7a56") for part, end in topics.end().items()})
+    await redis.client.hset(f"{P}:s:a1:email:phone", "t1", str(wall_clock_ms() + HOUR))
+    registry = CollectorRegistry()
+    log = FakeLog(topics)
+    with caplog.at_level(logging.WARNING, logger="streams.mirror.consumer"):
+        async with running(consumer(redis, log, registry)):
+            await log.assign(A, B)
+            token = await until_value(lambda: read_generation(redis.client, P))
+
+            async def layout_2_written() -> bool:
+                dump = await redis.dump()
+                return {k: v for k, v in dump.items() if "{" in k} == await redis.expected(topics.history)
+
+            await until(layout_2_written, what="the layout-2 keys")
+            await until(lambda: all(meta == token for _, meta in topics.committed.values()), what="recommitted")
+    assert metric(registry, "tactful_redis_mirror_rebuilds_total") == 1
+    assert any("replaying 2 decision-topic partitions" in r.message for r in caplog.records)
+    # Layout 1's token and keys are left alone: workers of layout 1 may still run (a rolling upgrade),
+    # and its keys expire by themselves.
+    assert await redis.client.get(f"{P}:generation") == b"1795963179009-6093bf1a7a56"
+    assert await redis.client.exists(f"{P}:s:a1:email:phone")
+
+
+async def until_value(read: Callable[[], Awaitable[T | None]]) -> T:
+    found: list[T] = []
+
+    async def check() -> bool:
+        value = await read()
+        if value is not None:
+            found.append(value)
+        return value is not None
+
+    await until(check, what="a value")
+    return found[-1]
