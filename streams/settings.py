@@ -342,7 +342,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
-# TACTFUL_* variables that are not worker settings: read by deploy/local/services.sh and compose.
+# TACTFUL_* variables that are not worker settings: read by deploy/local/*.sh and compose.
 OTHER_VARIABLES = frozenset(
     {
         "TACTFUL_KAFKA_VERSION",
