@@ -25,6 +25,7 @@ from streams.decisions import Decision, Kind, forget_headers
 from streams.errors import InfraError
 from streams.mirror import (
     MirrorConsumer,
+    channel_key,
     claim_generation,
     generation_key,
     read_generation,
@@ -85,6 +86,7 @@ class FakeLog:
         self.listener: Rebalance | None = None
         self.positions: dict[Partition, int] = {}
         self.fail = fail
+        self.on_fetched: Callable[[Sequence[Rec]], None] | None = None  # called with each non-empty fetch
 
     async def start(self, listener: Rebalance) -> None:
         self.listener = listener
@@ -113,6 +115,8 @@ class FakeLog:
             self.positions[part] = position + len(taken)
         if not out:
             await asyncio.sleep(0.001)
+        elif self.on_fetched is not None:
+            self.on_fetched(out)
         return out
 
     async def committed(self, partitions: Collection[Partition]) -> Mapping[Partition, tuple[int, str]]:
@@ -139,7 +143,11 @@ class Redis:
 
     def restart_empty(self) -> None:
         """What a restart without persistence leaves: no keys, no scripts (fakeredis's own state)."""
-        self.server.dbs.clear()
+        # In place, as FLUSHALL does: a connection made before the restart keeps its database
+        # object, and would otherwise still read the old keys (and the old generation).
+        with self.server.lock:  # fakeredis's own rule for changing a database
+            for db in self.server.dbs.values():
+                db.clear()
         self.server.script_cache.clear()
 
     async def dump(self, prefix: str = P) -> dict[str, dict[bytes, bytes]]:
@@ -229,9 +237,12 @@ async def test_a_release_read_before_a_kill_lands_after_the_restart() -> None:
     topics.append(A, decision(customer="c1"), decision(customer="c2"))
     await until(lambda: mirrored(topics, redis), what="the suppressions committed")
 
-    redis.server.connected = False  # Redis stops; the release is read but cannot land
+    # Redis stops just as the release is read, so it is read but cannot land (stopped before,
+    # the consumer could notice first and never fetch it).
+    first.on_fetched = lambda _: setattr(redis.server, "connected", False)
     topics.append(A, decision(Kind.RELEASE, customer="c1", expires_at=None))
     await until(lambda: first.positions[A] == 3, what="the release to be read")
+    await until(lambda: mirror.degraded, what="its write to fail")
     killed(mirror)
     redis.server.connected = True  # back, with its data
 
@@ -241,7 +252,7 @@ async def test_a_release_read_before_a_kill_lands_after_the_restart() -> None:
         await second.assign(A)
         await until(lambda: mirrored(topics, redis), what="the release committed")
         assert await redis.dump() == await redis.expected(topics.history)
-        assert not await redis.client.exists(f"{P}:s:c1:email")  # no stale key
+        assert not await redis.client.exists(channel_key(P, "c1", "email"))  # no stale key
     assert metric(registry, "tactful_redis_mirror_rebuilds_total") == 0  # resumed, not replayed
 
 
@@ -380,7 +391,7 @@ async def test_a_revoked_partition_is_not_committed_and_its_batch_is_dropped() -
         await until(lambda: not mirror.degraded, what="recovered")
         assert mirror.pending == 0
         assert topics.committed[A][0] == 1
-        assert not await redis.client.exists(f"{P}:s:a2:email")
+        assert not await redis.client.exists(channel_key(P, "a2", "email"))
 
 
 @run_async
