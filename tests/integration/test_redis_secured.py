@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from streams.mirror import (
 )
 from streams.settings import Settings
 from streams.topology import load_folder
-from tests.integration.conftest import REPO, TACTFUL
+from tests.integration.conftest import REPO, TACTFUL, Namespace, wait_until
 from tests.integration.services import kafka_bootstrap
 from tests.mirror.support import decision
 from tests.support import until
@@ -280,3 +281,53 @@ def test_a_wrong_password_is_one_line_and_exit_1(servers: Servers, command: list
     assert len(lines) == 1, done.stderr
     assert servers.tls_url in lines[0] and "invalid username-password pair" in lines[0], lines[0]
     assert "wrong" not in lines[0].replace("invalid username-password pair", "")
+
+
+def seed_events(cust: str, now: int) -> list[dict[str, object]]:
+    """The seed scenario: a purchase, a failed activation, an unresolved support contact: suppress phone offers."""
+    return [
+        {
+            "event_id": "p",
+            "customer_id": cust,
+            "type": "purchase",
+            "occurred_at": now,
+            "channel": "store",
+            "attributes": {"category": "phone"},
+        },
+        {
+            "event_id": "f",
+            "customer_id": cust,
+            "type": "activation_failed",
+            "occurred_at": now + 60_000,
+            "channel": "app",
+        },
+        {
+            "event_id": "s",
+            "customer_id": cust,
+            "type": "support_contact",
+            "occurred_at": now + 120_000,
+            "channel": "call_center",
+            "attributes": {"resolved": "false", "tz": "UTC"},
+        },
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_worker_mirrors_its_suppressions_into_it(services: None, servers: Servers, kind: str, tmp_path: Path) -> None:
+    ns = Namespace(tmp_path)
+    ns.extra_env.update(servers.env(kind, f"tactful-{ns.id}"))
+    try:
+        w = ns.worker().wait_ready()
+        cust = f"seed-{ns.id}"
+        ns.feed(seed_events(cust, int(time.time() * 1000)))
+        ns.decisions("ads", lambda ds: len(ds) >= 1)
+        wait_until(
+            lambda: run_tactful(ns.env(), "check", cust, "ads", "phone").returncode == 3,
+            60,
+            f"tactful check to see {cust} suppressed on ads",
+            every=1,
+        )
+        status, health = w.get("/health")
+        assert status == 200 and health["redis_mirror"]["degraded"] is False, health
+    finally:
+        ns.cleanup()
