@@ -331,3 +331,13 @@ def test_a_worker_mirrors_its_suppressions_into_it(services: None, servers: Serv
         assert status == 200 and health["redis_mirror"]["degraded"] is False, health
     finally:
         ns.cleanup()
+
+
+def test_a_cluster_node_read_without_the_cluster_setting_says_so(servers: Servers, ns: tuple[str, str]) -> None:
+    # A plain client gets MOVED for most keys; the line must say which setting is missing.
+    env = {**servers.env("cluster", ns[1]), "TACTFUL_REDIS_CLUSTER": "false"}
+    customer = next(c for c in CUSTOMERS if not 0 <= customer_slot(c) <= 5460)  # not served by the first node
+    done = run_tactful(env, "check", customer, "email", "phone")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    assert "is a Redis Cluster node" in line and "TACTFUL_REDIS_CLUSTER" in line, line
