@@ -453,10 +453,18 @@ def worker(
 
 def _redis_failed(settings: Settings, exc: Exception) -> InfraError:
     """One line for a Redis that did not answer, naming it (without its password)."""
+    from redis.exceptions import AuthenticationError, MovedError, NoPermissionError
+
     from streams.clients import redacted
 
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return InfraError(f"Redis at {redacted(settings.redis.url or '')} did not answer: {cause}")
+    where = f"Redis at {redacted(settings.redis.url or '')}"
+    if isinstance(cause, MovedError):
+        return InfraError(f"{where} is a Redis Cluster node (it answered MOVED {cause}): set TACTFUL_REDIS_CLUSTER")
+    if isinstance(cause, AuthenticationError | NoPermissionError):
+        user = settings.redis.username or "default"
+        return InfraError(f"{where} refused user {user}: {cause}")
+    return InfraError(f"{where} did not answer: {cause}")
 
 
 @main.command()
@@ -469,7 +477,7 @@ def check(ctx: click.Context, customer: str, channel: str, category: str | None,
     """May I market to CUSTOMER on CHANNEL (for CATEGORY)? Exit 0: yes; 3: suppressed."""
     import asyncio
 
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from streams.clients import redis_client
     from streams.errors import MirrorUnavailable
@@ -490,7 +498,7 @@ def check(ctx: click.Context, customer: str, channel: str, category: str | None,
 
     try:
         suppressed, why = asyncio.run(ask())
-    except (MirrorUnavailable, RedisError, OSError) as exc:
+    except (MirrorUnavailable, RedisError, RedisClusterException, OSError) as exc:
         raise _redis_failed(settings, exc) from exc
     from streams.timeutil import format_time
 
@@ -516,15 +524,14 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     """Restore the Redis suppression mirror from the decision topics (Kafka is the source of truth)."""
     import asyncio
 
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from streams.clients import kafka_options, redis_client
     from streams.errors import MirrorUnavailable
     from streams.live.codecs import resolver
     from streams.live.decision_topics import read_decision_topics
     from streams.live.topics import channels
-    from streams.mirror import rebuild, wall_clock_ms
+    from streams.mirror import RedisClient, rebuild, wall_clock_ms
 
     settings = _settings()
     catalog = _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")
@@ -532,11 +539,11 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
         raise ConfigError("no Redis: set TACTFUL_REDIS_URL")
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
 
-    async def on_redis(work: Callable[[Redis], Awaitable[T]]) -> T:
+    async def on_redis(work: Callable[[RedisClient], Awaitable[T]]) -> T:
         client = redis_client(settings.redis, timeout_s=10.0)
         try:
             return await work(client)
-        except (MirrorUnavailable, RedisError, OSError) as exc:
+        except (MirrorUnavailable, RedisError, RedisClusterException, OSError) as exc:
             raise _redis_failed(settings, exc) from exc
         finally:
             await client.aclose()

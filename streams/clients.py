@@ -4,11 +4,14 @@ Every Kafka (librdkafka) and Redis client tactful makes outside Faust comes
 from here, so the connection settings (password, TLS, SASL) are honoured the
 same way everywhere and every client gives up within a bound:
 
-- :func:`redis_client`: an asyncio Redis client for the mirror's Redis. TLS
-  comes with a ``rediss://`` URL; the password from ``TACTFUL_REDIS_PASSWORD``
-  (or the URL, not both). Timeouts are short and redis-py does not retry:
-  callers that mean to retry (the mirror) do it themselves, and the command
-  line should fail in seconds, not hide an outage.
+- :func:`redis_client`: an asyncio Redis client for the mirror's Redis, a
+  ``redis.asyncio.cluster.RedisCluster`` when ``TACTFUL_REDIS_CLUSTER`` is
+  true. TLS comes with a ``rediss://`` URL, verified against
+  ``TACTFUL_REDIS_CA_FILE`` when set; an ACL user from
+  ``TACTFUL_REDIS_USERNAME`` and its password from ``TACTFUL_REDIS_PASSWORD``
+  (or either in the URL, not both). Timeouts are short and redis-py does not
+  retry: callers that mean to retry (the mirror) do it themselves, and the
+  command line should fail in seconds, not hide an outage.
 - :func:`kafka_options`, :func:`kafka_admin`, :func:`kafka_consumer` and
   :func:`kafka_producer`: librdkafka options from
   :meth:`~streams.settings.KafkaConnection.librdkafka`. librdkafka prints every
@@ -41,7 +44,8 @@ if TYPE_CHECKING:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.admin._metadata import ClusterMetadata
-    from redis.asyncio import Redis
+
+    from streams.mirror.keys import RedisClient
 
 log = logging.getLogger(__name__)
 KAFKA_LOG = logging.getLogger("streams.kafka")
@@ -62,25 +66,48 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def redis_client(settings: RedisSettings, *, timeout_s: float = REDIS_TIMEOUT_S, retries: int = 0) -> Redis:
-    """An asyncio client for ``settings.url`` (which must be set); nothing connects until used."""
+def redis_client(settings: RedisSettings, *, timeout_s: float = REDIS_TIMEOUT_S, retries: int = 0) -> RedisClient:
+    """An asyncio client for ``settings.url`` (which must be set); nothing connects until used.
+
+    With ``settings.cluster`` a ``RedisCluster``: the URL names one node, the
+    client learns the others (and the slots they serve) on first use.
+    """
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 
     if not settings.url:
         raise ConfigError("no Redis: set TACTFUL_REDIS_URL")
+    url = urlsplit(settings.url)
     password = settings.password.get_secret_value() if settings.password else None
-    # redis-py lets a password in the URL win over the keyword silently; say so instead.
-    if password is not None and urlsplit(settings.url).password is not None:
+    # redis-py lets a user or password in the URL win over the keyword silently; say so instead.
+    if password is not None and url.password is not None:
         raise ConfigError("TACTFUL_REDIS_URL holds a password and TACTFUL_REDIS_PASSWORD is set: set only one")
-    return Redis.from_url(
-        settings.url,
-        password=password,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
-    )
+    if settings.username is not None and url.username:
+        raise ConfigError("TACTFUL_REDIS_URL holds a user name and TACTFUL_REDIS_USERNAME is set: set only one")
+    options: dict[str, Any] = {
+        "username": settings.username,
+        "password": password,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
+    }
+    if settings.ca_file is not None:
+        if url.scheme != "rediss":
+            raise ConfigError(
+                f"TACTFUL_REDIS_CA_FILE is set but TACTFUL_REDIS_URL is {url.scheme}://, not rediss:// (TLS)"
+            )
+        if not settings.ca_file.is_file():
+            raise ConfigError(f"TACTFUL_REDIS_CA_FILE: no such file: {settings.ca_file}")
+        options["ssl_ca_certs"] = str(settings.ca_file)
+    if settings.cluster:
+        if url.scheme not in ("redis", "rediss"):
+            raise ConfigError(f"TACTFUL_REDIS_CLUSTER needs a redis:// or rediss:// URL, not {url.scheme}://")
+        if url.path.strip("/") not in ("", "0"):
+            raise ConfigError(f"a Redis Cluster has database 0 only; TACTFUL_REDIS_URL names {url.path.strip('/')}")
+        return RedisCluster.from_url(settings.url, **options)
+    return Redis.from_url(settings.url, **options)
 
 
 class _LibrdkafkaLog:

@@ -172,10 +172,20 @@ class Processing(_Section):
 
 
 class RedisSettings(_Section):
-    """The suppression mirror's Redis; no URL means no mirror."""
+    """The suppression mirror's Redis; no URL means no mirror.
+
+    ``rediss://`` speaks TLS, verified against ``ca_file`` (default: the
+    system's CAs); ``username`` and ``password`` log in as an ACL user.
+    ``cluster`` says the URL names one node of a Redis Cluster, which the
+    client asks for the others (a flag, not a URL scheme, so the URL stays one
+    that redis-cli and every other client read).
+    """
 
     url: str | None = "redis://127.0.0.1:16379/0"
+    username: str | None = None
     password: SecretStr | None = None
+    ca_file: Path | None = None
+    cluster: bool = False
     prefix: str = "tactful"
 
     @field_validator("url")
@@ -248,6 +258,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "redis_url": ("redis", "url"),
     "redis_password": ("redis", "password"),
     "redis_prefix": ("redis", "prefix"),
+    "redis_username": ("redis", "username"),
+    "redis_ca_file": ("redis", "ca_file"),
+    "redis_cluster": ("redis", "cluster"),
     "web_host": ("http", "host"),
     "web_port": ("http", "port"),
     "api_token": ("http", "api_token"),
@@ -329,7 +342,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
-# TACTFUL_* variables that are not worker settings: read by the deploy/local scripts and compose.
+# TACTFUL_* variables that are not worker settings: read by deploy/local/*.sh and compose.
 OTHER_VARIABLES = frozenset(
     {
         "TACTFUL_KAFKA_VERSION",
@@ -349,6 +362,12 @@ OTHER_VARIABLES = frozenset(
         # deploy/local/kafka-secure.sh: the SASL_SSL broker's ports
         "TACTFUL_SECURE_KAFKA_PORT",
         "TACTFUL_SECURE_KAFKA_CONTROLLER_PORT",
+        # deploy/local/redis-cluster.sh
+        "TACTFUL_REDIS_CLUSTER_DIR",
+        "TACTFUL_REDIS_CLUSTER_PORT",
+        "TACTFUL_REDIS_TLS_PORT",
+        "TACTFUL_REDIS_ACL_USER",
+        "TACTFUL_REDIS_ACL_PASSWORD",
         # deploy/compose: image pins
         "TACTFUL_KAFKA_IMAGE",
         "TACTFUL_REDIS_IMAGE",

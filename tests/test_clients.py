@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError
+from redis.asyncio import Redis
 
 from streams.clients import kafka_admin, kafka_options, redacted, redis_client, wait_for_kafka
 from streams.errors import ConfigError, InfraError
@@ -28,7 +30,9 @@ def test_redacted_hides_only_the_password(url: str, shown: str) -> None:
 
 def test_redis_client_takes_the_password_setting_and_short_timeouts() -> None:
     settings = Settings.from_flat({"redis_url": "redis://127.0.0.1:1/2", "redis_password": "s3cret"}).redis
-    kwargs = redis_client(settings, timeout_s=1.5).connection_pool.connection_kwargs
+    client = redis_client(settings, timeout_s=1.5)
+    assert isinstance(client, Redis)
+    kwargs = client.connection_pool.connection_kwargs
     assert (kwargs["password"], kwargs["db"], kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (
         "s3cret",
         2,
@@ -41,7 +45,53 @@ def test_redis_client_speaks_tls_for_a_rediss_url() -> None:
     from redis.asyncio.connection import SSLConnection
 
     client = redis_client(RedisSettings(url="rediss://127.0.0.1:1/0"))
+    assert isinstance(client, Redis)
     assert client.connection_pool.connection_class is SSLConnection
+
+
+def test_redis_client_logs_in_as_an_acl_user_over_tls_with_a_ca_file(tmp_path: Path) -> None:
+    from redis.asyncio.connection import SSLConnection
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read until a connection is made")
+    settings = Settings.from_flat(
+        {
+            "redis_url": "rediss://127.0.0.1:1/0",
+            "redis_username": "mirror",
+            "redis_password": "s3cret",
+            "redis_ca_file": str(ca),
+        }
+    ).redis
+    client = redis_client(settings)
+    assert isinstance(client, Redis)
+    kwargs = client.connection_pool.connection_kwargs
+    assert client.connection_pool.connection_class is SSLConnection
+    assert (kwargs["username"], kwargs["password"], kwargs["ssl_ca_certs"]) == ("mirror", "s3cret", str(ca))
+
+
+def test_redis_client_builds_a_cluster_client_with_the_same_login_and_tls(tmp_path: Path) -> None:
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.connection import SSLConnection
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    settings = Settings.from_flat(
+        {
+            "redis_url": "rediss://127.0.0.1:7001/0",
+            "redis_cluster": "true",
+            "redis_username": "mirror",
+            "redis_password": "s3cret",
+            "redis_ca_file": str(ca),
+        }
+    ).redis
+    client = redis_client(settings, timeout_s=1.5)
+    assert isinstance(client, RedisCluster)
+    [seed] = client.nodes_manager.startup_nodes.values()
+    kwargs = seed.connection_kwargs
+    assert (seed.host, seed.port) == ("127.0.0.1", 7001)
+    assert seed.connection_class is SSLConnection
+    assert (kwargs["username"], kwargs["password"], kwargs["ssl_ca_certs"]) == ("mirror", "s3cret", str(ca))
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.5, 1.5)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +99,11 @@ def test_redis_client_speaks_tls_for_a_rediss_url() -> None:
     [
         ({"redis_url": ""}, "no Redis"),
         ({"redis_url": "redis://:a@127.0.0.1:1/0", "redis_password": "b"}, "set only one"),
+        ({"redis_url": "redis://u@127.0.0.1:1/0", "redis_username": "v"}, "set only one"),
+        ({"redis_url": "redis://127.0.0.1:1/0", "redis_ca_file": "/etc/hostname"}, "not rediss://"),
+        ({"redis_url": "rediss://127.0.0.1:1/0", "redis_ca_file": "/nonexistent/ca.pem"}, "no such file"),
+        ({"redis_url": "unix:///tmp/redis.sock", "redis_cluster": "true"}, "redis:// or rediss://"),
+        ({"redis_url": "redis://127.0.0.1:1/1", "redis_cluster": "true"}, "database 0"),
     ],
 )
 def test_redis_client_refuses_what_it_cannot_honour(redis: dict[str, str], message: str) -> None:

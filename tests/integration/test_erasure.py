@@ -44,7 +44,7 @@ def friction(cust: str, now: int) -> list[dict[str, Any]]:
 
 
 def keys_of(r: redis.Redis, prefix: str, cust: str) -> list[bytes]:
-    return list(r.scan_iter(match=f"{prefix}:s:{cust}:*", count=1000))
+    return list(r.scan_iter(match=f"{prefix}:s:{{{cust}}}:*", count=1000))
 
 
 def headers(m: Any) -> dict[str, bytes]:
