@@ -433,11 +433,6 @@ def worker(
             folder,
             ", ".join(f"{t.name} v{t.version}" for t in catalog.topologies) or "none",
         )
-        if settings.topics.instance_id is None:
-            log.warning(
-                "TACTFUL_INSTANCE_ID is not set: dynamic group membership, so a restarted worker can wait "
-                "a minute or more for partitions; give each worker a stable id (README: Live)"
-            )
         tune()
         # uvloop must be the loop before the app exists: building the app binds one.
         try:
@@ -448,6 +443,12 @@ def worker(
         except ImportError:  # optional on platforms without it
             pass
         built = create_worker(settings, catalog)
+        # After create_worker: a broker that refuses us is then the one line a user sees.
+        if settings.topics.instance_id is None:
+            log.warning(
+                "TACTFUL_INSTANCE_ID is not set: dynamic group membership, so a restarted worker can wait "
+                "a minute or more for partitions; give each worker a stable id (README: Live)"
+            )
     faust_worker(built.app, loglevel).execute_from_commandline()
 
 

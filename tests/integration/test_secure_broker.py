@@ -30,8 +30,8 @@ import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
 
 from streams.clients import kafka_admin, kafka_options, redis_client
-from streams.codec import avro
 from streams.decisions import Kind
+from streams.live.codecs import resolver
 from streams.live.decision_topics import read_decision_topics
 from streams.live.topics import channels
 from streams.mirror import clear_mirror
@@ -192,7 +192,7 @@ def test_worker_feed_check_reader_and_rebuild_over_sasl_ssl(secure: SecureNamesp
     # The decision reader, over TLS and SCRAM, as redis-rebuild uses it.
     settings = secure.settings()
     topics = [settings.topics.decision(ch) for ch in channels(load_folder(REPO / "topologies"))]
-    decisions = read_decision_topics(kafka_options(settings.kafka), topics, avro.local_registry().resolve, 30)
+    decisions = read_decision_topics(kafka_options(settings.kafka), topics, resolver(settings), 30)
     mine = sorted((d.kind, d.channel) for d in decisions if d.customer_id == cust)
     assert mine == [
         (Kind.ENGAGE, "call_center"),
