@@ -90,3 +90,7 @@ class InfraError(TactfulError):
 
 class MirrorUnavailable(InfraError):
     """The Redis suppression mirror cannot be written right now."""
+
+
+class CatalogChangeError(TactfulError):
+    """A catalog change cannot be scheduled: its time is not after a watermark that follows it (contract 8)."""
