@@ -752,6 +752,8 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
     # Only when there were any: input with no tactful.* event reports as before.
     erasure = [(summary.get(k, 0), text) for k, text in _ERASURE_SUMMARY]
     parts += [f"{n} {text}" for n, text in erasure if n]
+    if "catalog_changes" in summary:  # only with --switch (contract 8)
+        parts.append(f"{summary['catalog_changes']} of {summary['catalog_changes_given']} catalog changes applied")
     click.echo(f"summary: {', '.join(parts)} in {elapsed:.2f}s", err=True)
     decisions = summary["decisions"]
     assert isinstance(decisions, dict)

@@ -74,8 +74,12 @@ class ReplayResult:
             "erased": self.counts["erased"],
             "decisions": {k: dict(v) for k, v in sorted(by_kind.items())},
             "matches_held_by_cooldown": self.engine_stats["cooldown_held"],
-            # Contract 8, only with --switch: how many catalog changes the watermark reached.
-            **({"catalog_changes": self.counts["catalog_changes"]} if "catalog_changes" in self.counts else {}),
+            # Contract 8, only with --switch: how many catalog changes the watermark reached, of how many.
+            **(
+                {"catalog_changes": self.counts["catalog_changes"], "catalog_changes_given": self.counts["switches"]}
+                if "switches" in self.counts
+                else {}
+            ),
         }
 
 
@@ -145,6 +149,7 @@ def _replay(
     if schedule is not None:
         stats = sum((e.stats for e in schedule.engines()), Counter())
         counts["catalog_changes"] = proc.applied
+        counts["switches"] = len(switches)
     return ReplayResult(out, rejected, counts, stats, len(store.data))
 
 
