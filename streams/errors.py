@@ -12,6 +12,7 @@
     │   └── UnknownSchema           Confluent wire-format schema id not known
     ├── StateError                  stored per-customer state cannot be decoded
     ├── EventsFileError             the events file cannot be opened or read
+    ├── CatalogChangeError          a catalog change comes too late: a watermark is past its time
     └── InfraError                  Kafka, Redis or a local service failed
         └── MirrorUnavailable       the Redis mirror cannot be written right now
 

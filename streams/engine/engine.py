@@ -22,6 +22,17 @@ qualifying event in its window, else by the first one evaluated after, and
 missed when its window's end comes due like an absence deadline; each ends in
 one GOAL record. A catalog with none of these keys takes v1's path: one flag
 (``Engine._arms``) and a few attribute tests per fired match.
+
+Contract section 8 (a catalog change at a time ``T``; when it applies is the
+processor's business, :mod:`streams.engine.schedule`): state is kept by
+topology name, so an engine over the new catalog simply goes on from the
+state the old one left. Three things here serve it: :func:`retire` drops the
+deadlines of topologies that are gone or no longer an ``absence`` and
+releases the suppressions of removed ones at ``T``; a deadline armed under an
+earlier version fires under the definition in force, at its kept time; and
+goals, which keep the definition they were opened with, are tested against
+the arriving event itself (an event of a type only such goals still wait for
+reaches them without being stored).
 """
 
 from __future__ import annotations
