@@ -121,8 +121,8 @@ class Processor:
         self.idle = idle
         self.lateness = engine.policies.lateness
         self.stream_time: int | None = None
-        # A floor under the watermark: set from outside (replay --until), or the watermark reached
-        # when a catalog change altered lateness (contract 8: it never moves the watermark back).
+        # A floor under the watermark: set from outside (replay --until), or the watermark a catalog
+        # change found when it applied (contract 8: a longer lateness never moves the watermark back).
         self._floor: int | None = None
         self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
         self._read_types: Container[str] = engine.catalog.roles  # membership only: the per-event hot path
