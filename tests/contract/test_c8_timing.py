@@ -175,3 +175,15 @@ def test_8_cli_a_bad_switch_value_exits_2(topo_dir, tmp_path, value):
     res = _cli("replay", "--topologies", str(v1), "--events", str(events), "--switch", value.replace("DIR", str(v2)))
     assert res.exit_code == 2
     assert "--switch" in res.stderr
+
+
+def test_8_an_event_moving_the_watermark_is_a_duplicate_under_the_catalog_that_reads_it(topo_dir):
+    """8 + 1 (docs/contract-notes.md): the event that moves the watermark across T is judged under the
+    new catalog. `a` is read before +1h and from +2h on, not between: a repeat of a1's id arriving
+    between, with a time that crosses +2h, is recognised as a duplicate once the catalog reads `a`."""
+    reads_a = topo_dir(on("t", "a", [engage("sms")]))
+    other = topo_dir(on("t", "b", [engage("sms")]))
+    events = [ev("a1", "c1", "a", "+0"), ev("z", "c9", "x", "+1h10m"), ev("a1", "c1", "a", "+2h10m")]
+    res = replay(reads_a, events, switches=[("+1h", other), ("+2h", reads_a)])
+    assert [d["evidence"] for d in res.decisions] == [["a1"]]
+    assert res.summary["duplicates"] == 1
