@@ -161,3 +161,26 @@ def test_8_the_until_watermark_applies_a_change_it_reaches(topo_dir):
     never = replay(v1, events, until=iso("+2h"), switches=[("+3h", v2)])
     assert rows(never) == [(*E("sms", "+1h", ["k1"]), 1)]
     assert never.summary["catalog_changes"] == 0
+
+
+def test_8_a_kept_deadline_looks_for_the_missing_event_only_up_to_its_own_time(topo_dir):
+    """8 changed: the deadline keeps its time (+1h), so the window it judges is (t0, +1h], not v2's
+    (t0, +2h]: a `buy` at +1h5m, on time and stored before the deadline came due, does not prevent it."""
+    v1 = topo_dir(topo("idle", absence("buy", "1h"), [engage("sms")]))
+    v2 = topo_dir(topo("idle", absence("buy", "2h"), [engage("sms")], version=2))
+    events = [ev("k1", "c1", "cart", "+0"), ev("b1", "c1", "buy", "+1h5m"), ev("z1", "c2", "x", "+3h")]
+    res = replay(v1, events, switches=[("+30m", v2)])
+    assert rows(res) == [(*E("sms", "+1h", ["k1"]), 2)]
+
+
+def test_8_a_kept_deadline_whose_after_event_no_longer_qualifies_is_dropped(topo_dir):
+    """8 changed (docs/contract-notes.md): "fire under the new definition": v2 arms only on web carts, so
+    the deadline v1 armed for an app cart is dropped when it comes due; a web cart's fires."""
+    web_only = {
+        "absence": {"after": {"event": "cart", "where": {"channel": "web"}}, "missing": {"event": "buy"}, "for": "1h"}
+    }
+    v1 = topo_dir(topo("idle", absence(), [engage("sms")]))
+    v2 = topo_dir(topo("idle", web_only, [engage("sms")], version=2))
+    events = [ev("k1", "c1", "cart", "+0", "app"), ev("k2", "c2", "cart", "+1m", "web"), ev("z1", "c3", "x", "+3h")]
+    res = replay(v1, events, switches=[("+30m", v2)])
+    assert rows(res) == [(*E("sms", "+1h1m", ["k2"]), 2)]
