@@ -184,3 +184,16 @@ def test_8_a_kept_deadline_whose_after_event_no_longer_qualifies_is_dropped(topo
     events = [ev("k1", "c1", "cart", "+0", "app"), ev("k2", "c2", "cart", "+1m", "web"), ev("z1", "c3", "x", "+3h")]
     res = replay(v1, events, switches=[("+30m", v2)])
     assert rows(res) == [(*E("sms", "+1h1m", ["k2"]), 2)]
+
+
+def test_8_state_pruned_under_the_old_catalog_keeps_what_a_later_catalog_needs(topo_dir):
+    """8 changed: "it keeps ... cooldown": the old catalog's own pruning (retention 1d, no cooldown) must
+    not drop the fire time that v2's 10d cooldown reads; c1 is touched at +2d, when v1 alone would prune."""
+    policies = {"retention": "1d"}
+    probe = on("probe", "x", [engage("push")], where={"k": "never"})
+    v1 = topo_dir(on("t", "go", [engage("sms")]), probe, policies=policies)
+    v2 = topo_dir(on("t", "go", [engage("sms")], cooldown="10d", version=2), probe, policies=policies)
+    events = [ev("g1", "c1", "go", "+0"), ev("x1", "c1", "x", "+2d"), ev("g2", "c1", "go", "+4d")]
+    res = replay(v1, events, switches=[("+3d", v2)])
+    assert [d["evidence"] for d in res.decisions] == [["g1"]]
+    assert res.summary["matches_held_by_cooldown"] == 1
