@@ -156,3 +156,20 @@ def test_state_after_a_change_round_trips_through_bytes(catalogs):
     run(proc, EVENTS[:4])
     for cid, state in store.data.items():
         assert CustomerState.from_bytes(state.to_bytes()).to_obj() == state.to_obj(), cid
+
+
+def test_a_goal_type_is_read_for_earlier_goals_only_while_one_can_be_open(tmp_path):
+    """Contract 8 + 7.4: a removed topology's goal type `won` stays read until no goal opened before the
+    change can be open (stream time at the change + the goal's window), then is ignored again."""
+    from streams.engine import Outcome
+    from tests.contract.helpers import goal, with_keys
+
+    v1 = load_folder(write_dir(tmp_path / "v1", [with_keys(on("t", "go", [engage("sms")]), goal=goal("won", "2h"))]))
+    v2 = load_folder(write_dir(tmp_path / "v2", [on("k", "x", [engage("push")])]))
+    schedule = CatalogSchedule(v1)
+    schedule.add(ms("+1h"), v2)
+    proc = Processor(schedule.initial, DictStore(), schedule=schedule)
+    run(proc, [ev("g1", "c1", "go", "+0"), ev("x1", "c2", "x", "+1h10m")])  # the change: stream time +1h10m
+    assert proc.process(validate_event(ev("w0", "c3", "won", "+1h20m")))[0] is Outcome.EVALUATED
+    run(proc, [ev("x2", "c2", "x", "+3h20m")])  # watermark +3h10m: past +1h10m + 2h
+    assert proc.process(validate_event(ev("w1", "c1", "won", "+3h25m")))[0] is Outcome.IGNORED
