@@ -50,6 +50,7 @@ from streams.events import ERASE_TYPE, Event
 
 if TYPE_CHECKING:
     from streams.engine.schedule import CatalogSchedule, Change
+    from streams.topology.model import Catalog
 
 # The time of "no catalog change pending": later than any event time (year 146,140,482).
 NEVER = 1 << 62
@@ -140,6 +141,11 @@ class Processor:
                 raise ValueError("a processor following a schedule starts with the schedule's initial engine")
             schedule.follow(self)
             self._reschedule()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog in force (contract 8: it changes as the watermark reaches a scheduled change)."""
+        return self.engine.catalog
 
     @property
     def watermark(self) -> int | None:

@@ -125,6 +125,13 @@ class CatalogSchedule:
         """Called by a processor given this schedule: :meth:`add` tells it of later changes."""
         self._followers.add(processor)
 
+    def unfollow(self, processor: Processor) -> None:
+        """A processor given up (live: its partition revoked): its watermark no longer holds :meth:`add` back.
+
+        Followers are held weakly, so a processor dropped and collected leaves anyway; this says it at once.
+        """
+        self._followers.discard(processor)
+
     def _rework(self) -> None:
         """Work out each change against the catalog before it, and what every engine keeps."""
         engines = list(self.engines())

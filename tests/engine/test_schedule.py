@@ -173,3 +173,16 @@ def test_a_goal_type_is_read_for_earlier_goals_only_while_one_can_be_open(tmp_pa
     assert proc.process(validate_event(ev("w0", "c3", "won", "+1h20m")))[0] is Outcome.EVALUATED
     run(proc, [ev("x2", "c2", "x", "+3h20m")])  # watermark +3h10m: past +1h10m + 2h
     assert proc.process(validate_event(ev("w1", "c1", "won", "+3h25m")))[0] is Outcome.IGNORED
+
+
+def test_an_unfollowed_processor_no_longer_holds_a_change_back(catalogs):
+    """Live: a revoked partition's processor leaves the schedule; the catalog in force is readable."""
+    schedule = CatalogSchedule(catalogs[0])
+    proc = Processor(schedule.initial, DictStore(), schedule=schedule)
+    run(proc, [ev("a", "c1", "x", "+2h")])
+    assert proc.catalog is catalogs[0]
+    with pytest.raises(CatalogChangeError):
+        schedule.add(ms("+1h"), catalogs[1])
+    schedule.unfollow(proc)
+    schedule.add(ms("+1h"), catalogs[1])
+    assert schedule.earliest() is None
