@@ -220,14 +220,29 @@ def validate(path: Path, strict: bool) -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal)."
 )
+@click.option(
+    "--switch",
+    "switch",
+    multiple=True,
+    metavar="TIME=DIR",
+    help="From TIME (as --until) on, run the topologies of DIR instead: a catalog change (contract section 8). "
+    "Repeatable; equal times apply in the order given.",
+)
 def replay(
-    topologies: str, events: str, until: str | None, out: str | None, audit: bool, progress: bool | None
+    topologies: str,
+    events: str,
+    until: str | None,
+    out: str | None,
+    audit: bool,
+    progress: bool | None,
+    switch: tuple[str, ...],
 ) -> None:
-    """Run topologies over a file of events with no broker (contract section 6)."""
+    """Run topologies over a file of events with no broker (contract sections 6 and 8)."""
     from streams.replay import open_events, replay_numbered
     from streams.timeutil import parse_time_option
 
     catalog = _load_catalog(topologies)
+    switches = _switches(switch, parse_time_option)
     try:
         until_ms = parse_time_option(until) if until is not None else None
     except TactfulError as exc:
@@ -247,7 +262,9 @@ def replay(
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     with _ProgressBar(show, source.size, source.position) as bar:
-        result = replay_numbered(catalog, source.records, until_ms, on_reject=reject, on_progress=bar.tick)
+        result = replay_numbered(
+            catalog, source.records, until_ms, on_reject=reject, on_progress=bar.tick, switches=switches
+        )
     elapsed = time.perf_counter() - started
     sink: IO[bytes]
     with open(out, "wb") if out else _stdout() as sink:
@@ -265,6 +282,28 @@ def replay(
             "--events takes JSON Lines or an Avro object container file",
             err=True,
         )
+
+
+def _switches(values: tuple[str, ...], parse: Callable[[str], int]) -> list[tuple[int, Catalog]]:
+    """Each ``--switch TIME=DIR``, its catalog loaded now (before the first event), in the order given."""
+    out: list[tuple[int, Catalog]] = []
+    for value in values:
+        at, sep, folder = value.partition("=")
+        if not sep or not at.strip() or not folder:
+            raise click.BadParameter(f"{value!r}: expected TIME=DIR", param_hint="--switch")
+        try:
+            when = parse(at)
+        except TactfulError as exc:
+            raise click.BadParameter(f"{value!r}: {exc}", param_hint="--switch") from exc
+        if not Path(folder).is_dir():
+            raise click.BadParameter(f"{value!r}: no topologies folder at {folder}", param_hint="--switch")
+        from streams.topology import load_folder
+
+        try:
+            out.append((when, load_folder(folder)))
+        except TopologyError as exc:
+            raise _TopologiesInvalid(f"{folder} (--switch {value})", exc) from exc
+    return out
 
 
 def _check_writable(path: Path) -> None:
@@ -721,6 +760,8 @@ def _print_summary(summary: dict[str, object], elapsed: float) -> None:
     # Only when there were any: input with no tactful.* event reports as before.
     erasure = [(summary.get(k, 0), text) for k, text in _ERASURE_SUMMARY]
     parts += [f"{n} {text}" for n, text in erasure if n]
+    if "catalog_changes" in summary:  # only with --switch (contract 8)
+        parts.append(f"{summary['catalog_changes']} of {summary['catalog_changes_given']} catalog changes applied")
     click.echo(f"summary: {', '.join(parts)} in {elapsed:.2f}s", err=True)
     decisions = summary["decisions"]
     assert isinstance(decisions, dict)

@@ -130,6 +130,28 @@ def goal_id(topology: str, version: int, customer_id: str, evidence: tuple[str, 
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def removal_id(
+    topology: str,
+    version: int,
+    customer_id: str,
+    at: int,
+    channel: str,
+    category: str,
+    status: Status,
+    cause: str | None,
+) -> str:
+    """The id of the RELEASE that lifts a suppression of a topology removed from the catalog at ``at``
+    (contract 8): over topology, version, customer, ``removed``, the time, channel, category, status and cause.
+
+    Its text starts with a record separator, which no other id's text does (they start with a
+    topology name), so it cannot collide with any other id by concatenation.
+    """
+    text = "\x1f".join(
+        (topology, str(version), customer_id, "removed", str(at), channel, category, status, cause or "\x00")
+    )
+    return hashlib.blake2b(("\x1e" + text).encode("utf-8"), digest_size=16).hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """One decision (contract section 5), with the audit ``status`` and ``cause``."""

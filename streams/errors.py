@@ -12,6 +12,7 @@
     │   └── UnknownSchema           Confluent wire-format schema id not known
     ├── StateError                  stored per-customer state cannot be decoded
     ├── EventsFileError             the events file cannot be opened or read
+    ├── CatalogChangeError          a catalog change comes too late: a watermark is past its time
     └── InfraError                  Kafka, Redis or a local service failed
         ├── MirrorUnavailable       the Redis mirror cannot be written right now
         └── RegistryUnavailable     the schema registry cannot be reached right now
@@ -95,3 +96,7 @@ class MirrorUnavailable(InfraError):
 
 class RegistryUnavailable(InfraError):
     """The schema registry cannot be reached right now (refused, timed out, or a 5xx answer)."""
+
+
+class CatalogChangeError(TactfulError):
+    """A catalog change cannot be scheduled: its time is not after a watermark that follows it (contract 8)."""

@@ -22,16 +22,39 @@ qualifying event in its window, else by the first one evaluated after, and
 missed when its window's end comes due like an absence deadline; each ends in
 one GOAL record. A catalog with none of these keys takes v1's path: one flag
 (``Engine._arms``) and a few attribute tests per fired match.
+
+Contract section 8 (a catalog change at a time ``T``; when it applies is the
+processor's business, :mod:`streams.engine.schedule`): state is kept by
+topology name, so an engine over the new catalog simply goes on from the
+state the old one left. Three things here serve it: :func:`retire` drops the
+deadlines of topologies that are gone or no longer an ``absence`` and
+releases the suppressions of removed ones at ``T``; a deadline armed under an
+earlier version fires under the definition in force, at its kept time; and
+goals, which keep the definition they were opened with, are tested against
+the arriving event itself (an event of a type only such goals still wait for
+reaches them without being stored).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from streams.decisions import Arm, Decision, Kind, Status, bucket, decision_id, goal_id, new_decision, release_id
+from streams.decisions import (
+    Arm,
+    Decision,
+    Kind,
+    Status,
+    bucket,
+    decision_id,
+    goal_id,
+    new_decision,
+    release_id,
+    removal_id,
+)
 from streams.engine.matching import SearchExhausted, count_evidence, fill_sequence
 from streams.engine.state import CustomerState, OpenGoal, StoredEvent, Suppression, Timer
 from streams.events import Event
@@ -85,6 +108,16 @@ class Engine:
         # Counters for metrics and summaries; they never influence decisions.
         self.stats: Counter[str] = Counter()
 
+    def keep_for(self, cap_window: int, cooldown: int) -> None:
+        """Keep engagements and fire times at least this long past the retention cutoff.
+
+        A stream whose catalog changes (contract 8) keeps what any of its catalogs
+        may count: a later catalog's longer cap or cooldown, or a removed topology
+        added again, finds what its name left.
+        """
+        self._max_cap_window = max(self._max_cap_window, cap_window)
+        self._max_cooldown = max(self._max_cooldown, cooldown)
+
     def reads(self, event_type: str) -> bool:
         """Whether any topology reads events of this type (others are dropped at once)."""
         return event_type in self.catalog.roles
@@ -92,8 +125,14 @@ class Engine:
     # -- evaluations -------------------------------------------------------------------
 
     def on_event(self, state: CustomerState, ev: Event) -> list[Decision]:
-        """Evaluate one arriving, valid, on-time, not-duplicate event the catalog reads."""
-        roles = self.catalog.roles[ev.type]
+        """Evaluate one arriving, valid, on-time, not-duplicate event the catalog reads.
+
+        An event of a type only the open goals of an earlier catalog wait for
+        (contract 8: a goal keeps its definition) can only reach them; it is not stored.
+        """
+        roles = self.catalog.roles.get(ev.type)
+        if roles is None:
+            return self._reach_goals(state, ev.customer_id, ev) if state.goals else []
         kept = self._kept
         attrs = {k: v for k, v in ev.attributes.items() if k in kept} if ev.attributes else {}
         stored = StoredEvent(state.next_seq, ev.occurred_at, ev.event_id, ev.type, ev.channel, attrs)
@@ -107,7 +146,9 @@ class Engine:
 
         index = state.insert(stored)
         if state.goals:
-            decisions.extend(self._reach_goals(state, ev.customer_id, stored))
+            # The whole event, not the stored copy: a goal opened under an earlier catalog may
+            # read attributes this one does not keep (contract 8). With one catalog, the same test.
+            decisions.extend(self._reach_goals(state, ev.customer_id, ev))
         matches: list[Match] = []
         for topo in roles.triggers:
             cond = topo.when
@@ -137,11 +178,13 @@ class Engine:
         for tm in due:
             topo = self.catalog.get(tm.topology)
             after = state.find(tm.seq)
-            if topo is None or after is None or not isinstance(topo.when, Absence):
-                self.stats["timers_orphaned"] += 1  # topology removed, or state from another catalog
+            # Under the definition in force (contract 8): a deadline armed by an earlier version
+            # keeps its time, and its `after` event must still qualify.
+            if topo is None or after is None or not isinstance(topo.when, Absence) or not topo.when.after.test(after):
+                self.stats["timers_orphaned"] += 1  # topology removed or changed, or state from another catalog
                 continue
             cond = topo.when
-            end = after.t + cond.duration
+            end = tm.deadline  # after.t + duration, unless armed under another version
             if any(after.t < e.t <= end and cond.missing.test(e) for e in state.events):
                 continue
             binds = {cond.bind: after} if cond.bind else {}
@@ -478,17 +521,17 @@ class Engine:
             if e.t > end:
                 break
             if test(e):
-                out.append(self._goal_record(fired.customer, goal, e))
+                out.append(self._goal_record(fired.customer, goal, (e.t, e.event_id, e.type)))
                 return
         state.goals.append(goal)
 
-    def _reach_goals(self, state: CustomerState, customer: str, ev: StoredEvent) -> list[Decision]:
+    def _reach_goals(self, state: CustomerState, customer: str, ev: Event) -> list[Decision]:
         """The open goals this newly evaluated event reaches."""
         out: list[Decision] = []
-        t = ev.t
+        t = ev.occurred_at
         for g in state.goals:
             if g.start < t <= g.deadline and g.pattern.test(ev):
-                out.append(self._goal_record(customer, g, ev))
+                out.append(self._goal_record(customer, g, (t, ev.event_id, ev.type)))
         if out:
             state.goals = [g for g in state.goals if not (g.start < t <= g.deadline and g.pattern.test(ev))]
         return out
@@ -500,13 +543,15 @@ class Engine:
             state.goals = [g for g in state.goals if g.deadline != deadline]
         return [self._goal_record(customer, g, None) for g in due]
 
-    def _goal_record(self, customer: str, goal: OpenGoal, reached: StoredEvent | None) -> Decision:
+    def _goal_record(self, customer: str, goal: OpenGoal, reached: tuple[int, str, str] | None) -> Decision:
+        """The GOAL record of ``goal``: reached by the event ``(occurred_at, event_id, type)``, or missed."""
         within = format_duration(goal.deadline - goal.start)
         said = f"{goal.topology} v{goal.version}"
         if reached is not None:
             self.stats["goals_reached"] += 1
-            status, at, evidence = Status.REACHED, reached.t, (*goal.evidence, reached.event_id)
-            reason = f"{said} reached its goal: {reached.type} within {within} of the match."
+            at, reached_id, reached_type = reached
+            status, evidence = Status.REACHED, (*goal.evidence, reached_id)
+            reason = f"{said} reached its goal: {reached_type} within {within} of the match."
         else:
             self.stats["goals_missed"] += 1
             status, at, evidence = Status.MISSED, goal.deadline, goal.evidence
@@ -528,6 +573,63 @@ class Engine:
             status=status,
             cause=goal.arm,
         )
+
+
+def retire(
+    state: CustomerState, customer: str, at: int, removed: Iterable[Topology], unarmed: frozenset[str]
+) -> tuple[list[Decision], bool]:
+    """What a catalog change at ``at`` does to one customer's state (contract 8); whether it changed it.
+
+    The armed deadlines of the topologies named in ``unarmed`` (removed, or no
+    longer an ``absence``) are dropped. Each suppression of a ``removed``
+    topology (in name order) that ends after ``at`` ends at ``at``, lifted by a
+    RELEASE effective at ``at``: one per (channel, category, status, cause),
+    the suppressions in force first, then the held ones, in the order made. A
+    suppression keeps its status: one made while the topology was live is
+    released ``emitted``, whatever the topology's mode at ``at``. Everything
+    else stays: fire times and the marks of fired matches belong to the name,
+    open goals resolve as usual.
+    """
+    changed = False
+    if unarmed and state.timers:
+        kept = [tm for tm in state.timers if tm.topology not in unarmed]
+        if len(kept) != len(state.timers):
+            state.timers, changed = kept, True
+    out: list[Decision] = []
+    for topo in removed:
+        released: dict[tuple[str, str, Status, str | None], None] = {}
+        for s in state.suppressions:
+            if s.topology == topo.name and s.end > at:
+                s.end = at
+                released[(s.channel, s.category, _EMITTED, None)] = None
+        for s in state.held:
+            if s.topology == topo.name and s.end > at:
+                s.end = at
+                released[(s.channel, s.category, Status(s.status), s.cause)] = None
+        changed = changed or bool(released)
+        for channel, category, status, cause in released:
+            what = "any" if category == ANY_CATEGORY else category
+            out.append(
+                new_decision(
+                    decision_id=removal_id(topo.name, topo.version, customer, at, channel, category, status, cause),
+                    customer_id=customer,
+                    kind=_RELEASE,
+                    channel=channel,
+                    action=None,
+                    category=category,
+                    topology=topo.name,
+                    topology_version=topo.version,
+                    effective_at=at,
+                    expires_at=None,
+                    not_before=None,
+                    evidence=(),
+                    reason=f"{topo.name} v{topo.version} was removed from the catalog: "
+                    f"its suppression of {what} marketing on {channel} is lifted.",
+                    status=status,
+                    cause=cause,
+                )
+            )
+    return out, changed
 
 
 @dataclass(slots=True)

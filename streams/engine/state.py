@@ -14,6 +14,14 @@ goals of fired matches, each with the definition it was opened with. A goal's
 deadline is one of the customer's deadlines (:meth:`next_deadline`). Every
 entry names its topology, so state can be looked up per topology name.
 
+Names, never versions: that is what carries journeys across a catalog change
+(contract 8). Stored events, the marks of the matches they completed, fire
+times, suppressions and armed deadlines all belong to a topology name, so a
+new version of a topology goes on from exactly this state, an added one
+starts from it, and one removed and added again finds what its name left.
+Only an open goal records a version, because it keeps the definition it was
+opened with. The format needs nothing new for it.
+
 An erased customer (contract section 9) keeps only a tombstone here:
 ``erased_at`` (the erase's ``occurred_at``) and ``erased_offset`` (its input
 offset, live only), until ``erased_at`` falls before the watermark minus

@@ -195,11 +195,18 @@ def write_dir(
 # ------------------------------------------------------------------ running
 
 
-def replay(topologies_dir: Path, records: Iterable[dict[str, Any]], until: Any = None) -> Any:
+def replay(
+    topologies_dir: Path,
+    records: Iterable[dict[str, Any]],
+    until: Any = None,
+    switches: Iterable[tuple[Any, Path]] = (),
+) -> Any:
+    """Replay through ``streams.replay.run``; ``switches`` are (time, folder) catalog changes (contract 8)."""
     from streams.replay import run  # imported lazily: the engine is written concurrently
 
     recs = [dict(r) for r in records]
-    return run(topologies_dir, recs, until=until)
+    later = [(iso(at), folder) for at, folder in switches]
+    return run(topologies_dir, recs, until=until, switches=later)
 
 
 def pick(
