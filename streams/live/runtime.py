@@ -67,7 +67,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.decisions import Decision
+from streams.decisions import Arm, Decision
 from streams.engine import Engine, IdleAdvance, Outcome, Processor, Rejection, Step
 from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
@@ -481,6 +481,14 @@ class Runtime:
                 add(s.topics.decision(d.channel), key, value)
             add(s.topics.audit, key, value)
             self.metrics.decisions.labels(d.kind, d.channel or "", d.topology, d.status).inc()
+        if appended:
+            self.metrics.count_fired([d for d, _ in appended], self._arm_of)
+
+    def _arm_of(self, topology: str, customer_id: str) -> str:
+        """The arm of a fired match whose records do not say it (all blocked, outranked or skipped):
+        the engine's own rule (contract 7.3) under the catalog in force."""
+        topo = self.engine.catalog.get(topology)
+        return Arm.TREATED if topo is None else self.engine._arm(topo, customer_id)
 
     def _add_forget(self, erasure: Erasure) -> None:
         """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""
