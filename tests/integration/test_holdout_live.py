@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from streams.decisions import Kind, Status, bucket
+from streams.decisions import Decision, Kind, Status, bucket
 from tests.integration.conftest import Namespace, wait_until
 from tests.integration.services import redis_url
 
@@ -59,13 +59,30 @@ def customers(prefix: str) -> tuple[list[str], list[str]]:
     return held, treated
 
 
+def counts_from_audit(audit: list[Decision]) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str, str]]]:
+    """Fired matches by (topology, arm) and goals by (topology, arm, outcome), counted from audit records.
+
+    The seam for ``tactful report``: once it reads the audit topic, this can be its per-topology
+    "fired matches by arm" and "goals by arm" over the same records instead.
+    """
+    arms: dict[tuple[str, tuple[str, ...]], str] = {}
+    goals: Counter[tuple[str, str, str]] = Counter()
+    for d in audit:
+        if d.kind == Kind.GOAL:
+            goals[(d.topology, str(d.cause), str(d.status))] += 1
+        else:
+            arm = str(d.cause) if d.status == Status.HELD_OUT else "treated"
+            assert arms.setdefault((d.topology, d.evidence), arm) == arm
+    return Counter((topology, arm) for (topology, _), arm in arms.items()), goals
+
+
 def test_held_out_matches_reach_audit_only_and_counters_match_the_audit(namespace: Namespace, tmp_path: Path) -> None:
     folder = tmp_path / "catalog"
     folder.mkdir()
     (folder / "policies.yaml").write_text(POLICIES)
     (folder / "promo.yaml").write_text(PROMO)
     # A short idle time: the missed goals come due as the quiet partitions' stream time follows the clock.
-    w = namespace.worker(TACTFUL_TOPOLOGIES=str(folder), TACTFUL_IDLE_AFTER="2s").wait_ready()
+    w = namespace.worker(TACTFUL_TOPOLOGIES=str(folder), TACTFUL_IDLE_AFTER="5s").wait_ready()
 
     held, treated = customers(f"h-{namespace.id}")
     every = held + treated
@@ -119,17 +136,7 @@ def test_held_out_matches_reach_audit_only_and_counters_match_the_audit(namespac
     assert {k.decode().split(":")[2] for k in r.scan_iter(match=f"{prefix}:s:*")} == set(treated)
 
     # The live counters equal the audit count, by topology and arm.
-    matches: Counter[tuple[str, str]] = Counter()
-    arms: dict[tuple[str, tuple[str, ...]], str] = {}
-    goals: Counter[tuple[str, str, str]] = Counter()
-    for d in audit:
-        if d.kind == Kind.GOAL:
-            goals[(d.topology, str(d.cause), str(d.status))] += 1
-        else:
-            arm = str(d.cause) if d.status == Status.HELD_OUT else "treated"
-            assert arms.setdefault((d.topology, d.evidence), arm) == arm
-    for (topology, _), arm in arms.items():
-        matches[(topology, arm)] += 1
+    matches, goals = counts_from_audit(audit)
     assert matches == {("promo", "treated"): half, ("promo", "holdout_global"): half}
 
     metrics = w.metrics()
