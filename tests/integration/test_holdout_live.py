@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 
 from streams.decisions import Decision, Kind, Status, bucket
+from streams.mirror.keys import category_key, channel_key
 from tests.integration.conftest import Namespace, wait_until
 from tests.integration.services import redis_url
 
@@ -128,12 +129,16 @@ def test_held_out_matches_reach_audit_only_and_counters_match_the_audit(namespac
     # ... and Redis: the mirror writes the treated half's suppressions, never a held-out one.
     r = redis.Redis.from_url(redis_url())
     prefix = f"t{namespace.id}"
+    # Key names from the mirror's own layout (streams.mirror.keys), whatever it is.
     for cid in treated:
-        key = f"{prefix}:s:{cid}:ads:*"
+        key = category_key(prefix, cid, "ads", "*")
         wait_until(lambda key=key: r.exists(key), 20, f"redis key {key}")
-    assert not any(r.exists(f"{prefix}:s:{cid}:ads:*") for cid in held)
+    assert not any(r.exists(category_key(prefix, cid, "ads", "*"), channel_key(prefix, cid, "ads")) for cid in held)
     # Every suppression key of the namespace (an any-category one is written under two names) is a treated one.
-    assert {k.decode().split(":")[2] for k in r.scan_iter(match=f"{prefix}:s:*")} == set(treated)
+    expected = {category_key(prefix, cid, "ads", "*") for cid in treated} | {
+        channel_key(prefix, c, "ads") for c in treated
+    }
+    assert {k.decode() for k in r.scan_iter(match=f"{prefix}:s:*")} == expected
 
     # The live counters equal the audit count, by topology and arm.
     matches, goals = counts_from_audit(audit)
