@@ -296,6 +296,8 @@ SAMPLE_LABELS = {
     "cause": "redis",
     "partition": "0",
     "op": "set",
+    "arm": "treated",
+    "outcome": "reached",
 }
 
 

@@ -70,8 +70,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.decisions import Decision
+from streams.decisions import Arm, Decision
 from streams.engine import Engine, IdleAdvance, Outcome, Processor, Rejection, Step
+from streams.engine.explain import explain
 from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
 from streams.events import ERASE_TYPE, Event
@@ -80,8 +81,10 @@ from streams.live.forget import Erasure, forget_headers
 from streams.live.limits import H_TRUNCATED, RecordLimits, fit_dead_letter, fit_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
+from streams.live.recent import RecentDecisions
 from streams.live.topics import channels
 from streams.settings import Settings
+from streams.timeutil import format_time
 from streams.topology import Catalog
 
 log = logging.getLogger(__name__)
@@ -307,6 +310,7 @@ class Runtime:
         self._known_types = {*catalog.roles, ERASE_TYPE}
         self._channel_topics = [settings.topics.decision(ch) for ch in channels(catalog)]
         self._gauged: set[int] = set()  # partitions with per-partition series exported
+        self.recent = RecentDecisions()  # for customer_view only
         # Per partition, (next offset, stream time) as each batch was acked, newest last:
         # what commit_metadata reads. Kept past a revocation (Faust commits after it).
         self._acked_times: dict[int, deque[tuple[int, int]]] = {}
@@ -487,10 +491,21 @@ class Runtime:
                 add(s.topics.decision(d.channel), key, value)
             add(s.topics.audit, key, value)
             self.metrics.decisions.labels(d.kind, d.channel or "", d.topology, d.status).inc()
+        if appended:
+            published = [d for d, _ in appended]
+            self.metrics.count_fired(published, self._arm_of)
+            self.recent.add(published)
+
+    def _arm_of(self, topology: str, customer_id: str) -> str:
+        """The arm of a fired match whose records do not say it (all blocked, outranked or skipped):
+        the engine's own rule (contract 7.3) under the catalog in force."""
+        topo = self.engine.catalog.get(topology)
+        return Arm.TREATED if topo is None else self.engine._arm(topo, customer_id)
 
     def _add_forget(self, erasure: Erasure) -> None:
         """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""
         key = erasure.customer_id.encode()
+        self.recent.forget(erasure.customer_id)
         headers = forget_headers(erasure.erased_at)
         for topic in self._channel_topics:
             self.sink.add(topic, key, None, headers=headers)
@@ -602,8 +617,9 @@ class Runtime:
     def owns(self, customer_id: str) -> bool:
         return self.owner(customer_id) in self.runs
 
-    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
-        """The customer's state, or None when this worker holds none: not its partition, an unknown
+    def customer_view(self, customer_id: str, *, raw: bool = False) -> dict[str, Any] | None:
+        """The customer's state explained for a person (:func:`streams.engine.explain.explain`), with the
+        raw state too when ``raw``; None when this worker holds none: not its partition, an unknown
         customer, or an erased one with nothing since (contract section 9)."""
         run = self.runs.get(self.owner(customer_id))
         if run is None:
@@ -611,24 +627,15 @@ class Runtime:
         state = run.store.get(customer_id)
         if state is None or state.holds_only_tombstone():
             return None
-        now = run.processor.stream_time
-        return {
+        now, watermark = run.processor.stream_time, run.processor.watermark
+        view: dict[str, Any] = {
             "customer_id": customer_id,
             "partition": run.store.partition,
-            "stream_time": now,
-            "watermark": run.processor.watermark,
-            # Active now, in the partition's stream time: released ones end at their release.
-            "active_suppressions": [
-                {
-                    "topology": s.topology,
-                    "channel": s.channel,
-                    "category": s.category,
-                    "start": s.start,
-                    "end": s.end,
-                    "decision_id": s.decision_id,
-                }
-                for s in state.suppressions
-                if now is None or s.active_at(now)
-            ],
-            "state": state.to_obj(),
+            # Everything is judged at the partition's stream time, not the wall clock.
+            "stream_time": None if now is None else format_time(now),
+            "watermark": None if watermark is None else format_time(watermark),
+            **explain(self.engine, customer_id, state, now, self.recent.of(customer_id)),
         }
+        if raw:
+            view["state"] = state.to_obj()
+        return view
