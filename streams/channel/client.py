@@ -264,6 +264,8 @@ class ChannelClient:
                 "enable.auto.commit": False,
                 "auto.offset.reset": self.start,
                 "isolation.level": "read_committed",
+                # A killed client's partitions move on after this (TACTFUL_SESSION_TIMEOUT), as a worker's do.
+                "session.timeout.ms": int(self.settings.processing.session_timeout * 1000),
             },
         )
         try:
