@@ -515,24 +515,73 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
 
 @main.command()
 @click.option("--customers", default=2000, show_default=True, type=click.IntRange(1))
-@click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 for as fast as possible.")
+@click.option(
+    "--rate",
+    default=None,
+    type=click.FloatRange(min=0),
+    help="Events per second; 0 for as fast as possible. Default: 200 for generated journeys, 0 with --events.",
+)
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 @click.option("--seed", default=None, type=int, help="Default: the current time, so ids are new each run.")
-def feed(customers: int, rate: float, duration: float | None, seed: int | None) -> None:
-    """Produce generated journeys to the input topic (event time starting now).
+@click.option(
+    "--events",
+    "events_file",
+    default=None,
+    # Not click.Path: an unreadable events file exits 1, as with replay.
+    help="Send your own events from this JSON Lines or Avro object container file instead.",
+)
+@click.option(
+    "--shift-to-now",
+    is_flag=True,
+    help="With --events: move every occurred_at so the file's first event is now, keeping the gaps.",
+)
+def feed(
+    customers: int,
+    rate: float | None,
+    duration: float | None,
+    seed: int | None,
+    events_file: str | None,
+    shift_to_now: bool,
+) -> None:
+    """Produce generated journeys (or your own events) to the input topic, never ahead of the wall clock.
 
-    It waits up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers,
-    then exits 1.
+    Generated journeys cover the three days of event time up to now, sent
+    faster than real time. With --events, each event is sent once its
+    occurred_at has come (at once for a file of past events; with
+    --shift-to-now, as the file's own rhythm replays from now); records that
+    break the contract are reported and not sent. It waits up to
+    TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
     """
-    from streams.generate import generate
+    from streams.live.feed import FileStats, Hold, events_from_file, live_journeys
     from streams.live.feed import feed as produce
 
+    if shift_to_now and events_file is None:
+        raise click.UsageError("--shift-to-now needs --events FILE")
     settings = _settings()
     now = int(time.time() * 1000)
-    events = generate(customers, seed if seed is not None else now // 1000, start_ms=now, scenario_rate=0.5)
+    stats = FileStats()
+    if events_file is not None:
+
+        def refuse(number: int, exc: InputError) -> None:
+            click.echo(f"{events_file}: record {number}: {exc.reason}: {exc.detail} (not sent)", err=True)
+
+        events: Any = events_from_file(
+            Path(events_file), shift_to_ms=now if shift_to_now else None, on_refuse=refuse, stats=stats
+        )
+        hold = Hold()
+        pace = rate or None
+    else:
+        events = live_journeys(customers, seed if seed is not None else now // 1000, now_ms=now, scenario_rate=0.5)
+        # Steps of scenarios started near the end fall after now: wait a minute for them at most.
+        hold = Hold(max_wait_s=60.0)
+        pace = 200.0 if rate is None else rate or None
     with _startup_logging("warning"):
-        sent = produce(settings, events, rate=rate or None, duration=duration)
+        sent = produce(settings, events, rate=pace, duration=duration, hold=hold)
     click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
+    if stats.refused:
+        click.echo(f"warning: {stats.refused:,} records of {events_file} were not sent", err=True)
+    if hold.cut:
+        click.echo("stopped at the present: the remaining generated events lie in the future", err=True)
 
 
 @main.command()
@@ -602,6 +651,38 @@ def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
             console=Console(stderr=False),
         )
     ctx.exit(code)
+
+
+@main.command()
+@click.argument("channel")
+@click.option("--from-beginning", is_flag=True, help="Start at the topic's oldest decision, not at its end.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line (the decisions' output form).")
+@click.pass_context
+def tail(ctx: click.Context, channel: str, from_beginning: bool, as_json: bool) -> None:
+    """Print CHANNEL's decisions as they arrive, one line each, until Ctrl-C (exit 130).
+
+    Reads the channel's decision topic with a throwaway consumer group that
+    commits nothing; forget records (erased customers) show as FORGET. It waits
+    up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
+    """
+    from streams.channel.tail import json_line, line
+    from streams.channel.tail import tail as follow
+
+    settings = _settings()
+    form = json_line if as_json else line
+    skipped = 0
+
+    def skip(reason: str) -> None:
+        nonlocal skipped
+        skipped += 1
+        log.warning("skipped a record of the %s topic that is not a decision (%s)", channel, reason)
+
+    with _startup_logging("warning"):
+        try:
+            follow(settings, channel, lambda item: click.echo(form(item)), from_beginning=from_beginning, on_skip=skip)
+        except KeyboardInterrupt:
+            # Ctrl-C is how tail ends: no "error: interrupted" line, only the exit status.
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 class _ProgressBar:

@@ -71,7 +71,8 @@ deterministic, so a redelivered hand-over that reports again is a duplicate
 the workers ignore.
 """
 
-from streams.channel.client import ChannelClient, ChannelStats, Delivery, Forget
+from streams.channel.client import ChannelClient, ChannelStats, Delivery
 from streams.channel.outcomes import OUTCOMES, outcome_event
+from streams.channel.records import Forget
 
 __all__ = ["OUTCOMES", "ChannelClient", "ChannelStats", "Delivery", "Forget", "outcome_event"]

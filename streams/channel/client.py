@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from streams.channel.hold import Entry, PartitionHold
 from streams.channel.ledger import DEFAULT_TTL_MS, Ledger, decision_key, forget_key
 from streams.channel.outcomes import outcome_event
-from streams.decisions import H_FORGET, Decision, forgotten
-from streams.errors import ConfigError, InfraError, InputError
+from streams.channel.records import Forget, decision_or_forget
+from streams.decisions import Decision
+from streams.errors import ConfigError, InfraError
 from streams.settings import Settings
-from streams.timeutil import parse_time
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -44,14 +44,6 @@ Partition = tuple[str, int]
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Forget:
-    """A forget record: ``customer_id`` was erased at ``erased_at`` (epoch ms); see docs/erasure.md."""
-
-    customer_id: str
-    erased_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,20 +289,14 @@ class ChannelClient:
         return min(0.5, max(0.0, (min(dues) - self.clock()) / 1000))
 
     def _take(self, message: Any, on_decision: OnDecision, on_forget: OnForget) -> None:
-        from confluent_kafka import KafkaError
-
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise InfraError(f"reading {self.topic} failed: {error}")
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.debug("Kafka consumer error (retried by librdkafka): %s", error)
+        assert self._decode is not None
+        item = decision_or_forget(message, self._decode, self._skip)
+        if message.error() is not None:
             return
         part: Partition = (message.topic(), message.partition())
         hold = self._holds.setdefault(part, PartitionHold())
         offset = int(message.offset())
         now = self.clock()
-        item = self._item(message)
         if item is None:
             hold.skip(offset)
             return
@@ -327,29 +313,8 @@ class ChannelClient:
         if hold.add(entry, now) is not None:
             self._hand(part, hold, entry, on_decision, on_forget)
 
-    def _item(self, message: Any) -> Decision | Forget | None:
-        """The record as a decision or a forget record; None (counted) for anything else."""
-        value: bytes | None = message.value()
-        key: bytes | None = message.key()
-        if value is None:
-            headers = message.headers()
-            if key is not None and forgotten(headers):
-                stamp = dict(headers or []).get(H_FORGET) or b""
-                try:
-                    return Forget(key.decode("utf-8", "replace"), parse_time(bytes(stamp).decode()))
-                except ValueError:
-                    self.stats.skipped["bad_forget"] += 1
-                    return None
-            self.stats.skipped["tombstone"] += 1
-            return None
-        assert self._decode is not None
-        try:
-            return self._decode(value)
-        except InputError as exc:
-            self.stats.skipped[exc.reason] += 1
-        except (KeyError, TypeError, ValueError):
-            self.stats.skipped["not_a_decision"] += 1
-        return None
+    def _skip(self, reason: str) -> None:
+        self.stats.skipped[reason] += 1
 
     def _hand(
         self,

@@ -6,12 +6,31 @@ Records Avro cannot hold (the generator's broken events) are sent as their
 JSON bytes, so the dead-letter path sees them too. Before the first record it
 waits for the brokers (``TACTFUL_START_TIMEOUT``), so a feed with no broker
 fails with one line instead of queueing records that can never be delivered.
+
+Live traffic must not run ahead of the wall clock: a partition's watermark
+follows the largest ``occurred_at`` it has seen, so one event from the future
+makes every later real event of that partition late (dead-lettered). Hence:
+
+* :func:`live_journeys`, the generated traffic of ``tactful feed`` and
+  ``tactful demo``, lays the generator's journeys out in the *past*: its
+  ``days`` of event time end now, and the feed runs through them faster than
+  real time, so event time catches up with the present but never passes it.
+  (``tactful generate``'s offline files keep their own ``--start``.)
+* :class:`Hold` makes :func:`feed` send no event before its ``occurred_at`` by
+  the wall clock: the few generated scenario steps that fall after the present
+  (a scenario started near the end) wait for their time, or end the feed when
+  they are further ahead than ``max_wait_s``; ``tactful feed --events FILE
+  --shift-to-now`` sends a file's events as their shifted times come.
+* :func:`events_from_file` reads your own events (JSON Lines or Avro),
+  optionally shifted so the first is now, keeping the gaps.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,8 +38,10 @@ from confluent_kafka import KafkaException, Producer
 
 from streams.clients import kafka_producer, kafka_reason, wait_for_kafka
 from streams.codec import avro
-from streams.errors import InfraError, MalformedRecord
+from streams.errors import InfraError, InputError, MalformedRecord
+from streams.generate import Record, generate
 from streams.settings import Settings
+from streams.timeutil import DAY, parse_time
 
 
 def producer(settings: Settings, **extra: str | int) -> Producer:
@@ -47,6 +68,123 @@ def encode_event(raw: Mapping[str, Any] | object) -> tuple[bytes | None, bytes]:
     return key_bytes, value
 
 
+def live_journeys(
+    customers: int,
+    seed: int,
+    *,
+    now_ms: int,
+    days: float = 3.0,
+    scenario_rate: float = 0.5,
+    duplicate_rate: float = 0.0,
+    invalid_rate: float = 0.0,
+    out_of_order_rate: float = 0.0,
+) -> Iterator[Record]:
+    """Generated journeys for a live feed: ``days`` of event time that end at ``now_ms`` (see the module docstring).
+
+    The rates are :func:`streams.generate.generate`'s.
+    """
+    return generate(
+        customers,
+        seed,
+        start_ms=now_ms - int(days * DAY),
+        days=days,
+        scenario_rate=scenario_rate,
+        duplicate_rate=duplicate_rate,
+        invalid_rate=invalid_rate,
+        out_of_order_rate=out_of_order_rate,
+    )
+
+
+@dataclass
+class Hold:
+    """Send no event before its ``occurred_at`` by the wall clock (``clock``, epoch seconds).
+
+    An event due more than ``max_wait_s`` ahead ends the feed instead
+    (``cut`` is then set); ``None`` waits however long it takes. Records
+    without a readable ``occurred_at`` are not held.
+    """
+
+    max_wait_s: float | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    cut: bool = False
+    waited_s: float = 0.0
+
+    def wait(self, raw: object, stopped: Callable[[], bool]) -> bool:
+        """Wait until ``raw`` is due; False when the feed must end instead (too far ahead, or stopped)."""
+        due = _occurred_s(raw)
+        if due is None:
+            return True
+        ahead = due - self.clock()
+        if ahead <= 0:
+            return True
+        if self.max_wait_s is not None and ahead > self.max_wait_s:
+            self.cut = True
+            return False
+        while ahead > 0:
+            if stopped():
+                return False
+            step = min(ahead, 0.25)
+            self.sleep(step)
+            self.waited_s += step
+            ahead = due - self.clock()
+        return True
+
+
+def _occurred_s(raw: object) -> float | None:
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return parse_time(raw.get("occurred_at")) / 1000
+    except ValueError:
+        return None
+
+
+@dataclass
+class FileStats:
+    """What :func:`events_from_file` read: events, and records refused (not sent)."""
+
+    events: int = 0
+    refused: int = 0
+
+
+def events_from_file(
+    path: Path,
+    *,
+    shift_to_ms: int | None = None,
+    on_refuse: Callable[[int, InputError], None] = lambda number, exc: None,
+    stats: FileStats | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The events of a JSON Lines or Avro object container file, in file order, as their records.
+
+    Each record is checked against contract section 1 first: one that breaks
+    it is refused (``on_refuse(number, error)``, counted) and not sent, as
+    ``tactful replay`` reports it. With ``shift_to_ms``, every ``occurred_at``
+    moves by the same amount so that the file's first event is at
+    ``shift_to_ms`` (the gaps between events stay). Raises
+    :class:`~streams.errors.EventsFileError` when the file cannot be read.
+    """
+    from streams.events import validate_event
+    from streams.replay import open_events
+
+    tally = FileStats() if stats is None else stats
+    delta: int | None = None
+    for number, raw in open_events(path).records:
+        try:
+            event = validate_event(raw)
+        except InputError as exc:
+            tally.refused += 1
+            on_refuse(number, exc)
+            continue
+        record = event.to_record()
+        if shift_to_ms is not None:
+            if delta is None:
+                delta = shift_to_ms - event.occurred_at
+            record["occurred_at"] = event.occurred_at + delta
+        tally.events += 1
+        yield record
+
+
 def feed(
     settings: Settings,
     events: Iterable[Mapping[str, Any] | object],
@@ -55,17 +193,26 @@ def feed(
     duration: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     topic: str | None = None,
+    hold: Hold | None = None,
 ) -> int:
-    """Send events (at ``rate`` per second if given); returns how many were sent."""
+    """Send events (at ``rate`` per second if given; none before it is due with ``hold``); returns how many."""
     prod = producer(settings)
     target = topic or settings.topics.input
     wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
     sent = 0
     started = time.monotonic()
+
+    def stopped() -> bool:
+        return should_stop() or (duration is not None and time.monotonic() - started >= duration)
+
     try:
         for raw in events:
-            if should_stop() or (duration is not None and time.monotonic() - started >= duration):
+            if stopped():
                 break
+            if hold is not None:
+                prod.poll(0)  # serve deliveries before a wait
+                if not hold.wait(raw, stopped):
+                    break
             key, value = encode_event(raw)
             while True:
                 try:
