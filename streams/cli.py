@@ -545,15 +545,16 @@ def feed(
 ) -> None:
     """Produce generated journeys (or your own events) to the input topic, never ahead of the wall clock.
 
-    Generated journeys cover the three days of event time up to now, sent
-    faster than real time. With --events, each event is sent once its
-    occurred_at has come (at once for a file of past events; with
+    Generated journeys cover the three days of event time up to now (or from
+    where the input topic's events already reach), sent faster than real
+    time. With --events, each event is sent once its occurred_at has come (at once for a file of past events; with
     --shift-to-now, as the file's own rhythm replays from now); records that
     break the contract are reported and not sent. It waits up to
     TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
     """
-    from streams.live.feed import FileStats, Hold, events_from_file, live_journeys
+    from streams.live.feed import FileStats, Hold, event_time_reached, events_from_file, live_journeys
     from streams.live.feed import feed as produce
+    from streams.timeutil import format_time
 
     if shift_to_now and events_file is None:
         raise click.UsageError("--shift-to-now needs --events FILE")
@@ -571,7 +572,17 @@ def feed(
         hold = Hold()
         pace = rate or None
     else:
-        events = live_journeys(customers, seed if seed is not None else now // 1000, now_ms=now, scenario_rate=0.5)
+        with _startup_logging("warning"):
+            reached = event_time_reached(settings)
+        events = live_journeys(
+            customers, seed if seed is not None else now // 1000, now_ms=now, reached=reached, scenario_rate=0.5
+        )
+        if reached is not None and reached > now - 3 * 86_400_000:
+            click.echo(
+                f"event time resumes at {format_time(reached)}, where the input topic's events reach "
+                "(a partition's stream time never goes back)",
+                err=True,
+            )
         # Steps of scenarios started near the end fall after now: wait a minute for them at most.
         hold = Hold(max_wait_s=60.0)
         pace = 200.0 if rate is None else rate or None

@@ -16,6 +16,11 @@ makes every later real event of that partition late (dead-lettered). Hence:
   ``days`` of event time end now, and the feed runs through them faster than
   real time, so event time catches up with the present but never passes it.
   (``tactful generate``'s offline files keep their own ``--start``.)
+  A partition's stream time is kept across worker restarts, so a second run
+  must not go back before where the first left it: :func:`event_time_reached`
+  reads the newest ``occurred_at`` on the input topic, and the window starts
+  there when that is later than ``days`` ago (a run right after another
+  covers only the minutes between them; ``make wipe`` starts afresh).
 * :class:`Hold` makes :func:`feed` send no event before its ``occurred_at`` by
   the wall clock: the few generated scenario steps that fall after the present
   (a scenario started near the end) wait for their time, or end the feed when
@@ -74,6 +79,7 @@ def live_journeys(
     *,
     now_ms: int,
     days: float = 3.0,
+    reached: int | None = None,
     scenario_rate: float = 0.5,
     duplicate_rate: float = 0.0,
     invalid_rate: float = 0.0,
@@ -81,18 +87,80 @@ def live_journeys(
 ) -> Iterator[Record]:
     """Generated journeys for a live feed: ``days`` of event time that end at ``now_ms`` (see the module docstring).
 
-    The rates are :func:`streams.generate.generate`'s.
+    With ``reached`` (:func:`event_time_reached`) they start no earlier than
+    that. The rates are :func:`streams.generate.generate`'s.
     """
+    start, span = live_window(now_ms, reached, days)
     return generate(
         customers,
         seed,
-        start_ms=now_ms - int(days * DAY),
-        days=days,
+        start_ms=start,
+        days=span,
         scenario_rate=scenario_rate,
         duplicate_rate=duplicate_rate,
         invalid_rate=invalid_rate,
         out_of_order_rate=out_of_order_rate,
     )
+
+
+def event_time_reached(settings: Settings, timeout_s: float = 10.0, last: int = 20) -> int | None:
+    """The newest ``occurred_at`` among the last ``last`` records of each input partition (None: empty topic).
+
+    Records that are not touchpoints (broken ones the generator sends) are
+    passed over. Raises :class:`InfraError` when Kafka does not answer.
+    """
+    from confluent_kafka import TopicPartition
+
+    from streams.clients import kafka_consumer
+
+    topic = settings.topics.input
+    consumer = kafka_consumer(
+        settings.kafka, **{"group.id": f"tactful-feed-{time.time_ns()}", "enable.auto.commit": False}
+    )
+    resolve = avro.local_registry().resolve
+    newest: int | None = None
+    try:
+        meta = consumer.list_topics(timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return None
+        ends: dict[int, int] = {}
+        starts = []
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, max(low, high - last)))
+        if not starts:
+            return None
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for m in consumer.consume(500, 0.5):
+                if m.error() is not None:
+                    continue
+                part, offset = int(m.partition() or 0), int(m.offset() or 0)
+                if offset + 1 >= ends.get(part, 0):
+                    ends.pop(part, None)
+                try:
+                    at = int(avro.decode(m.value() or b"", resolve)["occurred_at"])
+                except (InputError, KeyError, TypeError, ValueError):
+                    continue
+                newest = at if newest is None else max(newest, at)
+    except KafkaException as exc:
+        raise InfraError(
+            f"reading {topic} from {settings.kafka.bootstrap_servers} failed: {kafka_reason(exc)}"
+        ) from exc
+    finally:
+        consumer.close()
+    return newest
+
+
+def live_window(now_ms: int, reached: int | None, days: float = 3.0) -> tuple[int, float]:
+    """(start, days) of generated live traffic: ``days`` ending now, not before the event time ``reached``."""
+    start = now_ms - int(days * DAY)
+    if reached is not None and reached > start:
+        start = min(reached, now_ms - 1_000)  # at least a second of event time
+    return start, (now_ms - start) / DAY
 
 
 @dataclass
