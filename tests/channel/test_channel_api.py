@@ -63,3 +63,13 @@ def test_each_outcome_is_a_valid_touchpoint_naming_the_decision(outcome: str) ->
 def test_a_bad_outcome_is_refused(outcome: str, attributes: dict[str, str] | None) -> None:
     with pytest.raises(ValueError):
         outcome_event(decision(1), outcome, 0, attributes=attributes)
+
+
+def test_the_readme_shows_the_example_consumer_as_it_is() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    example = (root / "examples" / "channel_consumer.py").read_text()
+    body = example[example.index("outbox: dict") :]
+    assert f"```python\n{body}```" in (root / "README.md").read_text()
+    compile(example, "channel_consumer.py", "exec")
