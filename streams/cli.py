@@ -644,11 +644,20 @@ def forget(customer_id: str, at: str | None) -> None:
 @click.pass_context
 def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
     """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
+    import os
+
     from rich.console import Console
 
     from streams.live.demo import run_demo
 
-    settings = _settings()
+    # The demo runs on the local services: with `TACTFUL_KAFKA_PORT=... make up` (services.sh's
+    # ports), find them there unless the addresses are set outright.
+    local: dict[str, object] = {}
+    if "TACTFUL_BOOTSTRAP_SERVERS" not in os.environ and os.environ.get("TACTFUL_KAFKA_PORT"):
+        local["bootstrap_servers"] = f"127.0.0.1:{os.environ['TACTFUL_KAFKA_PORT']}"
+    if "TACTFUL_REDIS_URL" not in os.environ and os.environ.get("TACTFUL_REDIS_PORT"):
+        local["redis_url"] = f"redis://127.0.0.1:{os.environ['TACTFUL_REDIS_PORT']}/0"
+    settings = _settings(**local)
     _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")
     # About eight events per customer: enough customers that the feed lasts the whole run.
     customers = max(50, int(rate * duration / 8))

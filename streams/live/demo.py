@@ -74,7 +74,14 @@ def _start_workers(settings: Settings, count: int, logs: Path) -> list[tuple[sub
     procs = []
     for i in range(count):
         port = settings.http.port + i
-        env = {**os.environ, "TACTFUL_WEB_PORT": str(port), "TACTFUL_DATA_DIR": str(logs / f"worker{i}")}
+        env = {
+            **os.environ,
+            # The brokers and Redis the demo itself found (the command line may have derived them).
+            "TACTFUL_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "TACTFUL_REDIS_URL": settings.redis.url or "",
+            "TACTFUL_WEB_PORT": str(port),
+            "TACTFUL_DATA_DIR": str(logs / f"worker{i}"),
+        }
         with (logs / f"worker{i}.log").open("ab") as out:
             procs.append(
                 (

@@ -106,26 +106,29 @@ def live_journeys(
 def event_time_reached(settings: Settings, timeout_s: float = 10.0, last: int = 20) -> int | None:
     """The newest ``occurred_at`` among the last ``last`` records of each input partition (None: empty topic).
 
-    Records that are not touchpoints (broken ones the generator sends) are
-    passed over. Raises :class:`InfraError` when Kafka does not answer.
+    Waits for the brokers as :func:`feed` does (``TACTFUL_START_TIMEOUT``),
+    then reads for at most ``timeout_s``. Records that are not touchpoints
+    (broken ones the generator sends) are passed over. Raises
+    :class:`InfraError` when Kafka does not answer.
     """
     from confluent_kafka import TopicPartition
 
-    from streams.clients import kafka_consumer
+    from streams.clients import kafka_admin, kafka_consumer
 
     topic = settings.topics.input
+    meta = wait_for_kafka(kafka_admin(settings.kafka), settings.kafka, settings.processing.start_timeout)
+    info = meta.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        return None
     consumer = kafka_consumer(
         settings.kafka, **{"group.id": f"tactful-feed-{time.time_ns()}", "enable.auto.commit": False}
     )
     resolve = avro.local_registry().resolve
     newest: int | None = None
     try:
-        meta = consumer.list_topics(timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return None
         ends: dict[int, int] = {}
         starts = []
-        for p in meta.partitions:
+        for p in sorted(info.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
             if high > low:
                 ends[p] = high
@@ -230,14 +233,26 @@ def events_from_file(
     ``tactful replay`` reports it. With ``shift_to_ms``, every ``occurred_at``
     moves by the same amount so that the file's first event is at
     ``shift_to_ms`` (the gaps between events stay). Raises
-    :class:`~streams.errors.EventsFileError` when the file cannot be read.
+    :class:`~streams.errors.EventsFileError` when the file cannot be opened
+    (at the call) or read.
     """
-    from streams.events import validate_event
     from streams.replay import open_events
 
-    tally = FileStats() if stats is None else stats
+    # Opened now, not at the first event: a missing file fails before any wait for the brokers.
+    records = open_events(path).records
+    return _checked(records, shift_to_ms, on_refuse, FileStats() if stats is None else stats)
+
+
+def _checked(
+    records: Iterable[tuple[int, object]],
+    shift_to_ms: int | None,
+    on_refuse: Callable[[int, InputError], None],
+    tally: FileStats,
+) -> Iterator[dict[str, Any]]:
+    from streams.events import validate_event
+
     delta: int | None = None
-    for number, raw in open_events(path).records:
+    for number, raw in records:
         try:
             event = validate_event(raw)
         except InputError as exc:
