@@ -187,10 +187,11 @@ class ChannelClient:
     ) -> ChannelStats:
         """Hand decisions to ``on_decision`` and forget records to ``on_forget`` until ``should_stop()``.
 
-        An exception from either function stops the run and propagates (the
-        record is read again by the next run, with ``attempt`` one higher);
-        so do :class:`InfraError` (Kafka, Redis) and :class:`ConfigError` (no
-        such topic).
+        An exception from either function stops the run, leaves the consumer
+        group and propagates: the record is read again by the next run (with
+        ``attempt`` one higher). So do :class:`InfraError` (Kafka, Redis) and
+        :class:`ConfigError` (no such topic). Call ``run`` again, or
+        :meth:`close`.
         """
         from confluent_kafka import KafkaException
 
@@ -211,8 +212,16 @@ class ChannelClient:
                         self._hand(part, hold, entry, on_decision, on_forget)
                 self._backpressure()
                 self._commit()
-        finally:
+        except BaseException:
+            # Leave the group: the next run starts from the committed offsets, so the record
+            # in hand is read again (this consumer's position is already past it).
             self._commit()
+            self._consumer = None
+            self._holds.clear()
+            self._committed.clear()
+            consumer.close()
+            raise
+        self._commit()
         return self.stats
 
     def close(self) -> None:

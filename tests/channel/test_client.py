@@ -110,9 +110,11 @@ def test_a_function_that_raises_gets_the_decision_again_with_the_next_attempt(
     for n in range(5):
         consumer.add_decision(0, decision(n, f"c{n}"))
     rec, clock = Recorder(fail_on="d0002"), Clock()
+    failed = client(consumer, redis, clock)
     with pytest.raises(RuntimeError):
-        run(client(consumer, redis, clock), consumer, rec)
+        run(failed, consumer, rec)
     assert consumer.committed == {0: 2}  # not past the failed one
+    assert consumer.closed and failed._consumer is None  # left the group: the next run starts from the commit
     restarted = client(consumer, redis, clock)
     run(restarted, consumer, rec)
     assert rec.calls == [("d0000", 1), ("d0001", 1), ("d0002", 1), ("d0002", 2), ("d0003", 1), ("d0004", 1)]
