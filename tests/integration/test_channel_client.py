@@ -143,3 +143,6 @@ def test_a_killed_and_restarted_consumer_acts_on_each_decision_once(namespace: N
     for did in kill_on:  # killed right after its effect: handed over again, and not acted on again
         assert attempts[(did, "1")] == 1 and attempts[(did, "2")] >= 1
     assert consumer.restarts >= len(kill_on) + 3
+    # Only a hand-over a kill interrupted comes again (one per kill at most): what was marked done never does.
+    again = {did for did, attempt in attempts if attempt != "1"}
+    assert set(kill_on) <= again and len(again) <= consumer.restarts
