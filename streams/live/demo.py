@@ -117,7 +117,7 @@ def _consumer(settings: Settings) -> Consumer:
     return c
 
 
-# (header, width): fixed, so the table keeps its shape whatever the rows hold.
+# (header, width): fixed for the run, so the table keeps its shape whatever the rows hold.
 # 118 characters with borders and padding: one 120-column terminal line.
 COLUMNS = (
     ("event time", 14),
@@ -128,6 +128,25 @@ COLUMNS = (
     ("topology", 22),
     ("status", 9),
 )
+_FLEXIBLE = ("what", "topology")  # narrower terminals take their room from these, never from the rest
+
+
+def _columns(terminal: int) -> tuple[tuple[str, int], ...]:
+    """:data:`COLUMNS` fitted to a terminal ``terminal`` characters wide (chosen once, at the start).
+
+    "what" and "topology" give up room first, down to 8 each; below that the
+    topology column goes and "what" takes what is left (at least 6).
+    """
+    columns = list(COLUMNS)
+    short = sum(w + 3 for _, w in columns) + 1 - terminal  # cells, padding and borders
+    if short <= 0:
+        return COLUMNS
+    if short > 2 * (22 - 8):
+        columns = [c for c in columns if c[0] != "topology"]
+        short -= 22 + 3
+        return tuple((name, max(6, w - short) if name == "what" else w) for name, w in columns)
+    each = 22 - (short + 1) // 2
+    return tuple((name, each if name in _FLEXIBLE else w) for name, w in columns)
 
 
 def _short_time(ms: int) -> str:
@@ -135,14 +154,18 @@ def _short_time(ms: int) -> str:
     return format_time(ms)[5:19].replace("T", " ")
 
 
-def _view(board: Board, ports: list[int], elapsed: float, duration: float) -> Group:
+def _view(
+    board: Board, ports: list[int], elapsed: float, duration: float, columns: tuple[tuple[str, int], ...] = COLUMNS
+) -> Group:
     table = Table(title="newest decisions", expand=False)
-    for col, width in COLUMNS:
+    for col, width in columns:
         table.add_column(col, width=width, min_width=width, max_width=width, no_wrap=True, overflow="ellipsis")
+    shown = {name for name, _ in columns}
+    keep = [i for i, (name, _) in enumerate(COLUMNS) if name in shown]  # rows hold every column of COLUMNS
     for row in reversed(board.recent):
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in keep))
     for _ in range((board.recent.maxlen or 0) - len(board.recent)):
-        table.add_row(*([""] * len(COLUMNS)))  # a steady height too
+        table.add_row(*([""] * len(columns)))  # a steady height too
     kinds = ", ".join(f"{k} {s}: {n}" for (k, s), n in sorted(board.decisions.items())) or "none yet"
     dead = ", ".join(f"{r}: {n}" for r, n in board.dead.most_common()) or "none"
     urls = "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports)
@@ -216,10 +239,14 @@ def run_demo(
         started = time.monotonic()
         threading.Thread(target=feeder, daemon=True).start()
         resolve = avro.local_registry().resolve
+        columns = _columns(console.width)
         with (
             _logs_to(logs / "demo.log"),
             Live(
-                _view(board, [p for _, p in procs], 0, duration), console=console, refresh_per_second=4, transient=False
+                _view(board, [p for _, p in procs], 0, duration, columns),
+                console=console,
+                refresh_per_second=4,
+                transient=False,
             ) as live,
         ):
             while not stop.is_set() and time.monotonic() - started < duration:
@@ -244,7 +271,7 @@ def run_demo(
                             d["status"],
                         )
                     )
-                live.update(_view(board, [p for _, p in procs], time.monotonic() - started, duration))
+                live.update(_view(board, [p for _, p in procs], time.monotonic() - started, duration, columns))
             consumer.close()
     finally:
         stop.set()

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
-from streams.live.demo import Board, _view
+from streams.live.demo import COLUMNS, Board, _columns, _view
 
 
-def rendered(board: Board) -> list[str]:
-    console = Console(width=120, record=True, file=io.StringIO())
-    console.print(_view(board, [6066, 6067], 12.0, 30.0))
+def rendered(board: Board, width: int = 120) -> list[str]:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(_view(board, [6066, 6067], 12.0, 30.0, _columns(width)))
     return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_a_narrow_terminal_narrows_what_and_topology_only(width: int) -> None:
+    board = Board()
+    board.recent.append(("11-29 16:50:23", "c000228", "SUPPRESS", "call_center", "x" * 40, "y" * 40, "emitted"))
+    lines = rendered(board, width)
+    assert all(len(line) <= width for line in lines)
+    row = next(line for line in lines if "c000228" in line)
+    for full in ("11-29 16:50:23", "SUPPRESS", "call_center", "emitted"):
+        assert full in row
+    fitted = dict(_columns(width))
+    assert {k: v for k, v in fitted.items() if k not in ("what", "topology")} == {
+        k: v for k, v in COLUMNS if k not in ("what", "topology")
+    }
+    assert ("topology" in fitted) == (width >= 100)
 
 
 def test_the_table_keeps_its_column_widths_and_height() -> None:
