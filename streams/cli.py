@@ -519,7 +519,8 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
     "--rate",
     default=None,
     type=click.FloatRange(min=0),
-    help="Events per second; 0 for as fast as possible. Default: 200 for generated journeys, 0 with --events.",
+    help="Generated journeys: about this many browsing events a second (default 200). "
+    "With --events: at most this many a second (default: no limit but each event's time).",
 )
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 @click.option("--seed", default=None, type=int, help="Default: the current time, so ids are new each run.")
@@ -545,16 +546,17 @@ def feed(
 ) -> None:
     """Produce generated journeys (or your own events) to the input topic, never ahead of the wall clock.
 
-    Generated journeys cover the three days of event time up to now (or from
-    where the input topic's events already reach), sent faster than real
-    time. With --events, each event is sent once its occurred_at has come (at once for a file of past events; with
+    Generated journeys unfold in real time from now, as real traffic does:
+    the browsing arrives at about --rate events a second, each scenario's
+    later steps when their time comes (minutes to days later), so the feed
+    runs until they end, Ctrl-C or --duration. With --events, each event is
+    sent once its occurred_at has come (at once for a file of past events; with
     --shift-to-now, as the file's own rhythm replays from now); records that
     break the contract are reported and not sent. It waits up to
     TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
     """
-    from streams.live.feed import FileStats, Hold, event_time_reached, events_from_file, live_journeys
+    from streams.live.feed import NOISE_PER_CUSTOMER, FileStats, Hold, events_from_file, realtime_journeys
     from streams.live.feed import feed as produce
-    from streams.timeutil import format_time
 
     if shift_to_now and events_file is None:
         raise click.UsageError("--shift-to-now needs --events FILE")
@@ -572,27 +574,21 @@ def feed(
         hold = Hold()
         pace = rate or None
     else:
-        with _startup_logging("warning"):
-            reached = event_time_reached(settings)
-        events = live_journeys(
-            customers, seed if seed is not None else now // 1000, now_ms=now, reached=reached, scenario_rate=0.5
+        if rate == 0:
+            raise click.BadParameter("generated journeys unfold in real time: give a rate above 0", param_hint="--rate")
+        pace = 200.0 if rate is None else rate
+        events = realtime_journeys(customers, seed if seed is not None else now // 1000, now_ms=now, rate=pace)
+        hold = Hold()
+        click.echo(
+            f"journeys unfold in real time from now: browsing for about {customers * NOISE_PER_CUSTOMER / pace:.0f}s, "
+            "scenario steps up to days later; stop with Ctrl-C or --duration",
+            err=True,
         )
-        if reached is not None and reached > now - 3 * 86_400_000:
-            click.echo(
-                f"event time resumes at {format_time(reached)}, where the input topic's events reach "
-                "(a partition's stream time never goes back)",
-                err=True,
-            )
-        # Steps of scenarios started near the end fall after now: wait a minute for them at most.
-        hold = Hold(max_wait_s=60.0)
-        pace = 200.0 if rate is None else rate or None
     with _startup_logging("warning"):
         sent = produce(settings, events, rate=pace, duration=duration, hold=hold)
     click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
     if stats.refused:
         click.echo(f"warning: {stats.refused:,} records of {events_file} were not sent", err=True)
-    if hold.cut:
-        click.echo("stopped at the present: the remaining generated events lie in the future", err=True)
 
 
 @main.command()

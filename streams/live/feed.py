@@ -9,25 +9,31 @@ fails with one line instead of queueing records that can never be delivered.
 
 Live traffic must not run ahead of the wall clock: a partition's watermark
 follows the largest ``occurred_at`` it has seen, so one event from the future
-makes every later real event of that partition late (dead-lettered). Hence:
+makes every later real event of that partition late (dead-lettered). Nor may
+it lag far behind: a worker whose partition was quiet for ``idle_after`` moves
+its stream time to the wall clock (contract section 2), and then anything
+older than ``lateness`` is late too. Hence:
 
-* :func:`live_journeys`, the generated traffic of ``tactful feed`` and
-  ``tactful demo``, lays the generator's journeys out in the *past*: its
-  ``days`` of event time end now, and the feed runs through them faster than
-  real time, so event time catches up with the present but never passes it.
-  (``tactful generate``'s offline files keep their own ``--start``.)
-  A partition's stream time is kept across worker restarts, so a second run
-  must not go back before where the first left it: :func:`event_time_reached`
-  reads the newest ``occurred_at`` on the input topic, and the window starts
-  there when that is later than ``days`` ago (a run right after another
-  covers only the minutes between them; ``make wipe`` starts afresh).
+* :func:`realtime_journeys` (``tactful feed``): the generator's journeys
+  starting now, the browsing spread so that it arrives at about ``rate`` a
+  second, each scenario's later steps when their time comes (minutes to days
+  later), sent through a :class:`Hold`: the feed follows the wall clock, as
+  real traffic does, and runs until its journeys end (or ``--duration``).
+* :func:`live_journeys` (``tactful demo``, whose own workers never sit idle
+  before its feed starts): ``days`` of event time laid out in the *past*,
+  ending now, run through faster than real time, so absences and windows
+  complete while you watch. A partition's stream time is kept across worker
+  restarts, so a second run must not go back before where the first left it:
+  :func:`event_time_reached` reads the newest ``occurred_at`` on the input
+  topic, and the window starts there when that is later than ``days`` ago (a
+  run right after another covers only the minutes between them; ``make wipe``
+  starts afresh). (``tactful generate``'s offline files keep their own
+  ``--start``.)
 * :class:`Hold` makes :func:`feed` send no event before its ``occurred_at`` by
-  the wall clock: the few generated scenario steps that fall after the present
-  (a scenario started near the end) wait for their time, or end the feed when
-  they are further ahead than ``max_wait_s``; ``tactful feed --events FILE
-  --shift-to-now`` sends a file's events as their shifted times come.
+  the wall clock, or end the feed at one due more than ``max_wait_s`` ahead.
 * :func:`events_from_file` reads your own events (JSON Lines or Avro),
-  optionally shifted so the first is now, keeping the gaps.
+  optionally shifted so the first is now, keeping the gaps; ``tactful feed
+  --events`` sends them through a :class:`Hold`.
 """
 
 from __future__ import annotations
@@ -71,6 +77,36 @@ def encode_event(raw: Mapping[str, Any] | object) -> tuple[bytes | None, bytes]:
     except MalformedRecord:
         value = orjson.dumps(raw)
     return key_bytes, value
+
+
+NOISE_PER_CUSTOMER = 6.0  # generate()'s default: browsing events per customer
+
+
+def realtime_journeys(
+    customers: int,
+    seed: int,
+    *,
+    now_ms: int,
+    rate: float,
+    scenario_rate: float = 0.5,
+) -> Iterator[Record]:
+    """Generated journeys unfolding in real time from ``now_ms`` (see the module docstring).
+
+    The browsing noise spans ``customers * 6 / rate`` seconds, so with a
+    :class:`Hold` it arrives at about ``rate`` events a second; scenarios
+    start over that span and their later steps fall minutes to days after.
+    """
+    if not rate > 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    span_ms = max(1_000, round(customers * NOISE_PER_CUSTOMER / rate * 1000))
+    return generate(
+        customers,
+        seed,
+        start_ms=now_ms,
+        days=span_ms / DAY,
+        noise_per_customer=NOISE_PER_CUSTOMER,
+        scenario_rate=scenario_rate,
+    )
 
 
 def live_journeys(

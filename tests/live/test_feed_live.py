@@ -9,7 +9,7 @@ import pytest
 
 from streams.codec.avro import touchpoint_schema, touchpoint_to_avro, write_ocf
 from streams.errors import InputError
-from streams.live.feed import FileStats, Hold, events_from_file, live_journeys, live_window
+from streams.live.feed import FileStats, Hold, events_from_file, live_journeys, live_window, realtime_journeys
 from streams.timeutil import DAY, HOUR, parse_time
 
 NOW = 1_780_000_000_000
@@ -48,6 +48,17 @@ def test_generated_live_journeys_start_in_the_past_and_mostly_end_by_now() -> No
     assert min(times) >= NOW - 3 * DAY
     # Only the later steps of scenarios that started near the end fall after now (Hold deals with them).
     assert sum(t > NOW for t in times) < len(times) * 0.05
+
+
+def test_realtime_journeys_start_now_with_browsing_at_about_the_rate() -> None:
+    records = [e for e in realtime_journeys(100, 7, now_ms=NOW, rate=50.0) if isinstance(e, dict)]
+    times = [parse_time(e["occurred_at"]) for e in records]
+    assert min(times) >= NOW
+    browsing = [t for e, t in zip(records, times, strict=True) if e["type"] in ("page_view", "search", "product_view")]
+    assert max(browsing) <= NOW + 12_000  # 100 customers x 6 events at 50 a second: 12 s of browsing
+    assert max(times) > NOW + HOUR  # scenario steps come later, when their time comes
+    with pytest.raises(ValueError):
+        realtime_journeys(1, 1, now_ms=NOW, rate=0)
 
 
 def test_hold_waits_until_an_event_is_due() -> None:
