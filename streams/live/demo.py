@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,29 @@ def _ready(port: int) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+_STREAM_TIME = re.compile(r'^tactful_stream_time_(ahead|behind)_seconds\{partition="\d+"\} (\S+)$', re.MULTILINE)
+
+
+def _stream_time(port: int, now_ms: int) -> int | None:
+    """The newest stream time of a worker's partitions, from its /metrics (None: none has one yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    return _newest_stream_time(text, now_ms)
+
+
+def _newest_stream_time(text: str, now_ms: int) -> int | None:
+    """The newest stream time in a worker's /metrics text (ahead and behind gauges), epoch ms."""
+    times = [
+        now_ms + round(float(value) * 1000) * (1 if side == "ahead" else -1)
+        for side, value in _STREAM_TIME.findall(text)
+        if float(value) > 0
+    ]
+    return max(times) if times else None
 
 
 def _consumer(settings: Settings) -> Consumer:
@@ -204,11 +228,13 @@ def run_demo(
         # of the wall clock (streams/live/feed.py); ids are new each run.
         seed = int(time.time())
         now = int(time.time() * 1000)
-        # A partition's stream time survives the workers: start where an earlier run left it.
-        reached = event_time_reached(settings)
+        # A partition's stream time survives the workers, and follows the wall clock once it
+        # idles: start no earlier than where an earlier run left it or the workers now stand.
+        found = [event_time_reached(settings), *(_stream_time(port, now) for _, port in procs)]
+        reached = max((t for t in found if t is not None), default=None)
         if reached is not None and reached > now - 3 * DAY:
             console.print(
-                f"event time resumes at {format_time(reached)}, where an earlier run left it "
+                f"event time resumes at {format_time(reached)}, where the workers' stream time stands "
                 f"({(now - reached) / 60_000:.0f} min ago); `make wipe` for a fresh three days."
             )
         events = live_journeys(

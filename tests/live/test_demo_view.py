@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from streams.live.demo import COLUMNS, Board, _columns, _view
+from streams.live.demo import COLUMNS, Board, _columns, _newest_stream_time, _view
 
 
 def rendered(board: Board, width: int = 120) -> list[str]:
@@ -46,3 +46,17 @@ def test_the_table_keeps_its_column_widths_and_height() -> None:
         assert len({len(r) for r in rows}) == 1  # the same width, line by line
         assert len({tuple(i for i, ch in enumerate(r) if ch in "┃│┏┓┡┩└┘┳╇┴") for r in rows}) == 1  # borders stay put
     assert all(len(line) <= 120 for f in frames for line in f)
+
+
+def test_the_workers_stream_time_is_read_from_their_metrics() -> None:
+    text = (
+        "# HELP tactful_stream_time_behind_seconds ...\n"
+        'tactful_stream_time_behind_seconds{partition="0"} 600.0\n'
+        'tactful_stream_time_behind_seconds{partition="1"} 30.5\n'
+        'tactful_stream_time_ahead_seconds{partition="0"} 0.0\n'
+        'tactful_stream_time_ahead_seconds{partition="1"} 0.0\n'
+    )
+    assert _newest_stream_time(text, 1_000_000) == 1_000_000 - 30_500
+    ahead = text + 'tactful_stream_time_ahead_seconds{partition="2"} 2.0\n'
+    assert _newest_stream_time(ahead, 1_000_000) == 1_002_000
+    assert _newest_stream_time("# nothing yet\n", 1_000_000) is None
