@@ -127,6 +127,7 @@ class ChannelClient:
         self._consumer: Any = consumer
         self._producer: Any = None
         self._reported = 0
+        self._failed: list[str] = []
         self._holds: dict[Partition, PartitionHold[Decision | Forget]] = {}
         self._committed: dict[Partition, int] = {}
         self._paused = False
@@ -159,7 +160,7 @@ class ChannelClient:
         key, value = encode_event(event)
         while True:
             try:
-                self._producer.produce(self.settings.topics.input, value=value, key=key)
+                self._producer.produce(self.settings.topics.input, value=value, key=key, on_delivery=self._delivered)
                 break
             except BufferError:
                 self._producer.poll(0.05)
@@ -167,13 +168,22 @@ class ChannelClient:
         self._producer.poll(0)
         return str(event["event_id"])
 
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._failed.append(str(error))
+
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Wait until every reported outcome is on the broker; :class:`InfraError` if not in time."""
+        """Wait until every reported outcome is on the broker; :class:`InfraError` if one is not."""
         if self._producer is None or not self._reported:
             return
         left = self._producer.flush(timeout_s)
-        if left:
-            raise InfraError(f"{left} outcome events were not delivered to {self.settings.topics.input}")
+        failed, self._failed = self._failed, []
+        if left or failed:
+            self._reported = left
+            why = f": {failed[0]}" if failed else ""
+            raise InfraError(
+                f"{left + len(failed)} outcome events were not delivered to {self.settings.topics.input}{why}"
+            )
         self._reported = 0
 
     # -- consuming ----------------------------------------------------------------

@@ -145,14 +145,21 @@ class Producer:
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.records: list[tuple[str, bytes | None, bytes]] = []
+        self.pending: list[Any] = []
+        self.fail: str | None = None  # the delivery error to report, if any
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None) -> None:
         self.records.append((topic, key, value))
         self.log.append("produce")
+        self.pending.append(on_delivery)
 
     def poll(self, timeout: float) -> int:
         return 0
 
     def flush(self, timeout: float) -> int:
         self.log.append("flush")
+        for callback in self.pending:
+            if callback is not None:
+                callback(self.fail, None)
+        self.pending.clear()
         return 0

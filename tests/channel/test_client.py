@@ -244,6 +244,24 @@ def test_an_outcome_reported_by_the_function_is_flushed_before_the_done_mark(
     assert event["type"] == "decision.clicked" and event["attributes"] == {"decision_id": "d0008"}
 
 
+def test_an_outcome_the_broker_refused_stops_the_run_before_the_done_mark(
+    redis: fakeredis.FakeAsyncRedis,
+) -> None:
+    from streams.errors import InfraError
+
+    consumer = Consumer({})
+    consumer.add_decision(0, decision(9, "c9"))
+    c = client(consumer, redis, Clock())
+    producer = Producer([])
+    producer.fail = "TOPIC_AUTHORIZATION_FAILED"
+    c._producer = producer
+    with pytest.raises(InfraError, match="TOPIC_AUTHORIZATION_FAILED"):
+        c.run(lambda d: c.report(d.decision, "failed"), on_forget=lambda f: None, should_stop=consumer.drained)
+    assert consumer.committed.get(0, 0) == 0  # not past it: read again by the next run
+    check = fakeredis.FakeRedis(server=redis.connection_pool.connection_kwargs["server"])
+    assert check.hgetall(decision_key("tp", "g", "d0009")) == {b"attempts": b"1"}  # claimed, not done
+
+
 def test_ledger_keys_are_under_the_prefix_and_expire(redis: fakeredis.FakeAsyncRedis) -> None:
     consumer = Consumer({})
     consumer.add_decision(0, decision(3))
