@@ -92,7 +92,10 @@ class ChannelClient:
     default: decisions made before the first start, expired ones skipped) or
     ``latest``. ``ttl_ms`` is how long the ledger remembers a decision.
     ``max_held`` bounds the decisions held for ``not_before``: beyond it the
-    client stops reading until some are handed over. ``clock`` (epoch ms),
+    client stops reading until some are handed over. Run several clients in
+    one group to share the partitions; a killed one's partitions move to the
+    others after ``TACTFUL_SESSION_TIMEOUT`` (10 s as shipped), as a worker's
+    do. ``clock`` (epoch ms),
     ``redis`` (an asyncio client) and ``consumer`` (a confluent-kafka
     consumer) replace what the client would make itself, for tests.
     """
