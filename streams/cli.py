@@ -605,24 +605,80 @@ def redis_rebuild(keep: bool, timeout: float) -> None:
 
 @main.command()
 @click.option("--customers", default=2000, show_default=True, type=click.IntRange(1))
-@click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 for as fast as possible.")
+@click.option(
+    "--rate",
+    default=None,
+    type=click.FloatRange(min=0),
+    help="Generated journeys: about this many browsing events a second (default 200). "
+    "With --events: at most this many a second (default: no limit but each event's time).",
+)
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds.")
 @click.option("--seed", default=None, type=int, help="Default: the current time, so ids are new each run.")
-def feed(customers: int, rate: float, duration: float | None, seed: int | None) -> None:
-    """Produce generated journeys to the input topic (event time starting now).
+@click.option(
+    "--events",
+    "events_file",
+    default=None,
+    # Not click.Path: an unreadable events file exits 1, as with replay.
+    help="Send your own events from this JSON Lines or Avro object container file instead.",
+)
+@click.option(
+    "--shift-to-now",
+    is_flag=True,
+    help="With --events: move every occurred_at so the file's first event is now, keeping the gaps.",
+)
+def feed(
+    customers: int,
+    rate: float | None,
+    duration: float | None,
+    seed: int | None,
+    events_file: str | None,
+    shift_to_now: bool,
+) -> None:
+    """Produce generated journeys (or your own events) to the input topic, never ahead of the wall clock.
 
-    It waits up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers,
-    then exits 1.
+    Generated journeys unfold in real time from now, as real traffic does:
+    the browsing arrives at about --rate events a second, each scenario's
+    later steps when their time comes (minutes to days later), so the feed
+    runs until they end, Ctrl-C or --duration. With --events, each event is
+    sent once its occurred_at has come (at once for a file of past events; with
+    --shift-to-now, as the file's own rhythm replays from now); records that
+    break the contract are reported and not sent. It waits up to
+    TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
     """
-    from streams.generate import generate
+    from streams.live.feed import NOISE_PER_CUSTOMER, FileStats, Hold, events_from_file, realtime_journeys
     from streams.live.feed import feed as produce
 
+    if shift_to_now and events_file is None:
+        raise click.UsageError("--shift-to-now needs --events FILE")
     settings = _settings()
     now = int(time.time() * 1000)
-    events = generate(customers, seed if seed is not None else now // 1000, start_ms=now, scenario_rate=0.5)
+    stats = FileStats()
+    if events_file is not None:
+
+        def refuse(number: int, exc: InputError) -> None:
+            click.echo(f"{events_file}: record {number}: {exc.reason}: {exc.detail} (not sent)", err=True)
+
+        events: Any = events_from_file(
+            Path(events_file), shift_to_ms=now if shift_to_now else None, on_refuse=refuse, stats=stats
+        )
+        hold = Hold()
+        pace = rate or None
+    else:
+        if rate == 0:
+            raise click.BadParameter("generated journeys unfold in real time: give a rate above 0", param_hint="--rate")
+        pace = 200.0 if rate is None else rate
+        events = realtime_journeys(customers, seed if seed is not None else now // 1000, now_ms=now, rate=pace)
+        hold = Hold()
+        click.echo(
+            f"journeys unfold in real time from now: browsing for about {customers * NOISE_PER_CUSTOMER / pace:.0f}s, "
+            "scenario steps up to days later; stop with Ctrl-C or --duration",
+            err=True,
+        )
     with _startup_logging("warning"):
-        sent = produce(settings, events, rate=rate or None, duration=duration)
+        sent = produce(settings, events, rate=pace, duration=duration, hold=hold)
     click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
+    if stats.refused:
+        click.echo(f"warning: {stats.refused:,} records of {events_file} were not sent", err=True)
 
 
 @main.command()
@@ -674,11 +730,20 @@ def forget(customer_id: str, at: str | None) -> None:
 @click.pass_context
 def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
     """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
+    import os
+
     from rich.console import Console
 
     from streams.live.demo import run_demo
 
-    settings = _settings()
+    # The demo runs on the local services: with `TACTFUL_KAFKA_PORT=... make up` (services.sh's
+    # ports), find them there unless the addresses are set outright.
+    local: dict[str, object] = {}
+    if "TACTFUL_BOOTSTRAP_SERVERS" not in os.environ and os.environ.get("TACTFUL_KAFKA_PORT"):
+        local["bootstrap_servers"] = f"127.0.0.1:{os.environ['TACTFUL_KAFKA_PORT']}"
+    if "TACTFUL_REDIS_URL" not in os.environ and os.environ.get("TACTFUL_REDIS_PORT"):
+        local["redis_url"] = f"redis://127.0.0.1:{os.environ['TACTFUL_REDIS_PORT']}/0"
+    settings = _settings(**local)
     _load_catalog(settings.processing.topologies, setting="TACTFUL_TOPOLOGIES")
     # About eight events per customer: enough customers that the feed lasts the whole run.
     customers = max(50, int(rate * duration / 8))
@@ -692,6 +757,38 @@ def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
             console=Console(stderr=False),
         )
     ctx.exit(code)
+
+
+@main.command()
+@click.argument("channel")
+@click.option("--from-beginning", is_flag=True, help="Start at the topic's oldest decision, not at its end.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line (the decisions' output form).")
+@click.pass_context
+def tail(ctx: click.Context, channel: str, from_beginning: bool, as_json: bool) -> None:
+    """Print CHANNEL's decisions as they arrive, one line each, until Ctrl-C (exit 130).
+
+    Reads the channel's decision topic with a throwaway consumer group that
+    commits nothing; forget records (erased customers) show as FORGET. It waits
+    up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers, then exits 1.
+    """
+    from streams.channel.tail import json_line, line
+    from streams.channel.tail import tail as follow
+
+    settings = _settings()
+    form = json_line if as_json else line
+    skipped = 0
+
+    def skip(reason: str) -> None:
+        nonlocal skipped
+        skipped += 1
+        log.warning("skipped a record of the %s topic that is not a decision (%s)", channel, reason)
+
+    with _startup_logging("warning"):
+        try:
+            follow(settings, channel, lambda item: click.echo(form(item)), from_beginning=from_beginning, on_skip=skip)
+        except KeyboardInterrupt:
+            # Ctrl-C is how tail ends: no "error: interrupted" line, only the exit status.
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 class _ProgressBar:

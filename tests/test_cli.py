@@ -30,7 +30,19 @@ from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"
-COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "forget", "demo", "report"]
+COMMANDS = [
+    "validate",
+    "replay",
+    "generate",
+    "worker",
+    "check",
+    "redis-rebuild",
+    "feed",
+    "forget",
+    "demo",
+    "report",
+    "tail",
+]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 
 
@@ -128,6 +140,7 @@ def test_version() -> None:
         (["replay", "--topologies", str(TOPOLOGIES), "--events", "e.jsonl", "--until", "soon"], "--until"),
         (["forget", "c1", "--at", "soon"], "--at"),
         (["forget", "x" * 129], "CUSTOMER_ID"),
+        (["feed", "--shift-to-now"], "--shift-to-now needs --events"),
     ],
     ids=[
         "unknown-flag",
@@ -140,6 +153,7 @@ def test_version() -> None:
         "until",
         "forget-at",
         "forget-customer",
+        "shift-without-events",
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -152,7 +166,7 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
 
 @pytest.mark.parametrize(
     "args",
-    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"]],
+    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"], ["tail", "sms"]],
     ids=lambda a: a[0],
 )
 def test_a_bad_setting_names_its_variable_and_exits_2(args: list[str]) -> None:
@@ -706,6 +720,7 @@ def process_state() -> Iterator[None]:
         ["forget", "c1"],
         ["redis-rebuild", "--timeout", "2"],
         ["demo", "--duration", "1"],
+        ["tail", "email"],
     ],
     ids=lambda a: a[0],
 )
@@ -732,6 +747,12 @@ def test_broker_down_is_one_line_exit_1_and_no_librdkafka_noise(
     # librdkafka writes to file descriptor 2 itself unless its log lines are routed to Python.
     assert "rdkafka" not in capfd.readouterr().err
     assert "rdkafka" not in result.output
+
+
+def test_feed_of_an_unreadable_events_file_exits_1(tmp_path: Path, closed_port: int) -> None:
+    env = {"TACTFUL_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port}", "TACTFUL_START_TIMEOUT": "2"}
+    result = tactful(["feed", "--events", str(tmp_path / "missing.jsonl")], env=env)
+    one_error(result, 1, "missing.jsonl")
 
 
 def test_worker_waits_for_the_broker_saying_so(
