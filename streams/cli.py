@@ -873,6 +873,7 @@ def _report_progress(source: Any) -> Iterator[Callable[[], None]]:
 @click.option(
     "--samples", default=3, show_default=True, type=click.IntRange(0), help="Sample customers per difference."
 )
+@click.option("--all", "every", is_flag=True, help="Also the table's rows with no difference.")
 @click.option("--fail-on-difference", is_flag=True, help="Exit 4 when the catalogs do not decide alike (for CI).")
 @click.option(
     "--timeout",
@@ -896,6 +897,7 @@ def diff(
     out: str | None,
     as_json: bool,
     samples: int,
+    every: bool,
     fail_on_difference: bool,
     timeout: float,
     progress: bool | None,
@@ -958,7 +960,7 @@ def diff(
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
         sys.stdout.buffer.flush()
     else:
-        for text in backtest.to_text(result, base, candidate, samples):
+        for text in backtest.to_text(result, base, candidate, samples, every):
             click.echo(text)
     if fail_on_difference and result.different:
         ctx.exit(EXIT_DIFFERENT)

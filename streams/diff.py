@@ -316,15 +316,19 @@ def to_data(result: DiffResult, base: str, candidate: str, samples: int = 3) -> 
     }
 
 
-def to_text(result: DiffResult, base: str, candidate: str, samples: int = 3) -> list[str]:
-    """The table per (topology, channel, kind), then sample customers of each difference."""
+def to_text(result: DiffResult, base: str, candidate: str, samples: int = 3, every: bool = False) -> list[str]:
+    """The table per (topology, channel, kind), then sample customers of each difference.
+
+    The table holds the rows with a difference; ``every`` adds those the two catalogs make alike.
+    """
     lines = [
         f"base {base}: {sum(result.base.decisions.values()):,} decisions; "
         f"candidate {candidate}: {sum(result.candidate.decisions.values()):,} decisions; "
         f"{result.events:,} events ({sum(result.invalid.values()):,} invalid)"
     ]
     head = ("topology", "channel", "kind", *(_LABELS[c] for c in CLASSES))
-    rows = [(*g, *(f"{result.groups[g][c]:,}" for c in CLASSES)) for g in sorted(result.groups)]
+    shown = [g for g in sorted(result.groups) if every or any(result.groups[g][c] for c in DIFFERENT)]
+    rows = [(*g, *(f"{result.groups[g][c]:,}" for c in CLASSES)) for g in shown]
     totals = result.totals
     rows.append(("total", "", "", *(f"{totals[c]:,}" for c in CLASSES)))
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
@@ -334,6 +338,9 @@ def to_text(result: DiffResult, base: str, candidate: str, samples: int = 3) -> 
         return "  ".join(text).rstrip()
 
     lines += [line(head), *(line(r) for r in rows)]
+    alike = len(result.groups) - len(shown)
+    if alike:
+        lines.append(f"(and {alike:,} row{'s' if alike != 1 else ''} alike: --all shows them)")
     if not result.different:
         lines.append("no difference")
         return lines

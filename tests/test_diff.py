@@ -176,12 +176,12 @@ def test_invalid_events_count_once(tmp_path: Path) -> None:
 
 EXPECTED_TABLE = """\
 base {base}: 3 decisions; candidate {cand}: 4 decisions; 6 events (0 invalid)
-topology  channel  kind      base only  candidate only  changed  same
-added     email    ENGAGE            0               2        0     0
-gone      push     ENGAGE            1               0        0     0
-nudge     sms      ENGAGE            1               1        0     0
-pause     email    SUPPRESS          0               0        0     1
-total                                2               3        0     1
+topology  channel  kind    base only  candidate only  changed  same
+added     email    ENGAGE          0               2        0     0
+gone      push     ENGAGE          1               0        0     0
+nudge     sms      ENGAGE          1               1        0     0
+total                              2               3        0     1
+(and 1 row alike: --all shows them)
 
 added email ENGAGE: candidate only (2), e.g.
   c2 at 2026-05-01T11:00:00.000Z: blocked (suppressed_by {blocker}); evidence e4
@@ -211,6 +211,22 @@ def test_the_table_of_a_tiny_case(tmp_path: Path) -> None:
     blocker = run(base, cand).differences[1].decision.cause
     assert blocker is not None
     assert result.stdout == EXPECTED_TABLE.format(base=base, cand=cand, blocker=blocker.split()[1])
+
+
+def test_all_shows_the_rows_alike_too(tmp_path: Path) -> None:
+    base = catalog(tmp_path / "base")
+    cand = catalog(tmp_path / "cand", pause_version=2)
+    events = write_events(tmp_path / "events.jsonl")
+    result = cli("--base", str(base), "--candidate", str(cand), "--events", str(events), "--all")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "topology  channel  kind      base only  candidate only  changed  same",
+        "gone      push     ENGAGE            0               0        0     1",
+        "nudge     sms      ENGAGE            0               0        0     1",
+        "pause     email    SUPPRESS          0               0        0     1",
+        "total                                0               0        0     3",
+        "no difference",
+    ]
 
 
 def test_out_writes_every_difference_as_json_lines(tmp_path: Path) -> None:
