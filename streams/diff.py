@@ -55,8 +55,10 @@ CHANGED = "changed"
 SAME = "same"
 CLASSES = (BASE_ONLY, CANDIDATE_ONLY, CHANGED, SAME)
 DIFFERENT = (BASE_ONLY, CANDIDATE_ONLY, CHANGED)
-# Compared once two decisions have the same key: what a channel would see differently.
-COMPARED = ("status", "expires_at", "not_before")
+# Compared once two decisions have the same key: what a channel would see differently, and why.
+COMPARED = ("status", "expires_at", "not_before", "cause")
+# Causes that name another decision by id (which covers its version): compared by this word only.
+_BY_ID = ("suppressed_by ", "outranked_by ")
 
 Key = tuple[str, str, str, str | None, str | None, str | None, int, tuple[str, ...]]
 Group = tuple[str, str, str]  # (topology, channel or "-", kind)
@@ -70,6 +72,14 @@ def key(d: Decision) -> Key:
 
 def group(d: Decision) -> Group:
     return (d.topology, d.channel if d.channel is not None else "-", d.kind.value)
+
+
+def _compared(d: Decision, name: str) -> object:
+    """A compared field's value; a cause naming a decision by id is reduced to its first word."""
+    value = getattr(d, name)
+    if name == "cause" and value is not None and value.startswith(_BY_ID):
+        return value.split(" ", 1)[0]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,7 @@ class Difference:
         """The compared fields that differ (``changed`` only)."""
         if self.base is None or self.candidate is None:
             return []
-        return [f for f in COMPARED if getattr(self.base, f) != getattr(self.candidate, f)]
+        return [f for f in COMPARED if _compared(self.base, f) != _compared(self.candidate, f)]
 
     def sort_key(self) -> tuple[tuple[int, str, str, str, str, str], int]:
         return (self.decision.sort_key(), 0 if self.base is not None else 1)
@@ -194,7 +204,7 @@ class _Matcher:
                 del waiting[k]
             base, candidate = (other, d) if side == 1 else (d, other)
             counts = self.groups.setdefault(group(d), Counter())
-            if any(getattr(base, f) != getattr(candidate, f) for f in COMPARED):
+            if any(_compared(base, f) != _compared(candidate, f) for f in COMPARED):
                 counts[CHANGED] += 1
                 self.changed.append(Difference(CHANGED, base, candidate))
             else:
@@ -365,12 +375,12 @@ def _sample(diff: Difference) -> str:
     what = f"{d.customer_id} at {format_time(d.effective_at)}"
     if diff.base is not None and diff.candidate is not None:
         changes = []
-        for f in diff.fields:
-            if f == "status":
-                changes.append(f"{_status(diff.base)} -> {_status(diff.candidate)}")
-            else:
-                old, new = getattr(diff.base, f), getattr(diff.candidate, f)
-                changes.append(f"{f} {_time(old)} -> {_time(new)}")
+        fields = diff.fields
+        if "status" in fields or "cause" in fields:
+            changes.append(f"{_status(diff.base)} -> {_status(diff.candidate)}")
+        for f in ("expires_at", "not_before"):
+            if f in fields:
+                changes.append(f"{f} {_time(getattr(diff.base, f))} -> {_time(getattr(diff.candidate, f))}")
         what += ": " + "; ".join(changes)
     else:
         what += f": {_status(d)}"

@@ -101,8 +101,9 @@ def counts(result: diff.DiffResult) -> dict[tuple[str, str, str], dict[str, int]
 
 
 def test_a_version_bump_alone_is_no_difference(tmp_path: Path) -> None:
-    base = catalog(tmp_path / "base")
-    bumped = catalog(tmp_path / "bumped", nudge_version=2, pause_version=7)
+    """Not even a cause naming the blocking suppression by its id, which covers the version."""
+    base = catalog(tmp_path / "base", added=True)
+    bumped = catalog(tmp_path / "bumped", nudge_version=2, pause_version=7, added=True)
     result = run(base, bumped)
     assert result.different == 0
     assert result.differences == []
@@ -110,7 +111,40 @@ def test_a_version_bump_alone_is_no_difference(tmp_path: Path) -> None:
         ("nudge", "sms", "ENGAGE"): {"same": 1},
         ("pause", "email", "SUPPRESS"): {"same": 1},
         ("gone", "push", "ENGAGE"): {"same": 1},
+        ("added", "email", "ENGAGE"): {"same": 2},
     }
+    assert result.base.decisions == result.candidate.decisions == {"emitted": 4, "blocked": 1}
+
+
+GOAL = """\
+topology: shout
+version: 1
+{holdout}goal: {{event: buy, within: 1d}}
+when:
+  sequence:
+    - {{as: g, event: go}}
+then:
+  - engage: {{channel: push, action: hello}}
+"""
+
+
+def test_a_goal_in_another_arm_is_changed(tmp_path: Path) -> None:
+    """A GOAL record's cause is the match's arm: the same goal reached in a control group is a change."""
+    folders = []
+    for name, holdout in (("base", ""), ("cand", "holdout: 100%\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "shout.yaml").write_text(GOAL.format(holdout=holdout))
+        folders.append(folder)
+    events = [event(1, "c1", "go", 0), event(2, "c1", "buy", 1)]
+    result = run(*folders, events=events)
+    assert [(d.what, d.decision.kind, d.fields) for d in result.differences] == [
+        ("changed", "ENGAGE", ["status", "cause"]),
+        ("changed", "GOAL", ["cause"]),
+    ]
+    goal = result.differences[1]
+    assert goal.base is not None and goal.candidate is not None
+    assert (goal.base.status, goal.base.cause, goal.candidate.cause) == ("reached", "treated", "holdout_topology")
 
 
 def test_a_changed_window_added_and_removed_topologies(tmp_path: Path) -> None:
@@ -148,7 +182,7 @@ def test_the_same_decision_in_another_status_is_changed(tmp_path: Path, mode: st
     result = run(base, candidate)
     (change,) = result.differences
     assert change.what == "changed"
-    assert change.fields == ["status"]
+    assert change.fields == ["status", "cause"]
     assert change.base is not None and change.candidate is not None
     assert (change.base.status, change.candidate.status) == ("emitted", status)
     assert (change.base.topology_version, change.candidate.topology_version) == (1, 2)
@@ -245,7 +279,7 @@ def test_out_writes_every_difference_as_json_lines(tmp_path: Path) -> None:
     }  # fmt: skip
     assert removed["candidate"] is None and removed["fields"] == []
     assert removed["base"]["status"] == "emitted" and removed["base"]["topology_version"] == 1
-    assert changed["fields"] == ["status"]
+    assert changed["fields"] == ["status", "cause"]
     assert changed["effective_at"] == "2026-05-02T10:00:00.000Z"
     assert (changed["base"]["status"], changed["candidate"]["status"]) == ("emitted", "shadow")
     assert (changed["base"]["topology_version"], changed["candidate"]["topology_version"]) == (1, 2)
