@@ -15,14 +15,17 @@ so due deadlines fire on both sides alike.
 Decisions are matched by what they mean, not by id: the **matching key** is
 (customer, topology, kind, channel, category, action, effective time,
 evidence). The version is left out (a decision id covers it, so a version
-bump alone would make every decision differ), and so are the id, the reason
-(prose) and the cause (it names other decisions by id, which also cover the
-version). Two decisions with the same key are the same decision made by both
-catalogs; they are ``same`` when they also agree on status, ``expires_at``
-and ``not_before``, else ``changed`` (an emitted ENGAGE that the candidate
-blocks, a suppression made longer). A key made by one side only is
-``base_only`` or ``candidate_only``. GOAL records (contract 7.4) are matched
-the same way, with status ``reached`` or ``missed``.
+bump alone would make every decision differ), and so are the id and the
+reason (prose). Two decisions with the same key are the same decision made
+by both catalogs; they are ``same`` when they also agree on status,
+``expires_at``, ``not_before`` and cause, else ``changed`` (an emitted ENGAGE
+that the candidate blocks, a suppression made longer, a match now in a
+control group). A cause that names another decision by id
+(``suppressed_by ID``, ``outranked_by ID``; the id covers that decision's
+version) is compared by its first word only. A key made by one side only is
+``base_only`` or ``candidate_only``: a decision moved in time (an absence
+window changed) is one of each. GOAL records (contract 7.4) are matched the
+same way (status ``reached`` or ``missed``, the arm as cause).
 
 Matching is done as decisions come: a decision waits, by key, for its
 partner from the other side, and a pair is counted and dropped at once. So
