@@ -335,8 +335,8 @@ def to_text(result: DiffResult, base: str, candidate: str, samples: int = 3, eve
     The table holds the rows with a difference; ``every`` adds those the two catalogs make alike.
     """
     lines = [
-        f"base {base}: {sum(result.base.decisions.values()):,} decisions; "
-        f"candidate {candidate}: {sum(result.candidate.decisions.values()):,} decisions; "
+        f"{sum(result.base.decisions.values()):,} decisions from {base} (base), "
+        f"{sum(result.candidate.decisions.values()):,} from {candidate} (candidate); "
         f"{result.events:,} events ({sum(result.invalid.values()):,} invalid)"
     ]
     head = ("topology", "channel", "kind", *(_LABELS[c] for c in CLASSES))

@@ -209,7 +209,7 @@ def test_invalid_events_count_once(tmp_path: Path) -> None:
 
 
 EXPECTED_TABLE = """\
-base {base}: 3 decisions; candidate {cand}: 4 decisions; 6 events (0 invalid)
+3 decisions from {base} (base), 4 from {cand} (candidate); 6 events (0 invalid)
 topology  channel  kind    base only  candidate only  changed  same
 added     email    ENGAGE          0               2        0     0
 gone      push     ENGAGE          1               0        0     0
