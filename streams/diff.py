@@ -85,6 +85,10 @@ def _compared(d: Decision, name: str) -> object:
     return value
 
 
+def _alike(a: Decision, b: Decision) -> bool:
+    return all(_compared(a, f) == _compared(b, f) for f in COMPARED)
+
+
 @dataclass(frozen=True, slots=True)
 class Difference:
     """One decision that the two catalogs do not make alike."""
@@ -189,12 +193,12 @@ class _Matcher:
             if queue is None:
                 waiting[k] = [(side, d)]
                 continue
-            # Prefer a partner with the same status: the non-emitted RELEASEs of one event
-            # share a key and differ by status (contract 7.3).
+            # Prefer a partner alike in every compared field: the non-emitted RELEASEs of one
+            # event share a key and differ by status and cause (contract 7.3).
             partner = -1
             for i, (s, other) in enumerate(queue):
                 if s != side:
-                    if other.status == d.status:
+                    if _alike(other, d):
                         partner = i
                         break
                     if partner < 0:
@@ -207,7 +211,7 @@ class _Matcher:
                 del waiting[k]
             base, candidate = (other, d) if side == 1 else (d, other)
             counts = self.groups.setdefault(group(d), Counter())
-            if any(_compared(base, f) != _compared(candidate, f) for f in COMPARED):
+            if not _alike(base, candidate):
                 counts[CHANGED] += 1
                 self.changed.append(Difference(CHANGED, base, candidate))
             else:

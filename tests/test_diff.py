@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from streams import diff
 from streams.cli import EXIT_DIFFERENT, main
+from streams.decisions import Decision, Kind, Status
 from streams.topology import load_folder
 
 HOUR = 3_600_000
@@ -354,3 +355,35 @@ def test_an_unreadable_events_file_exits_1(tmp_path: Path) -> None:
     result = cli("--base", str(base), "--candidate", str(base), "--events", str(tmp_path / "missing.jsonl"))
     assert result.exit_code == 1
     assert "cannot read" in result.stderr
+
+
+def release(status: str, cause: str | None, version: int = 1) -> Decision:
+    return Decision(
+        decision_id=f"{status}{version}",
+        customer_id="c1",
+        kind=Kind.RELEASE,
+        channel="email",
+        action=None,
+        category="*",
+        topology="pause",
+        topology_version=version,
+        effective_at=T0,
+        expires_at=None,
+        not_before=None,
+        evidence=("e9",),
+        reason="released",
+        status=Status(status),
+        cause=cause,
+    )
+
+
+def test_decisions_sharing_a_key_pair_with_the_one_alike() -> None:
+    """One event's RELEASEs share a key and differ by status and cause (contract 7.3): whatever
+    order they come in, each pairs with its like, and what is left is one side's only."""
+    matcher = diff._Matcher()
+    held, emitted = release("held_out", "holdout_global"), release("emitted", None)
+    matcher.add(0, [held, emitted, release("shadow", "shadow")])
+    matcher.add(1, [release("emitted", None, 2), release("held_out", "holdout_global", 2)])
+    (left,) = matcher.differences()
+    assert (left.what, left.decision.status) == ("base_only", "shadow")
+    assert matcher.groups == {("pause", "email", "RELEASE"): {"same": 2, "base_only": 1}}
