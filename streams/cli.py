@@ -38,6 +38,7 @@ EXIT_EVENTS_UNREADABLE = EXIT_FAILED
 EXIT_USAGE = 2  # an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies
 EXIT_TOPOLOGIES_INVALID = EXIT_USAGE
 EXIT_SUPPRESSED = 3  # `check`: the customer is suppressed
+EXIT_DIFFERENT = 4  # `diff --fail-on-difference`: the two catalogs do not decide alike
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 EXIT_CODES = {
@@ -46,6 +47,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad usage: an unknown flag or bad value, a bad TACTFUL_* setting, invalid topologies"
     " (validate --strict: warnings too)",
     EXIT_SUPPRESSED: "check: the customer is suppressed",
+    EXIT_DIFFERENT: "diff --fail-on-difference: the catalogs do not decide alike",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -999,6 +1001,115 @@ def _report_progress(source: Any) -> Iterator[Callable[[], None]]:
     task = bar.add_task("read", total=source.total or None)
     with bar:
         yield lambda: bar.update(task, completed=source.done())
+
+
+@main.command()
+@click.option(
+    "--base", "base", required=True, type=click.Path(file_okay=False), help="The catalog in force (topologies folder)."
+)
+@click.option("--candidate", "candidate", required=True, type=click.Path(file_okay=False), help="The changed catalog.")
+@click.option("--events", "events", default=None, help="JSON Lines or Avro object container file, as replay reads.")
+@click.option("--from-topic", is_flag=True, help="Read the input topic (TACTFUL_INPUT_TOPIC) instead of --events.")
+@click.option("--since", default=None, help="With --from-topic: records stamped at or after (epoch ms or ISO-8601).")
+@click.option("--until", default=None, help="With --from-topic: records stamped at or before (epoch ms or ISO-8601).")
+@click.option(
+    "--out", "out", default=None, type=click.Path(dir_okay=False), help="Write every difference here (JSON Lines)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and samples as JSON instead of a table.")
+@click.option(
+    "--samples", default=3, show_default=True, type=click.IntRange(0), help="Sample customers per difference."
+)
+@click.option("--all", "every", is_flag=True, help="Also the table's rows with no difference.")
+@click.option("--fail-on-difference", is_flag=True, help="Exit 4 when the catalogs do not decide alike (for CI).")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --from-topic: seconds to wait for the broker's partition offsets.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal)."
+)
+@click.pass_context
+def diff(
+    ctx: click.Context,
+    base: str,
+    candidate: str,
+    events: str | None,
+    from_topic: bool,
+    since: str | None,
+    until: str | None,
+    out: str | None,
+    as_json: bool,
+    samples: int,
+    every: bool,
+    fail_on_difference: bool,
+    timeout: float,
+    progress: bool | None,
+) -> None:
+    """Backtest a change: both catalogs over the same events, their decisions compared (README: Topologies)."""
+    from streams import diff as backtest
+    from streams.timeutil import parse_time_option
+
+    if (events is None) == (not from_topic):
+        raise click.UsageError("give exactly one of --events FILE and --from-topic")
+    if (since or until) and not from_topic:
+        raise click.UsageError("--since and --until go with --from-topic")
+    bounds: dict[str, int | None] = {}
+    for name, text in (("--since", since), ("--until", until)):
+        try:
+            bounds[name] = parse_time_option(text) if text is not None else None
+        except TactfulError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from exc
+    base_catalog, candidate_catalog = _load_catalog(base), _load_catalog(candidate)
+    if out:
+        _check_writable(Path(out))
+
+    records: Iterator[tuple[int, object]]
+    skipped: Callable[[], int] = int  # records of the topic that do not decode (0 for a file)
+    if events is not None:
+        from streams.replay import open_events
+
+        source = open_events(Path(events))
+        size, position = source.size, source.position
+        records = ((0, record) for _, record in source.records)
+    else:
+        from streams.clients import kafka_options
+        from streams.live.codecs import resolver
+        from streams.report import inputs
+
+        settings = _settings()
+        topic = inputs.open_topic(
+            kafka_options(settings.kafka),
+            settings.topics.input,
+            since=bounds["--since"],
+            until=bounds["--until"],
+            decode=inputs.avro_touchpoint(resolver(settings)),
+            timeout_s=timeout,
+        )
+        size, position, lane = topic.total, topic.done, topic.partition
+        records = ((lane(), record) for record in topic.records)
+        skipped = functools.partial(getattr, topic, "bad_records")
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with _ProgressBar(show, size, position) as bar:
+        result = backtest.run(base_catalog, candidate_catalog, records, on_progress=bar.tick)
+    if skipped():
+        click.echo(f"warning: {skipped():,} unreadable records of the input topic skipped", err=True)
+    if out:
+        with open(out, "wb") as sink:
+            for d in result.differences:
+                sink.write(orjson.dumps(d.to_json()) + b"\n")
+    if as_json:
+        data = backtest.to_data(result, base, candidate, samples)
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.flush()
+    else:
+        for text in backtest.to_text(result, base, candidate, samples, every):
+            click.echo(text)
+    if fail_on_difference and result.different:
+        ctx.exit(EXIT_DIFFERENT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,6 +39,9 @@ class Source:
     done: Callable[[], int]
     unit: str = "bytes"
     bad: list[int] = field(default_factory=lambda: [0])
+    # The partition of the record last yielded (0 for a file): `tactful diff` keeps one
+    # watermark per partition, as the live workers do.
+    partition: Callable[[], int] = lambda: 0
 
     @property
     def bad_records(self) -> int:
@@ -107,7 +110,7 @@ def open_topic(
         raise
     first = {tp.partition: (tp.offset if tp.offset >= 0 else ends[tp.partition]) for tp in starts}
     total = sum(max(0, ends[p] - first[p]) for p in ends)
-    state = {"done": 0}
+    state = {"done": 0, "partition": 0}
     bad = [0]
 
     def records() -> Iterator[dict[str, Any]]:
@@ -139,6 +142,7 @@ def open_topic(
                     value = message.value()
                     if value is None:
                         continue
+                    state["partition"] = part
                     try:
                         yield decode(value)
                     except (InputError, KeyError, TypeError, ValueError):
@@ -148,7 +152,9 @@ def open_topic(
         finally:
             consumer.close()
 
-    return Source(topic, records(), total, lambda: state["done"], unit="records", bad=bad)
+    return Source(
+        topic, records(), total, lambda: state["done"], unit="records", bad=bad, partition=lambda: state["partition"]
+    )
 
 
 def _left(deadline: float, topic: str) -> float:
