@@ -11,6 +11,7 @@
     │   ├── MalformedRecord         not JSON / not Avro / not an object, too large
     │   └── UnknownSchema           Confluent wire-format schema id not known
     ├── StateError                  stored per-customer state cannot be decoded
+    ├── CatalogRefused              a catalog record does not load (.reason: corrupt, format, invalid)
     ├── EventsFileError             the events file cannot be opened or read
     └── InfraError                  Kafka, Redis or a local service failed
         └── MirrorUnavailable       the Redis mirror cannot be written right now
@@ -78,6 +79,17 @@ class UnknownSchema(InputError):
 
 class StateError(TactfulError):
     """Stored per-customer state cannot be decoded."""
+
+
+class CatalogRefused(TactfulError):
+    """A catalog version record cannot be used: ``reason`` is ``corrupt`` (not a record of
+    this shape, or its hash does not match its files), ``format`` (written by a newer
+    tactful) or ``invalid`` (its topologies do not load)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class EventsFileError(TactfulError):

@@ -30,7 +30,19 @@ from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"
-COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "forget", "demo"]
+COMMANDS = [
+    "validate",
+    "replay",
+    "generate",
+    "worker",
+    "check",
+    "redis-rebuild",
+    "feed",
+    "forget",
+    "demo",
+    "deploy",
+    "catalog",
+]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 
 

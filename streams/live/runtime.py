@@ -47,6 +47,12 @@ letter too large for the DLQ topic keeps what fits and says so in headers,
 and a re-routed record drops the headers it came with if they do not fit.
 A record the broker refuses would fail its batch on every restart.
 
+Catalog versions deployed while the worker runs reach it through an optional
+:class:`CatalogHook` (:mod:`streams.live.catalog`): told when a partition
+starts, after each record and tick, and when it stops, it switches the
+partition's processor to a version when its watermark reaches the version's
+time (contract section 8).
+
 An erase (contract section 9, ``docs/erasure.md``) rides the same order. The
 step is given each record's offset, which the tombstone keeps; the forget
 records (:mod:`streams.live.forget`) go to every channel topic in (1), right
@@ -199,6 +205,16 @@ class StateTable:
     changelog: ChangelogWriter
 
 
+class CatalogHook(Protocol):
+    """Catalog versions that change while the worker runs (:mod:`streams.live.catalog`): told when a
+    partition starts, after each record and tick (its watermark may have reached a version), and
+    when it stops."""
+
+    def started(self, partition: int, processor: Processor) -> None: ...
+    def advanced(self, partition: int) -> None: ...
+    def stopped(self, partition: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RuntimeIO:
     """Everything outside the runtime that it reads from or writes to."""
@@ -210,6 +226,7 @@ class RuntimeIO:
     metrics: Metrics
     # The largest record each output topic takes (learnt at start-up: streams.live.topics).
     limits: RecordLimits = field(default_factory=RecordLimits)
+    catalog: CatalogHook | None = None  # None: the catalog given is the only one
 
 
 class PartitionStore:
@@ -323,7 +340,8 @@ class Runtime:
         async with self.lock:
             for p in partitions:
                 self.assigned.discard(p)
-                self.runs.pop(p, None)
+                if self.runs.pop(p, None) is not None and self.io.catalog is not None:
+                    self.io.catalog.stopped(p)
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
@@ -336,6 +354,8 @@ class Runtime:
             proc.stream_time = restored
             times.append((-1, restored))  # holds for any offset until a batch is acked
         self._acked_times[partition] = times
+        if self.io.catalog is not None:
+            self.io.catalog.started(partition, proc)  # the version in force at the restored watermark
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
@@ -365,6 +385,7 @@ class Runtime:
             outcome = BatchOutcome()
             appended: list[tuple[Decision, float | None]] = []
             touched: set[int] = set()
+            hook = self.io.catalog
             for rec in records:
                 run = self._run(rec.partition)
                 run.next_offset = rec.offset + 1
@@ -372,6 +393,8 @@ class Runtime:
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome, len(appended))
                 appended.extend((d, rec.timestamp) for d in decisions)
+                if hook is not None:
+                    hook.advanced(rec.partition)
             await self._publish(appended, outcome.erased)
             persisted = await self._persist(touched)
             # Only records whose partition's state was written: under the lock no partition
@@ -504,6 +527,13 @@ class Runtime:
         await self.sink.submit()
         return persisted
 
+    def adopt(self, catalog: Catalog) -> None:
+        """A new catalog version may name event types and channels: count its types by name and
+        tell its channels' topics of erasures too."""
+        self._known_types |= set(catalog.roles)
+        topics = [self.settings.topics.decision(ch) for ch in channels(catalog)]
+        self._channel_topics += [t for t in topics if t not in self._channel_topics]
+
     # -- time passing --------------------------------------------------------------------
 
     async def tick(self) -> list[Decision]:
@@ -518,6 +548,8 @@ class Runtime:
                 proc = run.processor
                 backlog = self._backlog(p, run)
                 fired.extend((d, None) for d in proc.advance_idle(backlog))
+                if self.io.catalog is not None:
+                    self.io.catalog.advanced(p)
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
