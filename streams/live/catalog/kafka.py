@@ -15,7 +15,6 @@ event loop, from where the start-up read ended.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -148,46 +147,3 @@ def committed_stream_times(settings: Settings, timeout: float = 10.0) -> Mapping
     except Exception as exc:
         raise InfraError(f"cannot read the workers' committed stream times: {exc!r}") from exc
     return {p: t for p, text in found.items() if (t := decode_stream_time(text)) is not None}
-
-
-class CatalogFollower:
-    """Follows the catalog topic from ``start`` on, handing each record to ``live`` (a worker task)."""
-
-    def __init__(self, settings: Settings, live: LiveCatalog, start: int) -> None:
-        self.settings = settings
-        self.live = live
-        self.start = start
-
-    async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka import TopicPartition as AioTopicPartition
-
-        from streams.live.faust.mirror_log import aiokafka_options
-
-        topic = self.settings.topics.catalog
-        while True:
-            consumer = AIOKafkaConsumer(
-                **aiokafka_options(self.settings.kafka),
-                group_id=None,
-                enable_auto_commit=False,
-                client_id=f"{self.settings.topics.app_id}-catalog",
-                max_partition_fetch_bytes=MAX_RECORD_BYTES,
-                fetch_max_bytes=MAX_RECORD_BYTES,
-            )
-            try:
-                await consumer.start()
-                tp = AioTopicPartition(topic, 0)
-                consumer.assign([tp])
-                consumer.seek(tp, self.start)
-                while True:
-                    batches = await consumer.getmany(tp, timeout_ms=1000)
-                    for msg in batches.get(tp, []):
-                        self.start = msg.offset + 1
-                        load_all([Raw(msg.offset, msg.key, msg.value)], self.live)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("following the catalog topic %s failed (%r); retrying", topic, exc)
-                await asyncio.sleep(1.0)
-            finally:
-                await consumer.stop()

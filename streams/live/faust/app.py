@@ -172,7 +172,7 @@ def _follow_catalog(
     app: faust.App, settings: Settings, live: LiveCatalog, runtime: Runtime, metrics: Metrics, start: int
 ) -> None:
     """Export the catalog's metrics; follow the catalog topic; hand new versions' catalogs to the runtime."""
-    from streams.live.catalog.kafka import CatalogFollower
+    from streams.live.faust.catalog_follower import CatalogFollower
 
     live.attach(CatalogMetrics(metrics.registry))
     for version in live.versions.versions():
