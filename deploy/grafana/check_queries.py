@@ -303,8 +303,9 @@ SAMPLE_LABELS = {
     "partition": "0",
     "op": "set",
 }
-# An info metric's label that changes when a deploy comes in force: the old value until
-# minute 18, the new one from minute 20 on, so "a new value appeared" queries find one at 20m.
+# An info metric's label that changes when a deploy comes in force: the old value for
+# minutes 0-18, the new one from minute 20 on (`_x20` is 20 missing samples), so a
+# "a new value appeared" query finds one at the checked time, 20m.
 CHANGING_LABELS = {"hash": (("sha256:old", "1x18"), ("sha256:new", "_x20 1x10"))}
 
 
