@@ -149,6 +149,14 @@ class LiveCatalog:
     def advanced(self, partition: int) -> None:
         entry = self._partitions.get(partition)
         if entry is not None and entry[1].due():
+            v = self.in_force(partition)
+            if v is not None:
+                log.info(
+                    "partition %d now runs catalog version %s (its watermark reached %s)",
+                    partition,
+                    short(v.hash),
+                    format_time(v.at),
+                )
             self._refresh()
 
     def stopped(self, partition: int) -> None:
