@@ -257,3 +257,15 @@ def test_export_writes_each_version_whole_and_refuses_a_used_folder(tmp_path: Pa
     assert read_folder(written[1][1]) == {"one.yaml": ONE.replace("hello", "bye"), "policies.yaml": POLICIES}
     with pytest.raises(ConfigError, match="not empty"):
         export(vs, tmp_path / "out")
+
+
+def test_a_tombstone_is_skipped_and_takes_no_version_back() -> None:
+    from streams.live.catalog.kafka import Raw, load_all
+
+    first = version(0, 0)
+    live = LiveCatalog(CatalogVersions())
+    load_all(
+        [Raw(0, first.record.key, first.record.to_bytes()), Raw(1, first.record.key, None), Raw(2, b"x", b"{")], live
+    )
+    assert live.versions.versions() == [first]
+    assert live.refused == {"corrupt": 1}

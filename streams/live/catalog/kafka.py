@@ -122,8 +122,15 @@ def publish_raw(settings: Settings, key: bytes, value: bytes, timeout: float = 3
 
 
 def load_all(raws: Iterable[Raw], live: LiveCatalog) -> None:
-    """Load each record into ``live``; refused ones are logged and counted, never raised."""
+    """Load each record into ``live``; refused ones are logged and counted, never raised.
+
+    A tombstone (no value) is skipped: it is how an operator lets compaction remove a
+    refused record. It takes no version back: versions are immutable, and a replay of
+    the period needs every one."""
     for raw in raws:
+        if raw.value is None:
+            log.info("catalog tombstone at offset %d skipped", raw.offset)
+            continue
         try:
             version = load_record(raw.value, raw.offset)
         except CatalogRefused as exc:
