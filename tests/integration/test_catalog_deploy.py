@@ -259,7 +259,7 @@ def test_the_live_period_replays_with_the_exported_history(scenario: Scenario) -
 
     command = shlex.split(exported.stdout.strip())
     assert command[:2] == ["tactful", "replay"] and "--switch" in command
-    replayed = tactful(scenario.ns, *command[2:], "--audit")
+    replayed = tactful(scenario.ns, *command[1:], "--audit")
     assert replayed.returncode == 0, replayed.stderr
     expected = {(r["decision_id"], r["status"]) for r in map(json.loads, replayed.stdout.splitlines())}
     assert {(d.decision_id, d.status.value) for d in scenario.audit} == expected
