@@ -775,10 +775,12 @@ def deploy(folder: Path, at: str | None) -> None:
 @main.group(invoke_without_command=True)
 @click.pass_context
 def catalog(ctx: click.Context) -> None:
-    """List the catalog versions on the catalog topic (TACTFUL_CATALOG_TOPIC), oldest first."""
+    """List the catalog versions on the catalog topic (TACTFUL_CATALOG_TOPIC), oldest first, and the
+    version in force on each input partition by the watermark committed with its offset."""
     if ctx.invoked_subcommand is not None:
         return
     from streams.live.catalog.deploy import read_versions
+    from streams.live.catalog.kafka import committed_stream_times
     from streams.live.catalog.record import short
     from streams.timeutil import format_time
 
@@ -794,6 +796,17 @@ def catalog(ctx: click.Context) -> None:
         d = v.record.deployed
         who = f"{d.by}@{d.host} {format_time(d.at)[:19]}Z"
         click.echo(f"{short(v.hash):<12}  {format_time(v.at):<24}  {who:<40}  {v.record.changes.summary()}")
+    # Which version the committed watermarks have reached: what a restarted worker would run.
+    with _startup_logging("warning"):
+        stream_times = committed_stream_times(settings)
+    lateness = versions[-1].catalog.policies.lateness
+    by_version: dict[str, list[int]] = {}
+    for p, st in sorted(stream_times.items()):
+        governing = live.versions.in_force(st - lateness)
+        if governing is not None:
+            by_version.setdefault(short(governing.hash), []).append(p)
+    for h, parts in by_version.items():
+        click.echo(f"in force at the committed watermarks: {h} on partition(s) {', '.join(map(str, parts))}")
 
 
 @catalog.command("export")

@@ -192,8 +192,9 @@ def test_the_deploy_says_what_changed(scenario: Scenario) -> None:
     behind = tactful(scenario.ns, "deploy", str(scenario.base), "--at", format_time(T + MINUTE))
     assert behind.returncode == 2 and "not ahead of partition" in behind.stderr
     listed = tactful(scenario.ns, "catalog")
-    rows = listed.stdout.splitlines()[1:]
-    assert [r.split()[0] for r in rows] == [scenario.first_hash[7:19], scenario.new_hash[7:19]]
+    lines = listed.stdout.splitlines()
+    assert [r.split()[0] for r in lines[1:3]] == [scenario.first_hash[7:19], scenario.new_hash[7:19]]
+    assert lines[3:] == [f"in force at the committed watermarks: {scenario.new_hash[7:19]} on partition(s) 0, 1, 2, 3"]
 
 
 def test_every_partition_runs_the_new_version(scenario: Scenario) -> None:
