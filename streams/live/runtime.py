@@ -206,11 +206,13 @@ class StateTable:
 
 
 class CatalogHook(Protocol):
-    """Catalog versions that change while the worker runs (:mod:`streams.live.catalog`): told when a
-    partition starts, after each record and tick (its watermark may have reached a version), and
-    when it stops."""
+    """Catalog versions that change while the worker runs (:mod:`streams.live.catalog`): it builds a
+    starting partition's processor, on the version in force at its restored stream time; it is told
+    after each record and tick (the watermark may have reached a version), and when it stops."""
 
-    def started(self, partition: int, processor: Processor) -> None: ...
+    def processor(
+        self, partition: int, store: PartitionStore, idle: IdleAdvance | None, stream_time: int | None
+    ) -> Processor: ...
     def advanced(self, partition: int) -> None: ...
     def stopped(self, partition: int) -> None: ...
 
@@ -345,17 +347,19 @@ class Runtime:
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
-        proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
+        idle = IdleAdvance(self.settings.processing.idle_after_ms, self.clock)
         # Stream time as it was when the partition's offset was last committed: without it
         # a restarted worker would evaluate events it would have found late.
         restored = self.source.committed_stream_time(partition)
+        if self.io.catalog is not None:
+            proc = self.io.catalog.processor(partition, store, idle, restored)  # on the version in force
+        else:
+            proc = Processor(self.engine, store, idle)
+            proc.stream_time = restored
         times: deque[tuple[int, int]] = deque(maxlen=4096)
         if restored is not None:
-            proc.stream_time = restored
             times.append((-1, restored))  # holds for any offset until a batch is acked
         self._acked_times[partition] = times
-        if self.io.catalog is not None:
-            self.io.catalog.started(partition, proc)  # the version in force at the restored watermark
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.engine import DictStore, Engine, Processor
+from streams.engine import DictStore
 from streams.errors import CatalogRefused, ConfigError
 from streams.live.catalog.deploy import choose_time, export
 from streams.live.catalog.record import (
@@ -174,8 +174,7 @@ def test_a_partition_switches_when_its_watermark_reaches_the_version() -> None:
     vs.add(first)
     registry = CollectorRegistry()
     live = LiveCatalog(vs, CatalogMetrics(registry))
-    proc = Processor(Engine(first.catalog), DictStore())
-    live.started(0, proc)
+    proc = live.processor(0, DictStore(), None, None)
     assert live.add(second)
     assert not live.add(second)
 
@@ -203,9 +202,7 @@ def test_a_restarted_partition_starts_on_the_version_in_force() -> None:
     for v in (first, second):
         vs.add(v)
     live = LiveCatalog(vs)
-    proc = Processor(Engine(first.catalog), DictStore())
-    proc.stream_time = 150  # restored from the commit metadata
-    live.started(2, proc)
+    proc = live.processor(2, DictStore(), None, 150)  # stream time restored from the commit metadata
     assert live.in_force(2) is second
     assert proc.engine.catalog is second.catalog
 

@@ -16,6 +16,14 @@ under the old catalog, and so are deadlines at or after ``at`` that this
 move makes due; removed topologies' suppressions are not lifted by RELEASE
 decisions (they end at their own time); and armed deadlines of removed
 topologies fire nothing only because the new engine no longer knows them.
+
+Swapping in the engine's switch touches only this package: the runtime asks
+:meth:`LiveCatalog.processor <streams.live.catalog.versions.LiveCatalog.processor>`
+for each starting partition's processor, so the processor can be built the
+engine's way (following a schedule shared by the worker's partitions, resumed
+at the restored stream time), and :meth:`LiveCatalog.add
+<streams.live.catalog.versions.LiveCatalog.add>` hands each new version to
+that schedule instead of to the switches here.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ same key: two workers that both found the topic empty and published the
 same folder) is kept once, at its first arrival.
 
 :class:`LiveCatalog` is the runtime's hook (:class:`streams.live.runtime.CatalogHook`).
-When a partition starts, its processor gets the version in force at its
-watermark (restored from the commit metadata, so a restarted worker comes
-back on the version in force), and every later version is handed to the
-partition's switch as ``on_version(at_ms, catalog)``; a version that arrives
+When a partition starts, the hook builds its processor, on the version in
+force at its watermark (restored from the commit metadata, so a restarted
+worker comes back on the version in force), and every later version is handed
+to the partition's switch as ``on_version(at_ms, catalog)``; a version that arrives
 later is handed to every running partition's switch the same way. Applying
 it when the partition's watermark reaches ``at`` is the switch's business:
 :mod:`streams.live.catalog.switch`.
@@ -32,7 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from streams.engine import Processor
+from streams.engine import Engine, IdleAdvance, Processor, StateStore
 from streams.errors import CatalogRefused
 from streams.live.catalog.record import Version, short
 from streams.live.catalog.switch import InterimSwitch, Switch
@@ -122,6 +122,7 @@ class LiveCatalog:
         self.metrics = metrics
         self._make_switch = switch
         self._partitions: dict[int, tuple[Processor, Switch]] = {}
+        self._engines: dict[str, Engine] = {}  # the first version's, by hash: a processor's starting engine
         self.listeners: list[Callable[[Version], None]] = []  # told of each new version (the runtime)
         self.refused: collections.Counter[str] = collections.Counter()  # by reason; kept for metrics attached later
         self._refresh()
@@ -135,16 +136,21 @@ class LiveCatalog:
 
     # -- the runtime's hook ----------------------------------------------------------------
 
-    def started(self, partition: int, processor: Processor) -> None:
-        base = self.versions.in_force(processor.watermark)
-        if base is None:  # pragma: no cover - a worker starts only once it has a version
-            return
+    def processor(
+        self, partition: int, store: StateStore, idle: IdleAdvance | None, stream_time: int | None
+    ) -> Processor:
+        """The partition's processor, resumed at ``stream_time``, on the version in force at its watermark."""
+        first = self.versions.versions()[0]  # a worker starts only once it has a version
+        processor = Processor(self._engine(first), store, idle)
+        processor.stream_time = stream_time
+        base = self.versions.in_force(processor.watermark) or first
         sw = self._make_switch(processor)
         sw.start(base.catalog)
         for v in self.versions.after(base):
             sw(v.at, v.catalog)
         self._partitions[partition] = (processor, sw)
         self._refresh()
+        return processor
 
     def advanced(self, partition: int) -> None:
         entry = self._partitions.get(partition)
@@ -199,6 +205,12 @@ class LiveCatalog:
         self.refused[exc.reason] += 1
         if self.metrics is not None:
             self.metrics.refused.labels(exc.reason).inc()
+
+    def _engine(self, version: Version) -> Engine:
+        engine = self._engines.get(version.hash)
+        if engine is None:
+            engine = self._engines[version.hash] = Engine(version.catalog)
+        return engine
 
     # -- what is in force ----------------------------------------------------------------------
 
