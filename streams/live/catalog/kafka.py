@@ -74,15 +74,20 @@ def read_all(settings: Settings, timeout: float = 30.0) -> list[Raw]:
     )
     try:
         tp = TopicPartition(topic, 0)
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-        except KafkaException as exc:
-            raise InfraError(f"cannot read the catalog topic {topic}: {kafka_reason(exc)}") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 0.1))
+                break
+            except KafkaException as exc:
+                # A topic just created can be unknown to a broker for a moment.
+                if time.monotonic() > deadline:
+                    raise InfraError(f"cannot read the catalog topic {topic}: {kafka_reason(exc)}") from exc
+                time.sleep(0.2)
         out: list[Raw] = []
         if high <= low:
             return out
         consumer.assign([TopicPartition(topic, 0, low)])
-        deadline = time.monotonic() + timeout
         while not out or out[-1].offset < high - 1:
             if time.monotonic() > deadline:
                 raise InfraError(f"reading the catalog topic {topic} took more than {timeout:.0f}s")
