@@ -238,6 +238,11 @@ def test_the_time_of_a_deploy(at: int | None, stream_times: dict[int, int], expe
     assert choose_time(at, newest, stream_times, 100, now=1_000) == expected
 
 
+def test_the_first_version_is_in_force_from_the_first_event() -> None:
+    assert choose_time(None, None, {}, 100, now=1_000) == 0
+    assert choose_time(500, None, {}, 100, now=1_000) == 500
+
+
 @pytest.mark.parametrize(
     ("at", "says"),
     [(600, "not ahead of partition 1's committed watermark"), (99, "before the newest version")],

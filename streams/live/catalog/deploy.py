@@ -11,7 +11,8 @@ record. The workers commit each partition's stream time with its offset
   ``lateness``, which leaves the workers that long of stream time to read the
   record (they read it within a second; the commits lag a few seconds). With
   no committed stream time at all (nothing processed yet), ``T`` is the wall
-  clock now;
+  clock now. The first version on an empty topic is at time 0 (the base
+  catalog, in force from the first event), as a worker publishes its folder;
 - an explicit ``--at`` at or behind a committed watermark is refused, naming
   the partition and its watermark, as is one before the newest version's time
   (versions stay in time order, so each one's changes read against the one
@@ -82,6 +83,8 @@ def choose_time(
     """``T`` for a new version (module docstring); :class:`ConfigError` for one that is too early."""
     floor = newest.at if newest is not None else 0
     watermarks = {p: st - lateness for p, st in stream_times.items()}
+    if at is None and newest is None:
+        return 0  # the first version is the base catalog: in force from the first event, as a worker's
     if at is None:
         if not stream_times:
             return max(now, floor)
