@@ -271,3 +271,18 @@ def test_a_tombstone_is_skipped_and_takes_no_version_back() -> None:
     )
     assert live.versions.versions() == [first]
     assert live.refused == {"corrupt": 1}
+
+
+def test_a_version_behind_a_partition_s_watermark_applies_there_at_once_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, late = version(0, 0), version(50, 1, ONE.replace("hello", "bye"))
+    vs = CatalogVersions()
+    vs.add(first)
+    live = LiveCatalog(vs)
+    proc = live.processor(1, DictStore(), None, 100)  # watermark 100 (lateness 0)
+    assert live.in_force(1) is first
+    live.add(late)
+    assert live.in_force(1) is late
+    assert proc.engine.catalog is late.catalog
+    assert "partition 1's watermark is already" in caplog.text
