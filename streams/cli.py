@@ -455,8 +455,10 @@ def worker(
 ) -> None:
     """Run a live worker: consume touchpoints, publish decisions, mirror suppressions to Redis.
 
-    It waits up to TACTFUL_START_TIMEOUT seconds (default 60) for the brokers,
-    then exits 1.
+    The catalog topic (TACTFUL_CATALOG_TOPIC) governs which topologies run:
+    with no version on it yet, the topologies folder is published as the first
+    (see `tactful deploy`). It waits up to TACTFUL_START_TIMEOUT seconds
+    (default 60) for the brokers, then exits 1.
     """
     import asyncio
 
@@ -483,7 +485,12 @@ def worker(
             asyncio.set_event_loop(asyncio.new_event_loop())
         except ImportError:  # optional on platforms without it
             pass
-        built = create_worker(settings, catalog)
+        from streams.live.catalog.deploy import first_version, who_now
+
+        live, follow_from = first_version(settings, Path(folder), who_now())
+        newest = live.versions.newest()
+        assert newest is not None  # first_version publishes the folder when the topic has none
+        built = create_worker(settings, newest.catalog, live, follow_from)
         # After create_worker: a broker that refuses us is then the one line a user sees.
         if settings.topics.instance_id is None:
             log.warning(
@@ -1114,3 +1121,106 @@ def diff(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command(
+    help="Publish a topologies folder as a new catalog version on the catalog topic "
+    "(TACTFUL_CATALOG_TOPIC): every worker applies it on each partition when the partition's "
+    "watermark reaches TIME (docs/catalog.md). Publishing the newest version's folder again does nothing."
+)
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="When it governs (epoch ms or ISO-8601); default: the workers' largest committed stream time"
+    " (ahead of every partition's watermark by `lateness`), or now if nothing was processed yet.",
+)
+def deploy(folder: Path, at: str | None) -> None:
+    from streams.live.catalog.deploy import deploy as publish_version
+    from streams.live.catalog.deploy import who_now
+    from streams.live.catalog.record import short
+    from streams.timeutil import format_time, parse_time_option
+
+    catalog = _load_catalog(folder)
+    try:
+        at_ms = parse_time_option(at) if at is not None else None
+    except TactfulError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    settings = _settings()
+    with _startup_logging("warning"):
+        result = publish_version(settings, folder, catalog, at_ms, who_now())
+    record = result.record
+    if not result.published:
+        click.echo(
+            f"{folder} is the newest version already ({short(record.hash)}, at {format_time(record.at)}):"
+            " nothing deployed"
+        )
+        return
+    click.echo(
+        f"deployed {short(record.hash)} at {format_time(record.at)} to {settings.topics.catalog}"
+        f" (offset {result.offset}): {record.changes.summary()}"
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def catalog(ctx: click.Context) -> None:
+    """List the catalog versions on the catalog topic (TACTFUL_CATALOG_TOPIC), oldest first, and the
+    version in force on each input partition by the watermark committed with its offset."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from streams.live.catalog.deploy import read_versions
+    from streams.live.catalog.kafka import committed_stream_times
+    from streams.live.catalog.record import short
+    from streams.timeutil import format_time
+
+    settings = _settings()
+    with _startup_logging("warning"):
+        live, _ = read_versions(settings)
+    versions = live.versions.versions()
+    if not versions:
+        click.echo(f"no catalog version on {settings.topics.catalog}")
+        return
+    click.echo(f"{'hash':<12}  {'at':<24}  {'deployed':<40}  changes")
+    for v in versions:
+        d = v.record.deployed
+        who = f"{d.by}@{d.host} {format_time(d.at)[:19]}Z"
+        click.echo(f"{short(v.hash):<12}  {format_time(v.at):<24}  {who:<40}  {v.record.changes.summary()}")
+    # Which version the committed watermarks have reached: what a restarted worker would run.
+    with _startup_logging("warning"):
+        stream_times = committed_stream_times(settings)
+    lateness = versions[-1].catalog.policies.lateness
+    by_version: dict[str, list[int]] = {}
+    for p, st in sorted(stream_times.items()):
+        governing = live.versions.in_force(st - lateness)
+        if governing is not None:
+            by_version.setdefault(short(governing.hash), []).append(p)
+    for h, parts in by_version.items():
+        click.echo(f"in force at the committed watermarks: {h} on partition(s) {', '.join(map(str, parts))}")
+
+
+@catalog.command("export")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--events", default="EVENTS", show_default=True, help="The events file to name in the replay command.")
+def catalog_export(out: Path, events: str) -> None:
+    """Write every version's folder under OUT and print the `replay` command that reproduces the period."""
+    import shlex
+
+    from streams.live.catalog.deploy import export, read_versions
+    from streams.timeutil import format_time
+
+    settings = _settings()
+    with _startup_logging("warning"):
+        live, _ = read_versions(settings)
+    versions = live.versions.versions()
+    if not versions:
+        raise ConfigError(f"no catalog version on {settings.topics.catalog} to export")
+    written = export(versions, out)
+    base = written[0][1]
+    args = ["tactful", "replay", "--topologies", str(base)]
+    for at_ms, folder in written[1:]:
+        args += ["--switch", f"{format_time(at_ms)}={folder}"]
+    args += ["--events", events]
+    click.echo(f"wrote {len(written)} version(s) to {out}", err=True)
+    click.echo(shlex.join(args))

@@ -11,6 +11,7 @@
     │   ├── MalformedRecord         not JSON / not Avro / not an object, too large
     │   └── UnknownSchema           Confluent wire-format schema id not known
     ├── StateError                  stored per-customer state cannot be decoded
+    ├── CatalogRefused              a catalog record does not load (.reason: corrupt, format, invalid, late)
     ├── EventsFileError             the events file cannot be opened or read
     ├── CatalogChangeError          a catalog change comes too late: a watermark is past its time
     └── InfraError                  Kafka, Redis or a local service failed
@@ -80,6 +81,18 @@ class UnknownSchema(InputError):
 
 class StateError(TactfulError):
     """Stored per-customer state cannot be decoded."""
+
+
+class CatalogRefused(TactfulError):
+    """A catalog version record cannot be used: ``reason`` is ``corrupt`` (not a record of
+    this shape, or its hash does not match its files), ``format`` (written by a newer
+    tactful), ``invalid`` (its topologies do not load) or ``late`` (a partition's
+    watermark is already past its time: contract 8 never applies a change in the past)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class EventsFileError(TactfulError):

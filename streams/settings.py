@@ -119,16 +119,22 @@ class Topics(_Section):
     dlq: str = "touchpoints.dlq"
     decision_prefix: str = "decisions."
     audit: str = "decisions.audit"
+    # The compacted topic of catalog versions (streams/live/catalog); default "<app_id>.catalog".
+    catalog_topic: str | None = None
     partitions: int = Field(default=4, ge=1)
     replication: int = Field(default=1, ge=1)
 
-    @field_validator("instance_id")
+    @field_validator("instance_id", "catalog_topic")
     @classmethod
     def _no_instance_id(cls, value: str | None) -> str | None:
         return value or None
 
     def decision(self, channel: str) -> str:
         return f"{self.decision_prefix}{channel}"
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_topic or f"{self.app_id}.catalog"
 
 
 class Processing(_Section):
@@ -237,6 +243,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "dlq_topic": ("topics", "dlq"),
     "decision_topic_prefix": ("topics", "decision_prefix"),
     "audit_topic": ("topics", "audit"),
+    "catalog_topic": ("topics", "catalog_topic"),
     "partitions": ("topics", "partitions"),
     "replication": ("topics", "replication"),
     "topologies": ("processing", "topologies"),

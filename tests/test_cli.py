@@ -43,6 +43,8 @@ COMMANDS = [
     "report",
     "tail",
     "diff",  # tested in tests/test_diff.py
+    "deploy",
+    "catalog",
 ]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 

@@ -15,6 +15,8 @@ producer is warmed, which worker owns a customer).
   topic; else 503. Holding no partition does not make a worker unready: in a
   group with more workers than partitions, or right after a restart before a
   rebalance gives it any, a healthy worker must not hold up a rolling deploy.
+  It also shows the catalog version in force on each partition, and the newest
+  known (``catalog``: :mod:`streams.live.catalog`).
 - ``/customers/{id}``: the customer's state explained for a person (events
   kept, matches in progress with the steps still missing, suppressions in
   force, recent decisions with why, arms, open goals; ISO times; see
@@ -71,6 +73,8 @@ class WorkerStatus:
     joined: Callable[[], bool]  # the group has given this worker its assignment (possibly no partition)
     reachable: Callable[[], bool]  # the broker answered the last probe
     owner_url: Callable[[str], URL]  # the web address of the worker that owns a customer
+    # The catalog versions in force (streams.live.catalog: LiveCatalog.status); None without the catalog topic.
+    catalog: Callable[[], Mapping[str, Any]] | None = None
 
 
 class WorkerApi:
@@ -125,6 +129,7 @@ class WorkerApi:
                 "broker_reachable": reachable,
                 "recovering": recovering,
                 "partitions": sorted(self.runtime.runs),
+                **({"catalog": status.catalog()} if status.catalog is not None else {}),
             },
         )
 

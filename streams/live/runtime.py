@@ -50,6 +50,12 @@ letter too large for the DLQ topic keeps what fits and says so in headers,
 and a re-routed record drops the headers it came with if they do not fit.
 A record the broker refuses would fail its batch on every restart.
 
+Catalog versions deployed while the worker runs reach it through an optional
+:class:`CatalogHook` (:mod:`streams.live.catalog`): told when a partition
+starts, after each record and tick, and when it stops, it switches the
+partition's processor to a version when its watermark reaches the version's
+time (contract section 8).
+
 An erase (contract section 9, ``docs/erasure.md``) rides the same order. The
 step is given each record's offset, which the tombstone keeps; the forget
 records (:mod:`streams.live.forget`) go to every channel topic in (1), right
@@ -205,6 +211,18 @@ class StateTable:
     changelog: ChangelogWriter
 
 
+class CatalogHook(Protocol):
+    """Catalog versions that change while the worker runs (:mod:`streams.live.catalog`): it builds a
+    starting partition's processor, on the version in force at its restored stream time; it is told
+    after each record and tick (the watermark may have reached a version), and when it stops."""
+
+    def processor(
+        self, partition: int, store: PartitionStore, idle: IdleAdvance | None, stream_time: int | None
+    ) -> Processor: ...
+    def advanced(self, partition: int) -> None: ...
+    def stopped(self, partition: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RuntimeIO:
     """Everything outside the runtime that it reads from or writes to."""
@@ -216,6 +234,7 @@ class RuntimeIO:
     metrics: Metrics
     # The largest record each output topic takes (learnt at start-up: streams.live.topics).
     limits: RecordLimits = field(default_factory=RecordLimits)
+    catalog: CatalogHook | None = None  # None: the catalog given is the only one
 
 
 class PartitionStore:
@@ -330,17 +349,22 @@ class Runtime:
         async with self.lock:
             for p in partitions:
                 self.assigned.discard(p)
-                self.runs.pop(p, None)
+                if self.runs.pop(p, None) is not None and self.io.catalog is not None:
+                    self.io.catalog.stopped(p)
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
-        proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
+        idle = IdleAdvance(self.settings.processing.idle_after_ms, self.clock)
         # Stream time as it was when the partition's offset was last committed: without it
         # a restarted worker would evaluate events it would have found late.
         restored = self.source.committed_stream_time(partition)
+        if self.io.catalog is not None:
+            proc = self.io.catalog.processor(partition, store, idle, restored)  # on the version in force
+        else:
+            proc = Processor(self.engine, store, idle)
+            proc.stream_time = restored
         times: deque[tuple[int, int]] = deque(maxlen=4096)
         if restored is not None:
-            proc.stream_time = restored
             times.append((-1, restored))  # holds for any offset until a batch is acked
         self._acked_times[partition] = times
         states = []
@@ -375,6 +399,7 @@ class Runtime:
             outcome = BatchOutcome()
             appended: list[tuple[Decision, float | None]] = []
             touched: set[int] = set()
+            hook = self.io.catalog
             for rec in records:
                 run = self._run(rec.partition)
                 run.next_offset = rec.offset + 1
@@ -382,6 +407,8 @@ class Runtime:
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome, len(appended))
                 appended.extend((d, rec.timestamp) for d in decisions)
+                if hook is not None:
+                    hook.advanced(rec.partition)
             await self._publish(appended, outcome.erased)
             persisted = await self._persist(touched)
             # Only records whose partition's state was written: under the lock no partition
@@ -525,6 +552,13 @@ class Runtime:
         await self.sink.submit()
         return persisted
 
+    def adopt(self, catalog: Catalog) -> None:
+        """A new catalog version may name event types and channels: count its types by name and
+        tell its channels' topics of erasures too."""
+        self._known_types |= set(catalog.roles)
+        topics = [self.settings.topics.decision(ch) for ch in channels(catalog)]
+        self._channel_topics += [t for t in topics if t not in self._channel_topics]
+
     # -- time passing --------------------------------------------------------------------
 
     async def tick(self) -> list[Decision]:
@@ -539,6 +573,8 @@ class Runtime:
                 proc = run.processor
                 backlog = self._backlog(p, run)
                 fired.extend((d, None) for d in proc.advance_idle(backlog))
+                if self.io.catalog is not None:
+                    self.io.catalog.advanced(p)
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
