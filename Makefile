@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TACTFUL := $(BIN)/tactful
 
-.PHONY: install test test-unit test-integration lint check-deploy demo demo-offline validate bench bench-engine chaos clean
+.PHONY: install test test-unit test-integration lint check-deploy demo demo-offline validate bench bench-engine chaos clean browser
 
 install: $(VENV)/.installed
 
@@ -19,8 +19,15 @@ $(VENV)/.installed: pyproject.toml
 # Redis, then the SRE assets (promtool unit tests of the alert rules, dashboard).
 test: install lint test-unit test-integration check-deploy
 
-test-unit: install
+test-unit: install browser
 	$(BIN)/pytest -q -m "not integration" tests
+
+# Chromium from Debian's packages: the HTML report's test opens the page in it (tests/report).
+browser:
+	@command -v chromium >/dev/null || { echo "installing chromium with apt-get"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check streams tests bench chaos

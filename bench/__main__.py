@@ -266,5 +266,30 @@ def bench_guarantees(
     click.echo(text)
 
 
+@main.command("report")
+@click.option("--customers", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--workdir", default="out", show_default=True, type=click.Path(file_okay=False), help="Where the input is cached."
+)
+def bench_report(customers: int, seed: int, workdir: str) -> None:
+    """`tactful report` over a synthetic v1.1 audit and touchpoints of CUSTOMERS customers, on one core."""
+    from bench import report
+
+    folder = Path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    click.echo(f"generating the audit and touchpoints of {customers:,} customers (cached in {folder})...", err=True)
+    files = report.generate(customers, seed, folder)
+    figures = report.measure(files)
+    size = (files.audit.stat().st_size + files.events.stat().st_size) / 2**20
+    click.echo(f"report benchmark: {customers:,} customers, one core")
+    click.echo(
+        f"  input: {files.audit_records:,} audit records, {files.events_written:,} touchpoints ({size:,.0f} MiB)"
+    )
+    click.echo(f"  fired matches: {figures['matches']:,.0f}")
+    click.echo(f"  report (read, aggregate, JSON): {figures['wall_s']:.1f} s wall, {figures['cpu_s']:.1f} s CPU")
+    click.echo(f"  peak memory (RSS): {figures['peak_rss_mib']:,.0f} MiB")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -201,6 +201,9 @@ def worker_env(bootstrap: str, redis_url: str, name: str, port: int, **extra: st
         "TACTFUL_AUDIT_TOPIC": f"{name}.decisions.audit",
         "TACTFUL_WEB_PORT": str(port),
         "TACTFUL_DATA_DIR": str(REPO / ".run" / "bench" / name),
+        # Local schema ids, as the bench reads the decisions back with them and as earlier
+        # figures were measured (make bench runs under with-services.sh, which names a registry).
+        "TACTFUL_SCHEMA_REGISTRY_URL": "",
         **extra,
     }
 

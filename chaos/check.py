@@ -80,10 +80,12 @@ def _headers(raw: Any) -> dict[str, bytes]:
     return out
 
 
-def decision_ids(values: Sequence[bytes | None]) -> list[tuple[str, str]]:
-    """(decision_id, status) of each decision record (audit records carry the status; channel ones are emitted)."""
+def decision_ids(values: Sequence[bytes | None], resolve: avro.Resolver | None = None) -> list[tuple[str, str]]:
+    """(decision_id, status) of each decision record (audit records carry the status; channel ones are emitted).
+
+    ``resolve``: the workers' schema ids; the suite's own workers use local ids (no registry)."""
     out = []
-    resolve = avro.local_registry().resolve
+    resolve = resolve or avro.local_registry().resolve
     for v in values:
         if v is None:
             continue
@@ -107,25 +109,34 @@ class Findings:
     dlq: Counter[str] = field(default_factory=Counter)  # distinct input records dead-lettered, by reason
     dlq_records: Counter[str] = field(default_factory=Counter)  # DLQ records, repeats included
     lost_ids: list[str] = field(default_factory=list)
+    audit_missing_samples: list[str] = field(default_factory=list)
 
 
 def compare_decisions(
-    bootstrap: str, channel_topics: Sequence[str], audit_topic: str, expected: Sequence[Decision]
+    bootstrap: str,
+    channel_topics: Sequence[str],
+    audit_topic: str,
+    expected: Sequence[Decision],
+    resolve: avro.Resolver | None = None,
 ) -> Findings:
     f = Findings()
     emitted = {d.decision_id for d in expected if d.emitted}
     f.expected, f.expected_all = len(emitted), len(expected)
     on_channels: Counter[str] = Counter()
     for topic in channel_topics:
-        on_channels.update(i for i, _ in decision_ids([v for v, _ in read_topic(bootstrap, topic)]))
+        on_channels.update(i for i, _ in decision_ids([v for v, _ in read_topic(bootstrap, topic)], resolve))
     got = set(on_channels)
     lost = emitted - got
     f.lost, f.extra = len(lost), len(got - emitted)
     f.lost_ids = sorted(lost)[:20]
     f.duplicates = sum(n - 1 for n in on_channels.values() if n > 1)
-    audit = set(decision_ids([v for v, _ in read_topic(bootstrap, audit_topic)]))
+    audit = set(decision_ids([v for v, _ in read_topic(bootstrap, audit_topic)], resolve))
     want = {(d.decision_id, d.status) for d in expected}
     f.audit_missing, f.audit_extra = len(want - audit), len(audit - want)
+    by_id = {d.decision_id: d for d in expected}
+    f.audit_missing_samples = [
+        f"{i} {by_id[i].kind} {by_id[i].topology} {status}" for i, status in sorted(want - audit)[:10]
+    ]
     return f
 
 

@@ -66,6 +66,8 @@ class Services:
             "TACTFUL_KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "TACTFUL_REDIS_PORT": str(self.redis_port),
             "TACTFUL_PYTHON": sys.executable,
+            # No schema registry: the suite's workers use local schema ids (docs/registry.md).
+            "TACTFUL_SCHEMA_REGISTRY_URL": "",
         }
 
     def _sh(self, command: str, timeout: float = 300) -> str:

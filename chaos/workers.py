@@ -58,7 +58,14 @@ class Worker:
     def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
         self.name = name
         self.port = free_port()
-        self.env = {**env, "TACTFUL_WEB_PORT": str(self.port), "TACTFUL_DATA_DIR": str(folder / "data" / name)}
+        self.env = {
+            **env,
+            "TACTFUL_WEB_PORT": str(self.port),
+            "TACTFUL_DATA_DIR": str(folder / "data" / name),
+            # Static membership, as the k8s StatefulSet and compose give each worker: a
+            # restarted worker takes its own partitions back at once (issue 9's 15 s bound).
+            "TACTFUL_INSTANCE_ID": f"{env.get('TACTFUL_APP_ID', 'chaos')}-{name}",
+        }
         self.log = folder / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed = False  # the current process was (or is being) stopped by the suite

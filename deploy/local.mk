@@ -1,4 +1,4 @@
-# Local real infrastructure: Kafka (KRaft, one node) + Redis on loopback.
+# Local real infrastructure: Kafka (KRaft, one node) + Redis + a schema registry on loopback.
 # Ports, versions and folders are TACTFUL_* environment variables; see
 # deploy/kafka/README.md. `up` needs the venv for its Kafka readiness check.
 SERVICES := TACTFUL_PYTHON="$(abspath $(BIN))/python" bash deploy/local/services.sh
@@ -11,7 +11,7 @@ up: install
 down:
 	@$(SERVICES) down
 
-# Stop both, then delete Kafka's data folder and Redis's folder under .run/:
+# Stop all three, then delete Kafka's data folder, Redis's and the registry's under .run/:
 # topics, offsets and keys left by `make demo` or the tests go, the next `up` starts empty.
 wipe:
 	@$(SERVICES) wipe
@@ -21,7 +21,8 @@ status:
 	@$(SERVICES) status || true
 
 # Fetch without starting anything: the Kafka jars (Maven Central, cached in
-# .cache/kafka/<version>/) plus redis-server and promtool from apt.
+# .cache/kafka/<version>/) plus redis-server and promtool from apt, and the
+# schema registry built with Maven (.cache/registry/<version>/, docs/registry.md).
 fetch-kafka:
 	@$(SERVICES) fetch
 

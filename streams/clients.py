@@ -4,18 +4,24 @@ Every Kafka (librdkafka) and Redis client tactful makes outside Faust comes
 from here, so the connection settings (password, TLS, SASL) are honoured the
 same way everywhere and every client gives up within a bound:
 
-- :func:`redis_client`: an asyncio Redis client for the mirror's Redis. TLS
-  comes with a ``rediss://`` URL; the password from ``TACTFUL_REDIS_PASSWORD``
-  (or the URL, not both). Timeouts are short and redis-py does not retry:
-  callers that mean to retry (the mirror) do it themselves, and the command
-  line should fail in seconds, not hide an outage.
+- :func:`redis_client`: an asyncio Redis client for the mirror's Redis, a
+  ``redis.asyncio.cluster.RedisCluster`` when ``TACTFUL_REDIS_CLUSTER`` is
+  true. TLS comes with a ``rediss://`` URL, verified against
+  ``TACTFUL_REDIS_CA_FILE`` when set; an ACL user from
+  ``TACTFUL_REDIS_USERNAME`` and its password from ``TACTFUL_REDIS_PASSWORD``
+  (or either in the URL, not both). Timeouts are short and redis-py does not
+  retry: callers that mean to retry (the mirror) do it themselves, and the
+  command line should fail in seconds, not hide an outage.
 - :func:`kafka_options`, :func:`kafka_admin`, :func:`kafka_consumer` and
   :func:`kafka_producer`: librdkafka options from
   :meth:`~streams.settings.KafkaConnection.librdkafka`. librdkafka prints every
   failed connection attempt to standard error on its own (hundreds of lines a
   minute while a broker is down); here its log lines go to the Python logger
   ``streams.kafka`` at DEBUG instead, so they show only when asked for. They
-  reach Python when the client is polled (confluent-kafka's rule).
+  reach Python when the client is polled (confluent-kafka's rule). A refused
+  login (SASL) or TLS handshake is not retried for ever like a broker that is
+  down: the error callback raises :class:`~streams.errors.InfraError` with
+  librdkafka's reason from the call that polled it.
 - :func:`wait_for_kafka`: wait for the brokers to answer, with backoff, one
   warning per failed attempt saying what it waits for, and
   :class:`~streams.errors.InfraError` after a timeout (for the worker:
@@ -38,7 +44,8 @@ if TYPE_CHECKING:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.admin._metadata import ClusterMetadata
-    from redis.asyncio import Redis
+
+    from streams.mirror.keys import RedisClient
 
 log = logging.getLogger(__name__)
 KAFKA_LOG = logging.getLogger("streams.kafka")
@@ -59,25 +66,48 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def redis_client(settings: RedisSettings, *, timeout_s: float = REDIS_TIMEOUT_S, retries: int = 0) -> Redis:
-    """An asyncio client for ``settings.url`` (which must be set); nothing connects until used."""
+def redis_client(settings: RedisSettings, *, timeout_s: float = REDIS_TIMEOUT_S, retries: int = 0) -> RedisClient:
+    """An asyncio client for ``settings.url`` (which must be set); nothing connects until used.
+
+    With ``settings.cluster`` a ``RedisCluster``: the URL names one node, the
+    client learns the others (and the slots they serve) on first use.
+    """
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 
     if not settings.url:
         raise ConfigError("no Redis: set TACTFUL_REDIS_URL")
+    url = urlsplit(settings.url)
     password = settings.password.get_secret_value() if settings.password else None
-    # redis-py lets a password in the URL win over the keyword silently; say so instead.
-    if password is not None and urlsplit(settings.url).password is not None:
+    # redis-py lets a user or password in the URL win over the keyword silently; say so instead.
+    if password is not None and url.password is not None:
         raise ConfigError("TACTFUL_REDIS_URL holds a password and TACTFUL_REDIS_PASSWORD is set: set only one")
-    return Redis.from_url(
-        settings.url,
-        password=password,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
-    )
+    if settings.username is not None and url.username:
+        raise ConfigError("TACTFUL_REDIS_URL holds a user name and TACTFUL_REDIS_USERNAME is set: set only one")
+    options: dict[str, Any] = {
+        "username": settings.username,
+        "password": password,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
+    }
+    if settings.ca_file is not None:
+        if url.scheme != "rediss":
+            raise ConfigError(
+                f"TACTFUL_REDIS_CA_FILE is set but TACTFUL_REDIS_URL is {url.scheme}://, not rediss:// (TLS)"
+            )
+        if not settings.ca_file.is_file():
+            raise ConfigError(f"TACTFUL_REDIS_CA_FILE: no such file: {settings.ca_file}")
+        options["ssl_ca_certs"] = str(settings.ca_file)
+    if settings.cluster:
+        if url.scheme not in ("redis", "rediss"):
+            raise ConfigError(f"TACTFUL_REDIS_CLUSTER needs a redis:// or rediss:// URL, not {url.scheme}://")
+        if url.path.strip("/") not in ("", "0"):
+            raise ConfigError(f"a Redis Cluster has database 0 only; TACTFUL_REDIS_URL names {url.path.strip('/')}")
+        return RedisCluster.from_url(settings.url, **options)
+    return Redis.from_url(settings.url, **options)
 
 
 class _LibrdkafkaLog:
@@ -93,12 +123,49 @@ class _LibrdkafkaLog:
             KAFKA_LOG.debug("librdkafka %s: " + msg, logging.getLevelName(level), *args)
 
 
+class _RefusedConnection:
+    """What confluent-kafka's ``error_cb`` option calls: turns a refused login or TLS handshake into an error.
+
+    librdkafka treats neither as fatal: it retries the broker forever, and each
+    request only ends in "Broker transport failure" at its timeout, so a wrong
+    password would look like a broker that is down until the caller's timeout.
+    Raised here, :class:`~streams.errors.InfraError` leaves the poll (or
+    ``list_topics``, ``consume``, ``flush``) that served the callback, at the
+    first refusal and with librdkafka's own reason. Other errors (a broker that
+    is down) stay retried, as before.
+    """
+
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.kafka = kafka
+
+    def __call__(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        code = error.code()
+        if code not in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            return
+        # "sasl_ssl://host:port/bootstrap: <reason> (after 310ms in state AUTH_REQ)" -> "<reason>"
+        reason = str(error.str()).split(": ", 1)[-1].split(" (after ", 1)[0]
+        if code == KafkaError._AUTHENTICATION:
+            hint = "TACTFUL_SASL_MECHANISM, TACTFUL_SASL_USERNAME and TACTFUL_SASL_PASSWORD"
+            what = "refused the login"
+        else:
+            hint = "TACTFUL_SSL_CAFILE"
+            what = "failed the TLS handshake"
+        raise InfraError(f"Kafka at {self.kafka.bootstrap_servers} {what}: {reason} (check {hint})")
+
+
 def kafka_options(kafka: KafkaConnection, **extra: Any) -> dict[str, Any]:
-    """librdkafka options for ``kafka``, its log lines routed to Python logging, with ``extra`` on top."""
+    """librdkafka options for ``kafka``, its log lines routed to Python logging, with ``extra`` on top.
+
+    A refused login or TLS handshake raises :class:`InfraError` from the client
+    call that polled it (see :class:`_RefusedConnection`).
+    """
     return {
         **kafka.librdkafka(),
         "socket.connection.setup.timeout.ms": KAFKA_CONNECT_TIMEOUT_MS,
         "logger": _LibrdkafkaLog(),
+        "error_cb": _RefusedConnection(kafka),
         **extra,
     }
 
@@ -143,7 +210,8 @@ def wait_for_kafka(
     request (of 1 s, doubling up to ``attempt_s``), then a pause (of 0.5 s,
     doubling up to 5 s).
     Every failed attempt logs one warning naming the brokers; ``setting`` (named
-    in the final error) is what to raise to wait longer. Not for a consumer: the
+    in the final error) is what to raise to wait longer. A refused login or TLS
+    handshake is not waited for: :class:`InfraError` at the first attempt. Not for a consumer: the
     poll that serves librdkafka's log lines would also take its messages.
     """
     from confluent_kafka import KafkaException
@@ -157,6 +225,8 @@ def wait_for_kafka(
         try:
             meta = client.list_topics(timeout=max(min(wait, left), 0.1))
         except KafkaException as exc:
+            # Serve the callbacks first: a refused login raises here, before a misleading "waiting" line.
+            client.poll(0)
             reason = kafka_reason(exc)
             left = deadline - time.monotonic()
             if left < 0.5:  # too little left for another attempt to mean anything

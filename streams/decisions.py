@@ -1,5 +1,12 @@
 """Decision records (contract section 5) and their deterministic ids.
 
+Contract v1.1 (section 7) adds the statuses ``shadow``, ``held_out`` and, on
+GOAL records (kind ``GOAL``, null channel, audit only), ``reached`` and
+``missed``; the arms of a fired match (:class:`Arm`); the customer's bucket for
+a control group (:func:`bucket`); and the ids of GOAL records and of RELEASE
+decisions that are not emitted (:func:`goal_id`, :func:`release_id`). Every v1
+id is unchanged.
+
 A :class:`Decision` is immutable and built by keyword with its final values:
 the engine makes each one once it knows its status (or replaces it where a
 later step, arbitration or a cap, changes it). :class:`Kind` and
@@ -25,6 +32,7 @@ class Kind(StrEnum):
     SUPPRESS = "SUPPRESS"
     ENGAGE = "ENGAGE"
     RELEASE = "RELEASE"
+    GOAL = "GOAL"  # not a decision for a channel: whether a fired match reached its goal (7.4), audit only
 
 
 class Status(StrEnum):
@@ -34,6 +42,27 @@ class Status(StrEnum):
     BLOCKED = "blocked"
     OUTRANKED = "outranked"
     SKIPPED = "skipped"
+    # Contract v1.1, section 7: never sent, never mirrored, never in force.
+    SHADOW = "shadow"  # made by a topology in shadow mode (7.1)
+    HELD_OUT = "held_out"  # would have been emitted, but the match is in a control group (7.3)
+    REACHED = "reached"  # GOAL records only (7.4)
+    MISSED = "missed"
+
+
+class Arm:
+    """The arm of a fired match (contract 7.3), in the order they apply; the cause of its held-out
+    and shadow decisions and of its GOAL records."""
+
+    SHADOW = "shadow"
+    HOLDOUT_GLOBAL = "holdout_global"
+    HOLDOUT_TOPOLOGY = "holdout_topology"
+    TREATED = "treated"
+
+
+def bucket(salt: str, customer_id: str) -> int:
+    """The customer's bucket, 0..9999, for a salt: exactly contract 7.3's function."""
+    digest = hashlib.blake2b((salt + "\x1f" + customer_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10000
 
 
 _TIMES = ("effective_at", "expires_at", "not_before")
@@ -71,6 +100,58 @@ def decision_id(
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def release_id(
+    topology: str,
+    version: int,
+    customer_id: str,
+    evidence: tuple[str, ...],
+    channel: str,
+    category: str,
+    status: Status,
+    cause: str | None,
+) -> str:
+    """A RELEASE's id: v1's when emitted; else it covers the status and cause too (contract 7.3),
+    so a held-out and a shadow release of the same (channel, category) differ."""
+    if status == Status.EMITTED:
+        return decision_id(topology, version, customer_id, evidence, Kind.RELEASE, channel, category, None)
+    text = "\x1f".join(
+        (topology, str(version), customer_id, "\x1e".join(evidence), Kind.RELEASE, channel, category, "\x00")
+    )
+    text += "\x1d" + status + "\x1d" + (cause if cause is not None else "\x00")
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def goal_id(topology: str, version: int, customer_id: str, evidence: tuple[str, ...]) -> str:
+    """A GOAL record's id (contract 7.4): topology, version, customer, the match's evidence and ``goal``.
+
+    Five fields where a decision's id has eight, so the two never collide by concatenation.
+    """
+    text = "\x1f".join((topology, str(version), customer_id, "\x1e".join(evidence), "goal"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def removal_id(
+    topology: str,
+    version: int,
+    customer_id: str,
+    at: int,
+    channel: str,
+    category: str,
+    status: Status,
+    cause: str | None,
+) -> str:
+    """The id of the RELEASE that lifts a suppression of a topology removed from the catalog at ``at``
+    (contract 8): over topology, version, customer, ``removed``, the time, channel, category, status and cause.
+
+    Its text starts with a record separator, which no other id's text does (they start with a
+    topology name), so it cannot collide with any other id by concatenation.
+    """
+    text = "\x1f".join(
+        (topology, str(version), customer_id, "removed", str(at), channel, category, status, cause or "\x00")
+    )
+    return hashlib.blake2b(("\x1e" + text).encode("utf-8"), digest_size=16).hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """One decision (contract section 5), with the audit ``status`` and ``cause``."""
@@ -78,7 +159,7 @@ class Decision:
     decision_id: str
     customer_id: str
     kind: Kind
-    channel: str
+    channel: str | None  # null only on GOAL records
     action: str | None
     category: str | None
     topology: str
@@ -96,8 +177,9 @@ class Decision:
         return self.status == Status.EMITTED
 
     def sort_key(self) -> tuple[int, str, str, str, str, str]:
-        """Contract section 6 order, with the id as the final tie-breaker."""
-        return (self.effective_at, self.customer_id, self.topology, self.kind, self.channel, self.decision_id)
+        """Contract section 6 order, with the id as the final tie-breaker (a null channel sorts first)."""
+        channel = self.channel if self.channel is not None else ""
+        return (self.effective_at, self.customer_id, self.topology, self.kind, channel, self.decision_id)
 
     def to_json(self, *, audit: bool = False) -> dict[str, Any]:
         """The output form: the record with times as ISO-8601 UTC (milliseconds, Z)."""
@@ -143,7 +225,7 @@ class Decision:
             decision_id=str(record["decision_id"]),
             customer_id=str(record["customer_id"]),
             kind=Kind(record["kind"]),
-            channel=str(record["channel"]),
+            channel=None if (channel := record["channel"]) is None else str(channel),
             action=record.get("action"),
             category=record.get("category"),
             topology=str(record["topology"]),
@@ -175,7 +257,7 @@ def new_decision(
     decision_id: str,
     customer_id: str,
     kind: Kind,
-    channel: str,
+    channel: str | None,
     action: str | None,
     category: str | None,
     topology: str,

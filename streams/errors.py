@@ -11,9 +11,12 @@
     │   ├── MalformedRecord         not JSON / not Avro / not an object, too large
     │   └── UnknownSchema           Confluent wire-format schema id not known
     ├── StateError                  stored per-customer state cannot be decoded
+    ├── CatalogRefused              a catalog record does not load (.reason: corrupt, format, invalid, late)
     ├── EventsFileError             the events file cannot be opened or read
+    ├── CatalogChangeError          a catalog change comes too late: a watermark is past its time
     └── InfraError                  Kafka, Redis or a local service failed
-        └── MirrorUnavailable       the Redis mirror cannot be written right now
+        ├── MirrorUnavailable       the Redis mirror cannot be written right now
+        └── RegistryUnavailable     the schema registry cannot be reached right now
 
 Library exceptions are wrapped where they are caught, with ``raise ... from
 exc`` so the cause stays attached. Every :class:`InputError` carries a
@@ -80,6 +83,18 @@ class StateError(TactfulError):
     """Stored per-customer state cannot be decoded."""
 
 
+class CatalogRefused(TactfulError):
+    """A catalog version record cannot be used: ``reason`` is ``corrupt`` (not a record of
+    this shape, or its hash does not match its files), ``format`` (written by a newer
+    tactful), ``invalid`` (its topologies do not load) or ``late`` (a partition's
+    watermark is already past its time: contract 8 never applies a change in the past)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
 class EventsFileError(TactfulError):
     """The events file given to replay cannot be opened or read."""
 
@@ -90,3 +105,11 @@ class InfraError(TactfulError):
 
 class MirrorUnavailable(InfraError):
     """The Redis suppression mirror cannot be written right now."""
+
+
+class RegistryUnavailable(InfraError):
+    """The schema registry cannot be reached right now (refused, timed out, or a 5xx answer)."""
+
+
+class CatalogChangeError(TactfulError):
+    """A catalog change cannot be scheduled: its time is not after a watermark that follows it (contract 8)."""

@@ -4,18 +4,29 @@ The input is one partition read in file order; after the last event the
 watermark moves to ``until`` (default: the largest ``occurred_at``) so due
 deadlines fire. Each record takes the same :class:`~streams.engine.Step`
 (validate, process, classify, reject) as in the live workers.
+
+Later catalogs (``--switch TIME=DIR``, contract section 8) take force when
+the watermark reaches their time, through a
+:class:`~streams.engine.CatalogSchedule` given to the processor; a change the
+final watermark never reaches is never applied. With no change, the processor
+has no schedule and runs exactly as before.
+
+The output is the emitted decisions; the audit output is every record, also
+the shadow and held-out decisions and the GOAL records of contract 7, sorted
+together by section 6's key. Goals still open after the final watermark give
+no record.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streams.decisions import Decision
-from streams.engine import DictStore, Engine, Outcome, Processor, Step
+from streams.engine import CatalogSchedule, DictStore, Engine, Outcome, Processor, Step
 from streams.errors import InputError
 from streams.gctune import tuned
 from streams.timeutil import parse_time
@@ -63,6 +74,12 @@ class ReplayResult:
             "erased": self.counts["erased"],
             "decisions": {k: dict(v) for k, v in sorted(by_kind.items())},
             "matches_held_by_cooldown": self.engine_stats["cooldown_held"],
+            # Contract 8, only with --switch: how many catalog changes the watermark reached, of how many.
+            **(
+                {"catalog_changes": self.counts["catalog_changes"], "catalog_changes_given": self.counts["switches"]}
+                if "switches" in self.counts
+                else {}
+            ),
         }
 
 
@@ -73,10 +90,14 @@ def replay_numbered(
     *,
     on_reject: RejectHook | None = None,
     on_progress: Callable[[int], None] | None = None,
+    switches: Sequence[tuple[int, Catalog]] = (),
 ) -> ReplayResult:
-    """Replay decoded records (or :class:`InputError` for undecodable lines), numbered by line."""
+    """Replay decoded records (or :class:`InputError` for undecodable lines), numbered by line.
+
+    ``switches`` are later catalogs with the time each takes force (contract 8), in the order given.
+    """
     with tuned():
-        return _replay(catalog, records, until, on_reject, on_progress)
+        return _replay(catalog, records, until, on_reject, on_progress, switches)
 
 
 def _replay(
@@ -85,10 +106,16 @@ def _replay(
     until: int | None,
     on_reject: RejectHook | None,
     on_progress: Callable[[int], None] | None,
+    switches: Sequence[tuple[int, Catalog]],
 ) -> ReplayResult:
     engine = Engine(catalog)
     store = DictStore()
-    proc = Processor(engine, store)
+    schedule: CatalogSchedule | None = None
+    if switches:
+        schedule = CatalogSchedule(catalog, engine)
+        for at, later in switches:
+            schedule.add(at, later)
+    proc = Processor(engine, store, schedule=schedule)
     take = Step(proc).take
     out: list[Decision] = []
     rejected: list[tuple[int, str]] = []
@@ -118,18 +145,28 @@ def _replay(
     if final is not None:
         out.extend(proc.advance_watermark(final))
     out.sort(key=Decision.sort_key)
-    return ReplayResult(out, rejected, counts, engine.stats, len(store.data))
+    stats = engine.stats
+    if schedule is not None:
+        stats = sum((e.stats for e in schedule.engines()), Counter())
+        counts["catalog_changes"] = proc.applied
+        counts["switches"] = len(switches)
+    return ReplayResult(out, rejected, counts, stats, len(store.data))
 
 
 def run(
     topologies_dir: Path | str,
     records: Iterable[object],
     until: int | str | None = None,
+    switches: Sequence[tuple[int | str, Path | str]] = (),
 ) -> ReplayResult:
-    """Replay an iterable of decoded event records (line numbers start at 1)."""
+    """Replay an iterable of decoded event records (line numbers start at 1).
+
+    ``switches``: (time, topologies folder) of each later catalog (contract 8), every one loaded first.
+    """
     catalog = load_folder(topologies_dir)
+    later = [(parse_time(at), load_folder(folder)) for at, folder in switches]
     until_ms = parse_time(until) if until is not None else None
-    return replay_numbered(catalog, enumerate(records, start=1), until_ms)
+    return replay_numbered(catalog, enumerate(records, start=1), until_ms, switches=later)
 
 
 @dataclass

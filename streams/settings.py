@@ -119,16 +119,22 @@ class Topics(_Section):
     dlq: str = "touchpoints.dlq"
     decision_prefix: str = "decisions."
     audit: str = "decisions.audit"
+    # The compacted topic of catalog versions (streams/live/catalog); default "<app_id>.catalog".
+    catalog_topic: str | None = None
     partitions: int = Field(default=4, ge=1)
     replication: int = Field(default=1, ge=1)
 
-    @field_validator("instance_id")
+    @field_validator("instance_id", "catalog_topic")
     @classmethod
     def _no_instance_id(cls, value: str | None) -> str | None:
         return value or None
 
     def decision(self, channel: str) -> str:
         return f"{self.decision_prefix}{channel}"
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_topic or f"{self.app_id}.catalog"
 
 
 class Processing(_Section):
@@ -174,10 +180,20 @@ class Processing(_Section):
 
 
 class RedisSettings(_Section):
-    """The suppression mirror's Redis; no URL means no mirror."""
+    """The suppression mirror's Redis; no URL means no mirror.
+
+    ``rediss://`` speaks TLS, verified against ``ca_file`` (default: the
+    system's CAs); ``username`` and ``password`` log in as an ACL user.
+    ``cluster`` says the URL names one node of a Redis Cluster, which the
+    client asks for the others (a flag, not a URL scheme, so the URL stays one
+    that redis-cli and every other client read).
+    """
 
     url: str | None = "redis://127.0.0.1:16379/0"
+    username: str | None = None
     password: SecretStr | None = None
+    ca_file: Path | None = None
+    cluster: bool = False
     prefix: str = "tactful"
 
     @field_validator("url")
@@ -229,6 +245,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "dlq_topic": ("topics", "dlq"),
     "decision_topic_prefix": ("topics", "decision_prefix"),
     "audit_topic": ("topics", "audit"),
+    "catalog_topic": ("topics", "catalog_topic"),
     "partitions": ("topics", "partitions"),
     "replication": ("topics", "replication"),
     "topologies": ("processing", "topologies"),
@@ -250,6 +267,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "redis_url": ("redis", "url"),
     "redis_password": ("redis", "password"),
     "redis_prefix": ("redis", "prefix"),
+    "redis_username": ("redis", "username"),
+    "redis_ca_file": ("redis", "ca_file"),
+    "redis_cluster": ("redis", "cluster"),
     "web_host": ("http", "host"),
     "web_port": ("http", "port"),
     "api_token": ("http", "api_token"),
@@ -331,7 +351,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
-# TACTFUL_* variables that are not worker settings: read by deploy/local/services.sh and compose.
+# TACTFUL_* variables that are not worker settings: read by deploy/local/*.sh and compose.
 OTHER_VARIABLES = frozenset(
     {
         "TACTFUL_KAFKA_VERSION",
@@ -340,9 +360,23 @@ OTHER_VARIABLES = frozenset(
         "TACTFUL_KAFKA_HEAP",
         "TACTFUL_KAFKA_START_TIMEOUT",
         "TACTFUL_REDIS_PORT",
+        # deploy/local/registry.sh
+        "TACTFUL_REGISTRY_VERSION",
+        "TACTFUL_REGISTRY_PORT",
+        "TACTFUL_REGISTRY_HEAP",
+        "TACTFUL_REGISTRY_START_TIMEOUT",
         "TACTFUL_RUN_DIR",
         "TACTFUL_CACHE_DIR",
         "TACTFUL_PYTHON",
+        # deploy/local/kafka-secure.sh: the SASL_SSL broker's ports
+        "TACTFUL_SECURE_KAFKA_PORT",
+        "TACTFUL_SECURE_KAFKA_CONTROLLER_PORT",
+        # deploy/local/redis-cluster.sh
+        "TACTFUL_REDIS_CLUSTER_DIR",
+        "TACTFUL_REDIS_CLUSTER_PORT",
+        "TACTFUL_REDIS_TLS_PORT",
+        "TACTFUL_REDIS_ACL_USER",
+        "TACTFUL_REDIS_ACL_PASSWORD",
         # deploy/compose: image pins
         "TACTFUL_KAFKA_IMAGE",
         "TACTFUL_REDIS_IMAGE",

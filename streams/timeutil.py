@@ -17,6 +17,13 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 _UNITS = {"ms": MS, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "w": 7 * DAY}
+# What the grammar below accepts, in words: the README, docs/contract-notes.md and
+# `tactful validate --help` say exactly this (tests/test_cli.py checks they do).
+DURATION_FORMS = (
+    "a whole number and a unit (ms, s, m, h, d, or w for 7 days), or several such parts "
+    "written together, which add up: 500ms, 30s, 10m, 72h, 14d, 2w, 1d12h"
+)
+DURATION_EXPECTED = "expected a duration such as 500ms, 30s, 10m, 72h, 14d, 2w or 1d12h"
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
 
@@ -28,7 +35,7 @@ MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999
 def parse_duration(text: str) -> int:
     """``"1d12h"`` -> milliseconds. Raises :class:`ValueError` on anything else."""
     if not isinstance(text, str) or not _DURATION_WHOLE.fullmatch(text.strip()):
-        raise ValueError(f"expected a duration such as 500ms, 30s, 10m, 72h, 14d or 1d12h, got {text!r}")
+        raise ValueError(f"{DURATION_EXPECTED}, got {text!r}")
     total = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text.strip()))
     return total
 

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import json
 import socket
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,22 @@ from tests.mirror.support import decision
 
 REPO = Path(__file__).parents[1]
 TOPOLOGIES = REPO / "topologies"
-COMMANDS = ["validate", "replay", "generate", "worker", "check", "redis-rebuild", "feed", "forget", "demo"]
+COMMANDS = [
+    "validate",
+    "replay",
+    "generate",
+    "worker",
+    "check",
+    "redis-rebuild",
+    "feed",
+    "forget",
+    "demo",
+    "report",
+    "tail",
+    "diff",  # tested in tests/test_diff.py
+    "deploy",
+    "catalog",
+]
 EVENT = {"event_id": "e1", "customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-04T10:00:00Z"}
 
 
@@ -127,6 +143,7 @@ def test_version() -> None:
         (["replay", "--topologies", str(TOPOLOGIES), "--events", "e.jsonl", "--until", "soon"], "--until"),
         (["forget", "c1", "--at", "soon"], "--at"),
         (["forget", "x" * 129], "CUSTOMER_ID"),
+        (["feed", "--shift-to-now"], "--shift-to-now needs --events"),
     ],
     ids=[
         "unknown-flag",
@@ -139,6 +156,7 @@ def test_version() -> None:
         "until",
         "forget-at",
         "forget-customer",
+        "shift-without-events",
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -151,7 +169,7 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
 
 @pytest.mark.parametrize(
     "args",
-    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"]],
+    [["check", "c1", "email"], ["redis-rebuild"], ["feed"], ["forget", "c1"], ["worker"], ["demo"], ["tail", "sms"]],
     ids=lambda a: a[0],
 )
 def test_a_bad_setting_names_its_variable_and_exits_2(args: list[str]) -> None:
@@ -170,9 +188,10 @@ def test_an_unknown_variable_is_warned_about() -> None:
 
 
 def test_validate_the_shipped_topologies() -> None:
-    result = tactful(["validate", str(TOPOLOGIES)])
+    result = tactful(["validate", "--strict", str(TOPOLOGIES)])
     assert result.exit_code == 0, result.output
     assert "topologies valid" in result.stdout
+    assert result.stderr == ""  # no warning: every channel they use is declared, no engagement is always blocked
 
 
 def test_validate_names_each_problem_and_exits_2(tmp_path: Path) -> None:
@@ -185,6 +204,295 @@ def test_validate_names_each_problem_and_exits_2(tmp_path: Path) -> None:
 
 def test_validate_a_missing_folder(tmp_path: Path) -> None:
     one_error(tactful(["validate", str(tmp_path / "nope")]), 2, "expected a folder")
+
+
+def validate_folder(folder: Path, files: dict[str, str], *args: str, expect: int = 0) -> list[str]:
+    """Write ``files`` into ``folder``, run ``tactful validate`` on it; the warning lines."""
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    result = tactful(["validate", *args, str(folder)])
+    assert result.exit_code == expect, result.output
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def topology_text(
+    then: str, *, name: str = "t", when: str = "{sequence: [{as: a, event: a}, {as: b, event: b}]}", head: str = ""
+) -> str:
+    return f"topology: {name}\nversion: 1\n{head}when: {when}\nthen:\n{textwrap.indent(textwrap.dedent(then), '  ')}"
+
+
+PINNED = "{sequence: [{as: a, event: a, where: {category: [phone]}}]}"
+ALWAYS_BLOCKED = [
+    pytest.param("- suppress: {channels: [sms], for: 1d}\n- engage: {channel: sms, action: x}", "", id="any_category"),
+    pytest.param(
+        "- suppress: {channels: [sms, ads], category: '*', for: 0s}\n- engage: {channel: ads, action: x, category: c}",
+        "",
+        id="any_category_zero_duration",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: phone, for: 1d}\n- engage: {channel: sms, action: x}",
+        "",
+        id="engagement_without_category",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n"
+        "- engage: {channel: sms, action: x, category: '{a.category}'}",
+        "",
+        id="same_category_template",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n"
+        "- engage: {channel: sms, action: 'x_{a.category}'}",
+        "",
+        id="suppression_made_whenever_the_engagement_is",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n"
+        "- engage: {channel: sms, action: x, category: phone}",
+        PINNED,
+        id="category_fixed_by_where",
+    ),
+]
+NOT_ALWAYS_BLOCKED = [
+    pytest.param("- engage: {channel: sms, action: x}\n- suppress: {channels: [sms], for: 1d}", "", id="engage_first"),
+    pytest.param(
+        "- suppress: {channels: [email], for: 1d}\n- engage: {channel: sms, action: x}", "", id="other_channel"
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: phone, for: 1d}\n"
+        "- engage: {channel: sms, action: x, category: tablet}",
+        "",
+        id="other_category",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n- engage: {channel: sms, action: x}",
+        "",
+        id="suppression_skipped_when_a_has_no_category",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n"
+        "- engage: {channel: sms, action: x, category: '{b.category}'}",
+        "",
+        id="categories_may_differ",
+    ),
+    pytest.param(
+        "- suppress: {channels: [sms], category: '{a.category}', for: 1d}\n"
+        "- engage: {channel: sms, action: x, category: phone}",
+        "{sequence: [{as: a, event: a, where: {category: [phone, tablet]}}]}",
+        id="where_admits_two_categories",
+    ),
+]
+
+
+@pytest.mark.parametrize("then, when", ALWAYS_BLOCKED)
+def test_validate_warns_of_an_engagement_its_own_suppression_always_blocks(
+    tmp_path: Path, then: str, when: str
+) -> None:
+    text = topology_text(then, when=when) if when else topology_text(then)
+    [warning] = validate_folder(tmp_path, {"t.yaml": text})
+    assert warning.startswith("warning: t.yaml (t): then[1].engage: "), warning
+    assert "always blocked by then[0].suppress" in warning
+
+
+@pytest.mark.parametrize("then, when", NOT_ALWAYS_BLOCKED)
+def test_validate_is_quiet_when_an_engagement_may_get_through(tmp_path: Path, then: str, when: str) -> None:
+    text = topology_text(then, when=when) if when else topology_text(then)
+    assert validate_folder(tmp_path, {"t.yaml": text}) == []
+
+
+@pytest.mark.parametrize(
+    "head, expected",
+    [
+        pytest.param("priority: 60\n", True, id="applied_first_same_when"),
+        pytest.param("", False, id="same_priority_but_applied_after_by_name"),
+        pytest.param("priority: 60\ncooldown: 1h\n", False, id="rival_with_a_cooldown_may_sit_out"),
+        pytest.param("priority: 40\n", False, id="applied_after"),
+    ],
+)
+def test_validate_warns_of_an_engagement_another_topology_always_blocks(
+    tmp_path: Path, head: str, expected: bool
+) -> None:
+    rival = topology_text("- suppress: {channels: [ads, sms], for: 3d}", name="zz_hold", head=head)
+    mine = topology_text("- engage: {channel: sms, action: x}", name="notify")
+    warnings = validate_folder(tmp_path, {"hold.yaml": rival, "notify.yaml": mine})
+    if not expected:
+        assert warnings == []
+        return
+    [warning] = warnings
+    assert warning.startswith("warning: notify.yaml (notify): then[0].engage: "), warning
+    assert "zz_hold's then[0].suppress" in warning and "hold.yaml" in warning
+
+
+@pytest.mark.parametrize(
+    "rival_head, mine_head, policies",
+    [
+        pytest.param("priority: 60\nmode: shadow\n", "", "", id="rival_in_shadow_blocks_nothing"),
+        pytest.param("priority: 60\nholdout: 10%\n", "", "", id="rival_with_a_holdout_is_not_always_in_force"),
+        pytest.param("priority: 60\n", "service: true\n", "", id="service_messages_are_never_suppressed"),
+        pytest.param("priority: 60\n", "", "holdout: {percent: 5%}\n", id="global_control_group"),
+    ],
+)
+def test_validate_knows_what_v1_1_keys_keep_out_of_force(
+    tmp_path: Path, rival_head: str, mine_head: str, policies: str
+) -> None:
+    rival = topology_text("- suppress: {channels: [ads, sms], for: 3d}", name="zz_hold", head=rival_head)
+    mine = topology_text("- engage: {channel: sms, action: x}", name="notify", head=mine_head)
+    files = {"hold.yaml": rival, "notify.yaml": mine} | ({"policies.yaml": policies} if policies else {})
+    assert validate_folder(tmp_path, files) == []
+
+
+def test_validate_does_not_warn_a_service_topology_of_its_own_suppression(tmp_path: Path) -> None:
+    then = "- suppress: {channels: [sms], for: 1d}\n- engage: {channel: sms, action: x}"
+    assert validate_folder(tmp_path, {"t.yaml": topology_text(then, head="service: true\n")}) == []
+
+
+def test_validate_ignores_another_topology_with_a_different_when(tmp_path: Path) -> None:
+    rival = topology_text("- suppress: {channels: [sms], for: 3d}", name="hold", head="priority: 90\n")
+    mine = topology_text("- engage: {channel: sms, action: x}", name="notify", when="{sequence: [{as: a, event: a}]}")
+    assert validate_folder(tmp_path, {"hold.yaml": rival, "notify.yaml": mine}) == []
+
+
+CHANNELS = "channels: [email, sms, ads, push]\n"
+
+
+@pytest.mark.parametrize(
+    "then, policies, key, name, guess",
+    [
+        ("- engage: {channel: smss, action: x}", CHANNELS, "t.yaml (t): then[0].engage.channel", "smss", "sms"),
+        (
+            "- suppress: {channels: [email, adds], for: 1d}",
+            CHANNELS,
+            "t.yaml (t): then[0].suppress.channels",
+            "adds",
+            "ads",
+        ),
+        ("- engage: {channel: fax, action: x}", CHANNELS, "t.yaml (t): then[0].engage.channel", "fax", None),
+        (
+            "- engage: {channel: sms, action: x}",
+            CHANNELS + "frequency_caps: [{channel: pusj, max: 1, per: 1d}, {channel: '*', max: 1, per: 1d}]\n",
+            "policies.yaml: frequency_caps[0].channel",
+            "pusj",
+            "push",
+        ),
+        (
+            "- engage: {channel: sms, action: x}",
+            CHANNELS + "quiet_hours: {from: '21:00', to: '08:00', channels: [sms, emial]}\n",
+            "policies.yaml: quiet_hours.channels",
+            "emial",
+            "email",
+        ),
+    ],
+)
+def test_validate_warns_of_a_channel_policies_do_not_declare(
+    tmp_path: Path, then: str, policies: str, key: str, name: str, guess: str | None
+) -> None:
+    [warning] = validate_folder(tmp_path, {"t.yaml": topology_text(then), "policies.yaml": policies})
+    assert warning.startswith(f"warning: {key}: {name!r} is not a channel policies.yaml declares"), warning
+    assert (f"did you mean {guess!r}?" in warning) == (guess is not None), warning
+
+
+@pytest.mark.parametrize(
+    "then, key",
+    [
+        ("- engage: {channel: sms, action: 'hi_{a.name'}", "then[0].engage.action"),
+        ("- suppress: {channels: [sms], category: 'a.category}', for: 1d}", "then[0].suppress.category"),
+    ],
+)
+def test_validate_warns_of_a_brace_that_is_no_placeholder(tmp_path: Path, then: str, key: str) -> None:
+    [warning] = validate_folder(tmp_path, {"t.yaml": topology_text(then)})
+    assert warning.startswith(f"warning: t.yaml (t): {key}: ") and "taken as text" in warning, warning
+
+
+def test_validate_without_declared_channels_says_nothing_of_channel_names(tmp_path: Path) -> None:
+    then = "- suppress: {channels: [adds], for: 1d}\n- engage: {channel: smss, action: x}"
+    assert validate_folder(tmp_path, {"t.yaml": topology_text(then)}) == []
+
+
+def test_validate_refuses_the_wildcard_as_a_declared_channel(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(topology_text("- engage: {channel: sms, action: x}"))
+    (tmp_path / "policies.yaml").write_text("channels: [sms, '*']")
+    result = tactful(["validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "error: policies.yaml: channels: '*' is not a channel" in result.stderr, result.output
+
+
+def test_validate_warnings_change_the_exit_status_only_when_strict(tmp_path: Path) -> None:
+    files = {"t.yaml": topology_text("- engage: {channel: smss, action: x}"), "policies.yaml": CHANNELS}
+    assert len(validate_folder(tmp_path, files)) == 1
+    assert len(validate_folder(tmp_path, files, "--strict", expect=2)) == 1
+    result = tactful(["validate", "--strict", str(tmp_path)])
+    assert result.stderr.splitlines()[-1] == f"error: 1 warning(s) in {tmp_path} (--strict)"
+    assert "1 topology valid" in result.stdout and "1 warning(s)" in result.stdout
+    files["t.yaml"] = topology_text("- engage: {channel: sms, action: x}")
+    assert validate_folder(tmp_path, files, "--strict") == []
+
+
+def test_validate_warns_of_yml_files_it_does_not_read(tmp_path: Path) -> None:
+    files = {
+        "t.yaml": topology_text("- engage: {channel: sms, action: x}"),
+        "u.yml": "topology: u\n",
+        "policies.yml": "lateness: 1m\n",
+    }
+    warnings = validate_folder(tmp_path, files)
+    assert len(warnings) == 2, warnings
+    assert "warning: policies.yml: (file): ignored: only *.yaml files are read; rename it to policies.yaml" in warnings
+    assert "warning: u.yml: (file): ignored: only *.yaml files are read; rename it to u.yaml" in warnings
+    validate_folder(tmp_path, files, "--strict", expect=2)
+
+
+def test_validate_a_folder_of_only_yml_files_says_to_rename_them(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_text(topology_text("- engage: {channel: sms, action: x}"))
+    result = tactful(["validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "only *.yaml files are read; rename t.yml" in result.stderr
+
+
+def test_validate_one_file_with_its_folders_policies(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("topology: Broken\n")
+    (tmp_path / "policies.yaml").write_text(CHANNELS)
+    one = tmp_path / "t.yaml"
+    one.write_text(topology_text("- engage: {channel: smss, action: x}"))
+    result = tactful(["validate", str(one)])
+    assert result.exit_code == 0, result.output
+    assert "ok  t v1" in result.stdout and "broken" not in result.output
+    assert "did you mean 'sms'?" in result.stderr
+    yml = tmp_path / "u.yml"
+    yml.write_text(topology_text("- engage: {channel: sms, action: x}", name="u"))
+    result = tactful(["validate", str(yml)])
+    assert result.exit_code == 0 and "rename it to u.yaml" in result.stderr, result.output
+
+
+def test_validate_one_broken_file_names_it(tmp_path: Path) -> None:
+    one = tmp_path / "t.yaml"
+    one.write_text("topology: t\nversion: 1\n")
+    result = tactful(["validate", str(one)])
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1].endswith(f"problem(s) in {one}"), result.output
+
+
+def test_validate_the_policies_file_alone_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "policies.yaml").write_text(CHANNELS)
+    one_error(tactful(["validate", str(tmp_path / "policies.yaml")]), 2, "holds the policies", "validate its folder")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_durations_are_documented_as_accepted() -> None:
+    """README, docs/contract-notes.md and `validate --help` give the one description of a duration,
+    whose units are exactly the ones parsed and whose examples all parse."""
+    from streams.timeutil import _UNITS, DURATION_FORMS, parse_duration
+
+    for doc in (REPO / "README.md", REPO / "docs" / "contract-notes.md"):
+        assert _words(DURATION_FORMS) in _words(doc.read_text()), doc
+    assert _words(DURATION_FORMS) in _words(tactful(["validate", "--help"]).stdout)
+    units, examples = DURATION_FORMS.split("(", 1)[1].split(")", 1)
+    assert set(units.replace("or w for 7 days", "w").split(", ")) == set(_UNITS)
+    assert all(parse_duration(f"3{unit}") == 3 * size for unit, size in _UNITS.items())
+    assert parse_duration("2w") == parse_duration("14d")
+    for example in examples.split(": ", 1)[1].split(", "):
+        parse_duration(example)
 
 
 # --- replay ------------------------------------------------------------------------------
@@ -415,6 +723,7 @@ def process_state() -> Iterator[None]:
         ["forget", "c1"],
         ["redis-rebuild", "--timeout", "2"],
         ["demo", "--duration", "1"],
+        ["tail", "email"],
     ],
     ids=lambda a: a[0],
 )
@@ -441,6 +750,12 @@ def test_broker_down_is_one_line_exit_1_and_no_librdkafka_noise(
     # librdkafka writes to file descriptor 2 itself unless its log lines are routed to Python.
     assert "rdkafka" not in capfd.readouterr().err
     assert "rdkafka" not in result.output
+
+
+def test_feed_of_an_unreadable_events_file_exits_1(tmp_path: Path, closed_port: int) -> None:
+    env = {"TACTFUL_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed_port}", "TACTFUL_START_TIMEOUT": "2"}
+    result = tactful(["feed", "--events", str(tmp_path / "missing.jsonl")], env=env)
+    one_error(result, 1, "missing.jsonl")
 
 
 def test_worker_waits_for_the_broker_saying_so(

@@ -20,7 +20,7 @@ decisions = st.builds(
     decision_id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
     customer_id=TEXT,
     kind=st.sampled_from(Kind),
-    channel=TEXT,
+    channel=st.none() | TEXT,
     action=st.none() | TEXT,
     category=st.none() | st.just("*") | TEXT,
     topology=st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
@@ -93,8 +93,8 @@ def test_a_decision_is_frozen_and_built_by_keyword() -> None:
 
 
 def test_kinds_and_statuses_are_the_contracts_strings() -> None:
-    assert list(Kind) == ["SUPPRESS", "ENGAGE", "RELEASE"]
-    assert list(Status) == ["emitted", "blocked", "outranked", "skipped"]
+    assert list(Kind) == ["SUPPRESS", "ENGAGE", "RELEASE", "GOAL"]
+    assert list(Status) == ["emitted", "blocked", "outranked", "skipped", "shadow", "held_out", "reached", "missed"]
     assert BASE.to_json(audit=True)["kind"] == "SUPPRESS" and f"{Kind.ENGAGE}" == "ENGAGE"
 
 

@@ -4,6 +4,11 @@ The golden files were written by the code as it stood before the architecture
 rework (issue 8); behaviour must not change, so the output must not either.
 The journeys are committed rather than regenerated so that this pins replay
 alone; `test_generator_is_unchanged` pins the generator that made them.
+
+The catalog is `golden/topologies-v1/`, a copy of the shipped topologies as
+they stood at contract v1: the shipped folder gains v1.1 keys (goals, a
+service topology), and the pin must keep meaning "a v1 catalog over input
+with no tactful.* event gives exactly the v1 decisions and ids".
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from click.testing import CliRunner
 from streams.cli import main
 
 GOLDEN = Path(__file__).parent / "golden"
-TOPOLOGIES = Path(__file__).parents[1] / "topologies"
+TOPOLOGIES = GOLDEN / "topologies-v1"
 
 
 @pytest.mark.parametrize("journeys", ["shipped", "noisy"])

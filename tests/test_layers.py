@@ -23,6 +23,7 @@ RULES: list[tuple[str, tuple[str, ...], set[str]]] = [
     ("the pure core", CORE, IO_LIBRARIES | ABOVE_CORE | {"streams.codec"}),
     ("the Redis mirror", ("mirror",), {"streams.live", "streams.cli", "faust", "mode", "aiokafka"}),
     ("codecs", ("codec",), {"streams.live", "streams.mirror", "streams.cli", "redis", "faust"}),
+    ("the report", ("report",), {"streams.engine", "streams.live", "streams.mirror", "streams.cli", "faust", "redis"}),
     ("replay", ("replay.py",), {"streams.live", "streams.mirror", "streams.cli", "faust", "redis", "confluent_kafka"}),
     ("anything but the command line", ("",), {"streams.cli"}),
     ("anything", ("",), {"bench", "chaos", "tests"}),

@@ -36,6 +36,7 @@ class RunDir:
             "TACTFUL_KAFKA_PORT": str(free_port()),
             "TACTFUL_KAFKA_CONTROLLER_PORT": str(free_port()),
             "TACTFUL_REDIS_PORT": str(free_port()),
+            "TACTFUL_REGISTRY_PORT": str(free_port()),
         }
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -70,6 +71,7 @@ def run_dir(tmp_path: Path) -> Iterator[RunDir]:
         "kafka/logs/server.log": "log\n",
         "kafka/server.properties": "node.id=1\n",
         "redis/redis.log": "log\n",
+        "registry/db/registry.mv.db": "schemas",
         "bench/keep.txt": "not Kafka's, not Redis's\n",
     }.items():
         (rd.root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -84,19 +86,23 @@ def run_dir(tmp_path: Path) -> Iterator[RunDir]:
 def test_wipe_stops_what_it_started_and_deletes_only_the_data_folders(run_dir: RunDir) -> None:
     kafka = run_dir.fake("kafka/kafka.pid", "kafka.Kafka")
     redis = run_dir.fake("redis/redis.pid", "redis-server")
+    registry = run_dir.fake("registry/registry.pid", "apicurio-registry-runner")
     bystander = run_dir.spawn("kafka.Kafka")
 
     done = run_dir.wipe()
 
     assert done.returncode == 0, done.stderr
     assert kafka.wait(10) is not None and redis.wait(10) is not None  # stopped by their pid files
+    assert registry.wait(10) is not None
     assert bystander.poll() is None  # a "Kafka" it did not start (no pid file) keeps running
     assert not (run_dir.root / "kafka" / "data").exists()
     assert not (run_dir.root / "redis").exists()
+    assert not (run_dir.root / "registry").exists()
     assert (run_dir.root / "kafka" / "logs" / "server.log").read_text() == "log\n"
     assert (run_dir.root / "kafka" / "server.properties").exists()
     assert (run_dir.root / "bench" / "keep.txt").exists()
     assert "kafka: stopped" in done.stdout and "redis: stopped" in done.stdout
+    assert f"registry: stopped (pid {registry.pid})" in done.stdout
     assert "SIGKILL" not in done.stdout  # SIGTERM was enough: it waited on the process, not on a clock
     assert f"wipe: removed {run_dir.root}/kafka/data" in done.stdout
     assert f"wipe: removed {run_dir.root}/redis" in done.stdout
@@ -120,3 +126,4 @@ def test_wipe_deletes_nothing_while_a_port_still_answers(run_dir: RunDir) -> Non
     assert "wiped nothing" in done.stderr
     assert (run_dir.root / "kafka" / "data" / "meta.properties").exists()
     assert (run_dir.root / "redis" / "redis.log").exists()
+    assert (run_dir.root / "registry" / "db" / "registry.mv.db").exists()

@@ -104,15 +104,23 @@ def test_the_installed_wheel_validates_its_packaged_topologies(installed: Instal
     assert f"{count} topologies valid" in out
 
 
-def test_the_installed_wheel_replays_as_the_golden_files_say(installed: Installed) -> None:
-    """The shipped journeys through the packaged topologies, byte for byte (tests/test_golden_replay.py)."""
+def test_the_installed_wheel_replays_as_the_golden_files_say(installed: Installed, tmp_path: Path) -> None:
+    """The shipped journeys through the v1 catalog, byte for byte (tests/test_golden_replay.py); and
+    through the packaged topologies, byte for byte what the checkout's shipped topologies give."""
     events = installed.cwd / "journeys.jsonl"
     events.write_bytes((GOLDEN / "shipped-journeys.jsonl").read_bytes())
+    v1 = str(GOLDEN / "topologies-v1")
+    installed.tactful("replay", "--topologies", v1, "--events", events.name, "--out", "v1.jsonl", "--no-progress")
+    assert (installed.cwd / "v1.jsonl").read_bytes() == (GOLDEN / "shipped-decisions.jsonl").read_bytes()
     topologies = str(installed.target / "streams" / "_topologies")
     installed.tactful(
         "replay", "--topologies", topologies, "--events", events.name, "--out", "decisions.jsonl", "--no-progress"
     )
-    assert (installed.cwd / "decisions.jsonl").read_bytes() == (GOLDEN / "shipped-decisions.jsonl").read_bytes()
+    checkout = tmp_path / "checkout.jsonl"
+    args = ["replay", "--topologies", str(REPO / "topologies"), "--events", str(events), "--out", str(checkout)]
+    result = CliRunner().invoke(main, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (installed.cwd / "decisions.jsonl").read_bytes() == checkout.read_bytes()
 
 
 def test_the_installed_wheel_writes_and_reads_avro_as_the_checkout_does(installed: Installed, tmp_path: Path) -> None:

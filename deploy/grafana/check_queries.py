@@ -8,7 +8,7 @@ Checks, and exits 1 listing every problem:
 * ``deploy/grafana/tactful.json`` parses as JSON, has unique panel ids, and every
   panel and query uses the data source variable ``${DS_PROMETHEUS}`` (or the
   provisioned uid ``prometheus``);
-* every metric name in a dashboard query (panel targets and template variables)
+* every metric name in a dashboard query (panel targets, annotations and template variables)
   is a metric from ``docs/metrics.md`` (histograms with their ``_bucket``,
   ``_sum`` and ``_count`` series) or Prometheus' own ``up``: never a recording
   rule, so that the dashboard works against a Prometheus without ``rules.yml``;
@@ -211,6 +211,12 @@ def dashboard_queries(dash: dict[str, Any]) -> tuple[list[tuple[str, str]], list
             walk(p.get("panels", []))
 
     walk(dash.get("panels", []))
+    # Annotations from Prometheus queries (catalog deploys) are queries too.
+    for ann in dash.get("annotations", {}).get("list", []):
+        if "expr" in ann:
+            where = f"annotation {ann.get('name')!r}"
+            ds_ok(where, ann.get("datasource"))
+            queries.append((where, ann["expr"]))
     for var in dash.get("templating", {}).get("list", []):
         if var.get("type") != "query":
             continue
@@ -296,7 +302,13 @@ SAMPLE_LABELS = {
     "cause": "redis",
     "partition": "0",
     "op": "set",
+    "arm": "treated",
+    "outcome": "reached",
 }
+# An info metric's label that changes when a deploy comes in force: the old value for
+# minutes 0-18, the new one from minute 20 on (`_x20` is 20 missing samples), so a
+# "a new value appeared" query finds one at the checked time, 20m.
+CHANGING_LABELS = {"hash": (("sha256:old", "1x18"), ("sha256:new", "_x20 1x10"))}
 
 
 def synthetic_series(metrics: dict[str, set[str]]) -> list[dict[str, str]]:
@@ -305,6 +317,12 @@ def synthetic_series(metrics: dict[str, set[str]]) -> list[dict[str, str]]:
     for name, labels in sorted(metrics.items()):
         pairs = {"job": "tactful", "instance": "127.0.0.1:6066"}
         pairs |= {k: SAMPLE_LABELS[k] for k in sorted(labels - ALWAYS_LABELS - {"le"}) if k in SAMPLE_LABELS}
+        changing = sorted(labels & CHANGING_LABELS.keys())
+        if changing:
+            for value, values in CHANGING_LABELS[changing[0]]:
+                text = ", ".join(f'{k}="{v}"' for k, v in (pairs | {changing[0]: value}).items())
+                series.append({"series": f"{name}{{{text}}}", "values": values})
+            continue
         moving = name.endswith(("_total", "_sum", "_count"))
         les = ["0.1", "1.0", "+Inf"] if name.endswith("_bucket") else [None]
         for i, le in enumerate(les):

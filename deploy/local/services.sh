@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Local real infrastructure for tactful's integration tier and demo:
-# a single-node Kafka (KRaft, combined broker+controller) and a Redis, both on
-# loopback, both owned through pid files under .run/.
+# a single-node Kafka (KRaft, combined broker+controller), a Redis and a schema
+# registry (deploy/local/registry.sh), all on loopback, owned through pid files
+# under .run/. The registry is left out when TACTFUL_SCHEMA_REGISTRY_URL is set:
+# to a registry of one's own, or empty for none (tactful's local schema ids).
 #
-#   services.sh fetch    install redis-server/promtool (apt) and the Kafka jars (Maven)
-#   services.sh up       fetch if needed, start both, wait until each really answers
+#   services.sh fetch    install redis-server/promtool (apt) and the Kafka jars (Maven),
+#                        build the registry (Maven, once)
+#   services.sh up       fetch if needed, start all three, wait until each really answers
 #   services.sh down     stop exactly what `up` started (pid files); fine if nothing runs
 #   services.sh status   say what runs
 #   services.sh wipe     `down`, then delete Kafka's data folder (topics, offsets,
-#                        cluster metadata) and Redis's folder: the next `up` starts empty
+#                        cluster metadata), Redis's folder and the registry's (schemas):
+#                        the next `up` starts empty
 #
 # Every setting is an environment variable with a default (see below); `make up`,
 # `make down`, `make status` and `make fetch-kafka` call this script.
@@ -39,6 +43,9 @@ KAFKA_LOGS="$KAFKA_RUN/logs"
 KAFKA_PID="$KAFKA_RUN/kafka.pid"
 REDIS_RUN="$RUN_DIR/redis"
 REDIS_PID="$REDIS_RUN/redis.pid"
+
+REGISTRY=(bash "$ROOT/deploy/local/registry.sh")
+registry_wanted() { [[ -z "${TACTFUL_SCHEMA_REGISTRY_URL+set}" ]]; }
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -135,6 +142,7 @@ fetch_kafka() {
 cmd_fetch() {
     fetch_apt
     fetch_kafka
+    if registry_wanted; then "${REGISTRY[@]}" fetch; fi
     say "fetch: redis-server, promtool ($(promtool --version 2>&1 | head -n1 | awk '{print $3}')) and Kafka $KAFKA_VERSION jars are in place"
 }
 
@@ -335,9 +343,11 @@ cmd_up() {
     fetch_kafka
     redis_up
     kafka_up
+    if registry_wanted; then "${REGISTRY[@]}" up; fi
 }
 
 cmd_down() {
+    "${REGISTRY[@]}" down
     kafka_down
     redis_down
 }
@@ -363,6 +373,7 @@ cmd_wipe() {
         fi
     done
     ((removed)) || say "wipe: no Kafka or Redis data under ${RUN_DIR#"$ROOT"/}"
+    "${REGISTRY[@]}" wipe
 }
 
 cmd_status() {
@@ -377,6 +388,7 @@ cmd_status() {
     else
         say "redis: not running"; rc=1
     fi
+    if registry_wanted; then "${REGISTRY[@]}" status || rc=1; fi
     return "$rc"
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command with the local Kafka and Redis up; stop them afterwards only if
+# Run a command with the local Kafka, Redis and schema registry up; stop them afterwards only if
 # this script started them ("stop what you start"), whatever the command's fate.
 #   with-services.sh COMMAND [ARGS...]
 set -uo pipefail
@@ -13,4 +13,6 @@ fi
 cleanup() { if [ "$started" = yes ]; then "${services[@]}" down; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# The registry services.sh started, unless one was named (or none: set but empty).
+export TACTFUL_SCHEMA_REGISTRY_URL="${TACTFUL_SCHEMA_REGISTRY_URL-$(bash "$here/registry.sh" url)}"
 "$@"

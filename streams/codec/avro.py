@@ -17,7 +17,9 @@ bytes of the SHA-256 of the schema's Parsing Canonical Form, big-endian, with
 the top bit cleared (a positive int32, as Confluent ids are). Parsing Canonical
 Form drops docs, defaults and logical types, so the id names exactly the binary
 layout a reader needs, and every process computes the same id with no
-coordination.
+coordination. With a schema registry the ids are the registry's
+(:mod:`streams.codec.registry`), and :func:`decode` reads a record by its
+writer's schema against the caller's reader schema.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.write import Writer
 
@@ -231,14 +234,22 @@ def encode(record: Mapping[str, Any], schema: ParsedSchema, schema_id: int) -> b
     return data
 
 
-def decode(data: bytes | bytearray, resolve: Resolver) -> dict[str, Any]:
+def decode(data: bytes | bytearray, resolve: Resolver, reader: ParsedSchema | None = None) -> dict[str, Any]:
     """Confluent wire format -> an Avro-form record (times as epoch-ms ints).
+
+    ``reader`` is the schema the caller reads with (a :func:`reading_schema`).
+    A record whose writer schema (resolved by id) has the reader's name but is
+    another schema, an older or newer version of it, is resolved against the
+    reader by Avro's rules: fields the reader lacks are dropped, fields the
+    writer lacks take the reader's default. A writer of another name is read
+    as written, so a wrong record still reaches the caller's validation.
 
     Raises :class:`MalformedRecord` with reason ``too_large`` (over
     :data:`MAX_RECORD_BYTES`, checked before anything is parsed), ``malformed``
     (bad magic byte, truncated, undecodable or trailing bytes) or
     ``not_an_object`` (the schema is not a record), and :class:`UnknownSchema`
-    (``unknown_schema``) when ``resolve`` does not know the id.
+    (``unknown_schema``) when ``resolve`` does not know the id or its schema
+    cannot be read as ``reader``.
     """
     size = len(data)
     if size > MAX_RECORD_BYTES:
@@ -252,7 +263,14 @@ def decode(data: bytes | bytearray, resolve: Resolver) -> dict[str, Any]:
     buf = io.BytesIO(data)
     buf.seek(_HEADER.size)
     try:
-        record = fastavro.schemaless_reader(buf, schema)
+        if reader is None or schema is reader or schema.get("name") != reader.get("name"):
+            record = fastavro.schemaless_reader(buf, schema)
+        else:
+            record = fastavro.schemaless_reader(buf, schema, reader)
+    except SchemaResolutionError as exc:
+        raise UnknownSchema(
+            "unknown_schema", f"schema id {schema_id} cannot be read as {reader and reader.get('name')}: {exc}"
+        ) from exc
     except _DECODE_ERRORS as exc:
         raise MalformedRecord("malformed", f"Avro body does not decode with schema id {schema_id}: {exc}") from exc
     if buf.tell() != size:

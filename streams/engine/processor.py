@@ -17,20 +17,43 @@ with a lower offset is erased whatever its time: a record redelivered after a
 crash (at-least-once) arrived before the erase and must not rebuild what it
 deleted. The index of tombstones (:attr:`Processor.erased`) is kept beside the
 store so that events of types no topology reads need no state lookup.
+
+A customer's deadlines are its absence timers and the window ends of its open
+goals (contract 7.4): :meth:`CustomerState.next_deadline` gives the earliest,
+so both fire alike, when the watermark reaches them.
+
+Catalog changes (contract section 8) are a watermark rule too, so they live
+here as well: a processor given a
+:class:`~streams.engine.schedule.CatalogSchedule` applies each change when its
+watermark moves from below the change's time ``T`` to ``T`` or beyond
+(:meth:`Processor._cross`): the due deadlines before ``T`` fire under the old
+catalog, the change is applied (the releases of removed topologies, for every
+customer in id order), then the due deadlines from ``T`` on fire and the event
+that moved the watermark is evaluated, under the new catalog. The processor
+keeps the time of its next change (or :data:`NEVER`), so with no change
+pending the check costs one comparison. A change of ``lateness`` never moves
+the watermark back: the watermark reached stays as a floor.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from streams.decisions import Decision
-from streams.engine.engine import Engine
+from streams.engine.engine import Engine, retire
 from streams.engine.idle import IdleAdvance
 from streams.engine.state import CustomerState
 from streams.events import ERASE_TYPE, Event
+
+if TYPE_CHECKING:
+    from streams.engine.schedule import CatalogSchedule, Change
+    from streams.topology.model import Catalog
+
+# The time of "no catalog change pending": later than any event time (year 146,140,482).
+NEVER = 1 << 62
 
 
 class StateStore(Protocol):
@@ -39,6 +62,9 @@ class StateStore(Protocol):
     def get(self, customer_id: str) -> CustomerState | None: ...
     def put(self, customer_id: str, state: CustomerState) -> None: ...
     def delete(self, customer_id: str) -> None: ...
+    def customers(self) -> Iterable[str]:
+        """Every customer with state here (a catalog change visits them all, contract 8)."""
+        ...
 
 
 class DictStore:
@@ -55,6 +81,9 @@ class DictStore:
 
     def delete(self, customer_id: str) -> None:
         self.data.pop(customer_id, None)
+
+    def customers(self) -> list[str]:
+        return list(self.data)
 
 
 class Outcome(Enum):
@@ -73,20 +102,50 @@ class Outcome(Enum):
 
 
 class Processor:
-    """Feeds one partition's events, in arrival order, through the engine."""
+    """Feeds one partition's events, in arrival order, through the engine.
 
-    def __init__(self, engine: Engine, store: StateStore, idle: IdleAdvance | None = None) -> None:
+    With a ``schedule``, ``engine`` must be its :attr:`~CatalogSchedule.initial`
+    engine; :attr:`engine` is then the engine of the catalog in force, which
+    changes as the watermark reaches the schedule's changes.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: StateStore,
+        idle: IdleAdvance | None = None,
+        *,
+        schedule: CatalogSchedule | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.idle = idle
         self.lateness = engine.policies.lateness
         self.stream_time: int | None = None
-        self._floor: int | None = None  # a watermark set from outside (replay --until)
+        # A floor under the watermark: set from outside (replay --until), or the watermark a catalog
+        # change found when it applied (contract 8: a longer lateness never moves the watermark back).
+        self._floor: int | None = None
         self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
-        self._read_types = engine.catalog.roles  # membership test only: the per-event hot path
+        self._read_types: Container[str] = engine.catalog.roles  # membership only: the per-event hot path
         self.retention = engine.policies.retention
         # Tombstones standing: customer id -> (erased_at, erase's input offset or None).
         self.erased: dict[str, tuple[int, int | None]] = {}
+        self.schedule = schedule
+        self.applied = 0  # how many of the schedule's changes are applied
+        # Goal event types read only for the open goals of an earlier catalog's definitions, each
+        # until the watermark at which no such goal can still be open.
+        self._lingering: dict[str, int] = {}
+        self._switch_at = NEVER  # the watermark at which _cross has work: a change, or lingering ending
+        if schedule is not None:
+            if engine is not schedule.initial:
+                raise ValueError("a processor following a schedule starts with the schedule's initial engine")
+            schedule.follow(self)
+            self._reschedule()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog in force (contract 8: it changes as the watermark reaches a scheduled change)."""
+        return self.engine.catalog
 
     @property
     def watermark(self) -> int | None:
@@ -120,7 +179,15 @@ class Processor:
         decisions: list[Decision] = []
         if stream_time is None or t > stream_time:
             self.stream_time = t
-            if self._timers and self._timers[0][0] <= t - self.lateness:
+            if t - self.lateness >= self._switch_at:
+                decisions.extend(self._cross())
+                # The event is evaluated under the catalog now in force, which may read its type or not.
+                was_read, reads = reads, ev.type in self._read_types
+                if reads and not was_read:
+                    state = self.store.get(cid)
+                    if state is not None and state.has_event(ev.event_id):
+                        return Outcome.DUPLICATE, decisions
+            elif self._timers and self._timers[0][0] <= t - self.lateness:
                 decisions.extend(self._fire_due())
         if not reads:
             return Outcome.IGNORED, decisions
@@ -156,8 +223,7 @@ class Processor:
         decisions: list[Decision] = []
         if self.stream_time is None or te > self.stream_time:
             self.stream_time = te
-            if self._timers and self._timers[0][0] <= self.watermark:  # type: ignore[operator]
-                decisions.extend(self._fire_due())
+            decisions.extend(self._moved())
         # All at once: events (and so the ids seen), suppressions with no RELEASE, caps,
         # cooldowns, fired-match memory, armed deadlines. Heap entries left for this customer
         # are stale: _fire_due skips them, the tombstone having no timers.
@@ -169,7 +235,7 @@ class Processor:
         """Move stream time forward (idle partitions, live); fires due timers."""
         if self.stream_time is None or t > self.stream_time:
             self.stream_time = t
-        return self._fire_due()
+        return self._moved()
 
     def advance_idle(self, backlog: int | None) -> list[Decision]:
         """If the idle policy finds the partition quiet and caught up, move its stream time
@@ -181,7 +247,108 @@ class Processor:
         """Set the watermark to at least ``watermark`` (replay's ``--until``); fires due timers."""
         if self.watermark is None or watermark > self.watermark:
             self._floor = watermark
+        return self._moved()
+
+    # -- catalog changes (contract section 8) -----------------------------------------------
+
+    def resume(self, stream_time: int, watermark: int | None = None) -> None:
+        """Start from a committed stream time (a restarted or reassigned live partition).
+
+        The changes of the schedule that this stream time's watermark has
+        reached count as applied, by whichever worker ran the partition then:
+        the restored state holds their effects, and nothing is decided again.
+        The processor takes the catalog they leave in force. Give the
+        ``watermark`` committed with the stream time too, if there is one: after
+        a change that made ``lateness`` longer, the watermark stays above stream
+        time minus lateness for a while, and only it says by how much.
+        """
+        self.stream_time = stream_time
+        if watermark is not None and (self._floor is None or watermark > self._floor):
+            self._floor = watermark
+        wm = self.watermark
+        changes = self.schedule.changes if self.schedule is not None else []
+        while wm is not None and self.applied < len(changes) and changes[self.applied].at <= wm:
+            self._take(changes[self.applied])
+            self.applied += 1
+            wm = self.watermark
+        self._reschedule()
+
+    def _moved(self) -> list[Decision]:
+        """Stream time or the floor moved: apply the changes reached, and fire the due deadlines."""
+        wm = self.watermark
+        if wm is not None and wm >= self._switch_at:
+            return self._cross()
         return self._fire_due()
+
+    def _cross(self) -> list[Decision]:
+        """The watermark moved to or past the time of the next change (or of lingering's end).
+
+        For each change reached, in order: the due deadlines before its time
+        fire under the catalog before it, then it is applied. Last, the due
+        deadlines from the last change's time on fire under the catalog now in
+        force; the caller then evaluates the event that moved the watermark.
+        """
+        out: list[Decision] = []
+        changes = self.schedule.changes if self.schedule is not None else []
+        while (wm := self.watermark) is not None and wm >= self._switch_at:
+            if self.applied < len(changes) and changes[self.applied].at <= wm:
+                change = changes[self.applied]
+                out.extend(self._fire_due(change.at - 1))
+                out.extend(self._apply(change))
+                self.applied += 1
+            else:
+                # No goal of an earlier definition can still be open: stop reading for them.
+                self._lingering = {k: v for k, v in self._lingering.items() if v > wm}
+                self._read_types = self._reads()
+            self._reschedule()
+        out.extend(self._fire_due())
+        return out
+
+    def _apply(self, change: Change) -> list[Decision]:
+        """Put the change's catalog in force, and apply it to every customer's state."""
+        self._take(change)
+        if not change.touches_state:
+            return []
+        out: list[Decision] = []
+        for cid in sorted(self.store.customers()):
+            state = self.store.get(cid)
+            if state is None:
+                continue
+            before = state.next_deadline()
+            decisions, changed = retire(state, cid, change.at, change.removed, change.unarmed)
+            out.extend(decisions)
+            if changed:
+                self._settle(cid, state, before)
+        return out
+
+    def _take(self, change: Change) -> None:
+        """The change's catalog in force from now: its engine, lateness, retention and read types."""
+        wm = self.watermark
+        if wm is not None:
+            self._floor = wm  # a longer lateness must not move the watermark back
+        engine = change.engine
+        self.engine = engine
+        self.lateness = engine.policies.lateness
+        self.retention = engine.policies.retention
+        horizon = self.stream_time if self.stream_time is not None else change.at
+        for typ, within in change.lingering.items():
+            # A goal opened before now has its window's end at most `within` after stream time.
+            self._lingering[typ] = max(self._lingering.get(typ, horizon), horizon + within)
+        self._read_types = self._reads()
+
+    def _reads(self) -> Container[str]:
+        roles = self.engine.catalog.roles
+        return {*roles, *self._lingering} if self._lingering else roles
+
+    def _reschedule(self) -> None:
+        """Note the watermark at which _cross next has work (NEVER: none; a schedule changed)."""
+        at = NEVER
+        changes = self.schedule.changes if self.schedule is not None else []
+        if self.applied < len(changes):
+            at = changes[self.applied].at
+        if self._lingering:
+            at = min(at, min(self._lingering.values()))
+        self._switch_at = at
 
     def sweep(self, customers: Iterable[str]) -> int:
         """Prune these customers' state (those no event touched lately); returns how many were dropped.
@@ -209,7 +376,8 @@ class Processor:
 
     def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the timer index from stored state (a restarted live worker)."""
-        self._timers = [(s.timers[0].deadline, cid) for cid, s in states if s.timers]
+        # next_deadline, not timers[0]: a goal's window end is a deadline too (contract 7.4).
+        self._timers = [(d, cid) for cid, s in states if (d := s.next_deadline()) is not None]
         heapq.heapify(self._timers)
 
     def restore_erased(self, states: Iterable[tuple[str, CustomerState]]) -> None:
@@ -219,11 +387,14 @@ class Processor:
     def pending_timers(self) -> int:
         return len(self._timers)
 
-    def _fire_due(self) -> list[Decision]:
+    def _fire_due(self, upto: int | None = None) -> list[Decision]:
+        """Fire the deadlines the watermark has reached (and, given ``upto``, at or before it)."""
         wm = self.watermark
         out: list[Decision] = []
         if wm is None:
             return out
+        if upto is not None and upto < wm:
+            wm = upto
         heap = self._timers
         while heap and heap[0][0] <= wm:
             deadline, cid = heapq.heappop(heap)

@@ -6,6 +6,22 @@ suppressions, recent emitted engagements (for caps), the last fire time of
 each topology (for cooldown) and pending absence timers. Everything is pruned
 by ``retention``; see :meth:`CustomerState.prune`.
 
+Contract v1.1 (section 7) adds two lists, each serialised only when not empty
+(under ``"h"`` and ``"o"``), so a v1 catalog's state keeps its v1 bytes:
+``held``, the suppressions of shadow and held-out matches, which are never in
+force but are released with their status and cause; and ``goals``, the open
+goals of fired matches, each with the definition it was opened with. A goal's
+deadline is one of the customer's deadlines (:meth:`next_deadline`). Every
+entry names its topology, so state can be looked up per topology name.
+
+Names, never versions: that is what carries journeys across a catalog change
+(contract 8). Stored events, the marks of the matches they completed, fire
+times, suppressions and armed deadlines all belong to a topology name, so a
+new version of a topology goes on from exactly this state, an added one
+starts from it, and one removed and added again finds what its name left.
+Only an open goal records a version, because it keeps the definition it was
+opened with. The format needs nothing new for it.
+
 An erased customer (contract section 9) keeps only a tombstone here:
 ``erased_at`` (the erase's ``occurred_at``) and ``erased_offset`` (its input
 offset, live only), until ``erased_at`` falls before the watermark minus
@@ -24,6 +40,7 @@ from typing import Any
 import orjson
 
 from streams.errors import StateError
+from streams.topology.model import Pattern
 
 FORMAT_VERSION = 1
 
@@ -72,9 +89,37 @@ class Suppression:
     start: int
     end: int
     decision_id: str
+    # Only in ``CustomerState.held``: the suppression's status (shadow or held_out) and cause.
+    status: str = "emitted"
+    cause: str | None = None
 
     def active_at(self, t: int) -> bool:
         return self.start <= t < self.end
+
+
+@dataclass(slots=True)
+class OpenGoal:
+    """A fired match's goal still waiting (contract 7.4): reached by a qualifying event in
+    ``(start, deadline]``, else missed at ``deadline``. It keeps the definition it was opened with."""
+
+    topology: str
+    version: int
+    evidence: tuple[str, ...]
+    start: int  # the match's effective time
+    deadline: int  # start + within
+    arm: str
+    pattern: Pattern
+
+    def to_obj(self) -> list[Any]:
+        where = [[k, sorted(v)] for k, v in self.pattern.where]
+        return [self.topology, self.version, list(self.evidence), self.start, self.deadline, self.arm,
+                self.pattern.event, where]  # fmt: skip
+
+    @staticmethod
+    def from_obj(obj: list[Any]) -> OpenGoal:
+        topology, version, evidence, start, deadline, arm, event, where = obj
+        pattern = Pattern(str(event), tuple((str(k), frozenset(v)) for k, v in where))
+        return OpenGoal(str(topology), int(version), tuple(evidence), int(start), int(deadline), str(arm), pattern)
 
 
 @dataclass(slots=True, order=True)
@@ -92,6 +137,8 @@ class CustomerState:
     engagements: list[tuple[int, str]] = field(default_factory=list)  # (effective_at, channel)
     last_fired: dict[str, int] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)  # sorted
+    held: list[Suppression] = field(default_factory=list)  # shadow and held-out suppressions: never in force
+    goals: list[OpenGoal] = field(default_factory=list)
     erased_at: int | None = None  # the tombstone: the last erase's occurred_at
     erased_offset: int | None = None  # and its input offset (live), see streams.engine.processor
 
@@ -113,7 +160,13 @@ class CustomerState:
         return None
 
     def next_deadline(self) -> int | None:
-        return self.timers[0].deadline if self.timers else None
+        """The earliest armed absence deadline or goal window end."""
+        first = self.timers[0].deadline if self.timers else None
+        if self.goals:
+            end = min(g.deadline for g in self.goals)
+            if first is None or end < first:
+                return end
+        return first
 
     # -- pruning ----------------------------------------------------------------------
 
@@ -132,6 +185,8 @@ class CustomerState:
             self.events = [e for e in self.events if e.t >= cutoff or e.seq in armed]
         if self.suppressions:
             self.suppressions = [s for s in self.suppressions if s.end > cutoff]
+        if self.held:
+            self.held = [s for s in self.held if s.end > cutoff]
         if self.engagements:
             keep_from = cutoff - max_cap_window
             self.engagements = [g for g in self.engagements if g[0] > keep_from]
@@ -148,13 +203,21 @@ class CustomerState:
             or self.engagements
             or self.last_fired
             or self.timers
+            or self.held
+            or self.goals
             or self.erased_at is not None
         )
 
     def holds_only_tombstone(self) -> bool:
         """Erased, and nothing happened to the customer since that is still kept."""
         return self.erased_at is not None and not (
-            self.events or self.suppressions or self.engagements or self.last_fired or self.timers
+            self.events
+            or self.suppressions
+            or self.engagements
+            or self.last_fired
+            or self.timers
+            or self.held
+            or self.goals
         )
 
     # -- serialisation ---------------------------------------------------------------
@@ -164,6 +227,12 @@ class CustomerState:
 
     def to_obj(self) -> dict[str, Any]:
         obj = self._to_obj()
+        if self.held:
+            obj["h"] = [
+                [s.topology, s.channel, s.category, s.start, s.end, s.decision_id, s.status, s.cause] for s in self.held
+            ]
+        if self.goals:
+            obj["o"] = [g.to_obj() for g in self.goals]
         if self.erased_at is not None:
             obj["x"] = [self.erased_at, self.erased_offset]
         return obj
@@ -208,6 +277,8 @@ class CustomerState:
                 engagements=[(int(t), str(c)) for t, c in obj["g"]],
                 last_fired={str(k): int(v) for k, v in obj["f"].items()},
                 timers=[Timer(d, tp, seq) for d, tp, seq in obj["m"]],
+                held=[Suppression(*s) for s in obj.get("h", ())],
+                goals=[OpenGoal.from_obj(g) for g in obj.get("o", ())],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"customer state is malformed: {exc!r}") from exc

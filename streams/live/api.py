@@ -15,14 +15,22 @@ producer is warmed, which worker owns a customer).
   topic; else 503. Holding no partition does not make a worker unready: in a
   group with more workers than partitions, or right after a restart before a
   rebalance gives it any, a healthy worker must not hold up a rolling deploy.
-- ``/customers/{id}``: the customer's state and active suppressions, behind a
-  bearer token; 404 for a customer with no state (unknown, or erased with
-  nothing since: contract section 9); a customer owned by another worker is
-  answered by that worker (one hop: a forwarded request is never forwarded again).
+  It also shows the catalog version in force on each partition, and the newest
+  known (``catalog``: :mod:`streams.live.catalog`).
+- ``/customers/{id}``: the customer's state explained for a person (events
+  kept, matches in progress with the steps still missing, suppressions in
+  force, recent decisions with why, arms, open goals; ISO times; see
+  :mod:`streams.engine.explain` and docs/live.md), the raw state too with
+  ``?raw=1``; behind a bearer token: 401 without one, 403 with a wrong one (or
+  while no token is set: the API is off); 404 for a customer with no state
+  (unknown, or erased with nothing since: contract section 9); a customer owned
+  by another worker is answered by that worker (one hop: a forwarded request is
+  never forwarded again).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ from streams.live.runtime import Runtime
 from streams.settings import Settings
 
 FORWARDED = "X-Tactful-Forwarded"
+RAW = "raw"  # the query flag that adds the raw state to the customer view
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class WorkerStatus:
     joined: Callable[[], bool]  # the group has given this worker its assignment (possibly no partition)
     reachable: Callable[[], bool]  # the broker answered the last probe
     owner_url: Callable[[str], URL]  # the web address of the worker that owns a customer
+    # The catalog versions in force (streams.live.catalog: LiveCatalog.status); None without the catalog topic.
+    catalog: Callable[[], Mapping[str, Any]] | None = None
 
 
 class WorkerApi:
@@ -118,29 +129,38 @@ class WorkerApi:
                 "broker_reachable": reachable,
                 "recovering": recovering,
                 "partitions": sorted(self.runtime.runs),
+                **({"catalog": status.catalog()} if status.catalog is not None else {}),
             },
         )
 
-    async def customer(self, customer_id: str, headers: Mapping[str, str]) -> Answer:
+    async def customer(
+        self, customer_id: str, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+    ) -> Answer:
         token = self.settings.http.api_token.get_secret_value() if self.settings.http.api_token else None
         if not token:
             return Answer(403, {"error": "the customer API is off: set TACTFUL_API_TOKEN"})
-        if headers.get("Authorization") != f"Bearer {token}":
+        given = headers.get("Authorization")
+        if not given:
             return Answer(401, {"error": "a bearer token is required"})
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Answer(403, {"error": "the bearer token is wrong"})
+        raw = (query or {}).get(RAW, "") in ("1", "true", "yes")
         if self.runtime.owns(customer_id):
-            view = self.runtime.customer_view(customer_id)
+            view = self.runtime.customer_view(customer_id, raw=raw)
             if view is None:
                 return Answer(404, {"error": "no state for this customer: unknown, or erased (docs/erasure.md)"})
             return Answer(json=view)
         if headers.get(FORWARDED):
             return Answer(503, {"error": "no worker owns this customer right now"})
-        return await _forward(self.status.owner_url(customer_id), customer_id, headers)
+        return await _forward(self.status.owner_url(customer_id), customer_id, headers, raw)
 
 
-async def _forward(owner: URL, customer_id: str, headers: Mapping[str, str]) -> Answer:
+async def _forward(owner: URL, customer_id: str, headers: Mapping[str, str], raw: bool = False) -> Answer:
     import aiohttp
 
     url = owner.with_path(f"/customers/{customer_id}")
+    if raw:
+        url = url.with_query({RAW: "1"})
     sent = {"Authorization": headers.get("Authorization", ""), FORWARDED: "1"}
     try:
         async with (

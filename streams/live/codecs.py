@@ -2,29 +2,38 @@
 
 Without a schema registry, schema ids are the project's local ids (see
 ``avro/README.md``): every process computes the same id from the schema
-itself. With ``schema_registry_url`` set, the decision schema is registered
-under ``<topic>-value`` subjects and incoming ids are looked up in the registry
-(confluent-kafka's client), with the local ids still understood.
+itself. With ``schema_registry_url`` set (``docs/registry.md``), the worker
+registers the decision schema under the ``<topic>-value`` subjects of the
+audit and channel topics and the touchpoint schema under the input topic's,
+each subject set to ``BACKWARD`` compatibility, writes decisions with the
+registry's id, and resolves incoming ids there (local ids are still
+understood). Touchpoints are read against the worker's own touchpoint schema,
+so a newer compatible version registered while the worker runs (a field added
+with a default) is read without a restart.
+
+:attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
+new schema ids off the event loop and waits out a registry outage with
+backoff (:meth:`~streams.codec.registry.RegistryResolver.prepare`), so the
+decoding that follows never blocks and never takes a good record for unknown.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
-
-import fastavro
 
 from streams.codec import avro
 from streams.decisions import Decision
-from streams.errors import InfraError
 from streams.settings import Settings
 
 
 def _decode_local_decision(value: bytes) -> Decision:
     return Decision.from_record(avro.decode(value, avro.local_registry().resolve))
+
+
+async def _nothing_to_prepare(values: Iterable[bytes | None]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -34,55 +43,69 @@ class Codecs:
     decision_schema_id: int
     # The Redis mirror reads the decision topics back.
     decode_decision: Callable[[bytes], Decision] = _decode_local_decision
+    # Awaited with a batch's record values before they are decoded.
+    prepare: Callable[[Iterable[bytes | None]], Awaitable[None]] = _nothing_to_prepare
 
 
-def make_codecs(settings: Settings) -> Codecs:
+def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codecs:
+    """The worker's codecs; with a registry, its schemas are registered first.
+
+    ``channel_topics`` are the decision topics besides the audit topic, whose
+    subjects get the decision schema too. Waits up to the start timeout for an
+    unreachable registry, then raises :class:`~streams.errors.RegistryUnavailable`.
+    """
     local = avro.local_registry()
-    resolve: Callable[[int], Any] = local.resolve
+    resolve: avro.Resolver = local.resolve
     decision_id = avro.decision_schema_id()
+    prepare = _nothing_to_prepare
     if settings.kafka.schema_registry_url:
-        resolve, decision_id = _registry(settings, local.resolve)
+        from streams.codec import registry
+
+        client = registry.RegistryClient(settings.kafka.schema_registry_url)
+        resolver = registry.RegistryResolver(client, local)
+        timeout = settings.processing.start_timeout
+        decision_id = registry.register_own(
+            client, resolver, avro.DECISION, [settings.topics.audit, *channel_topics], timeout=timeout
+        )
+        registry.register_own(client, resolver, avro.TOUCHPOINT, [settings.topics.input], timeout=timeout)
+        resolve = resolver.resolve
+        prepare = resolver.prepare
     schema = avro.decision_schema()
+    touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
+    decision_reader = local.resolve(avro.decision_schema_id())
 
     def decode_touchpoint(value: bytes) -> dict[str, Any]:
-        return avro.decode(value, resolve)
+        return avro.decode(value, resolve, touchpoint_reader)
 
     def encode_decision(d: Decision) -> bytes:
         return avro.encode(d.to_record(), schema, decision_id)
 
     def decode_decision(value: bytes) -> Decision:
-        return Decision.from_record(avro.decode(value, resolve))
+        return Decision.from_record(avro.decode(value, resolve, decision_reader))
 
-    return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision)
+    return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision, prepare)
 
 
-def _registry(settings: Settings, local: Callable[[int], Any]) -> tuple[Callable[[int], Any], int]:
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
+def resolver(settings: Settings) -> avro.Resolver:
+    """What reads tactful's records outside a worker (the command line, the demo's view):
+    local ids, and with a registry its ids too, fetched on demand (an unreachable registry
+    raises :class:`~streams.errors.RegistryUnavailable`)."""
+    if not settings.kafka.schema_registry_url:
+        return avro.local_registry().resolve
+    from streams.codec import registry
 
-    client = SchemaRegistryClient({"url": settings.kafka.schema_registry_url})
-    text = avro.schema_path(avro.DECISION).read_text()
-    try:
-        decision_id = client.register_schema(f"{settings.topics.audit}-value", Schema(text, "AVRO"))
-        touchpoint = Schema(avro.schema_path(avro.TOUCHPOINT).read_text(), "AVRO")
-        client.register_schema(f"{settings.topics.input}-value", touchpoint)
-    except SchemaRegistryError as exc:
-        raise InfraError(
-            f"the schema registry at {settings.kafka.schema_registry_url} refused a schema: {exc}"
-        ) from exc
+    return registry.RegistryResolver(registry.RegistryClient(settings.kafka.schema_registry_url)).resolve
 
-    @cache
-    def from_registry(schema_id: int) -> Any:
-        try:
-            found = client.get_schema(schema_id)
-        except SchemaRegistryError:
-            return None
-        if found.schema_str is None:
-            return None
-        parsed = fastavro.schema.parse_schema(json.loads(found.schema_str))
-        return avro.reading_schema(parsed) if isinstance(parsed, dict) else None
 
-    def resolve(schema_id: int) -> Any:
-        return local(schema_id) or from_registry(schema_id)
+def touchpoint_schema_id(settings: Settings) -> int:
+    """The id a producer writes touchpoints with: the registry's (registered under the input
+    topic's subject, compatibility ``BACKWARD``), or the local id without a registry."""
+    if not settings.kafka.schema_registry_url:
+        return avro.touchpoint_schema_id()
+    from streams.codec import registry
 
-    return resolve, int(decision_id)
+    client = registry.RegistryClient(settings.kafka.schema_registry_url)
+    resolver_ = registry.RegistryResolver(client)
+    return registry.register_own(
+        client, resolver_, avro.TOUCHPOINT, [settings.topics.input], timeout=settings.processing.start_timeout
+    )

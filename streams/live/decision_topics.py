@@ -160,12 +160,35 @@ def _remaining(deadline: float, what: str) -> float:
     return left
 
 
+def _list_topic(consumer: Any, topic: str, deadline: float) -> Any:
+    """``topic``'s metadata, asked for in short attempts until ``deadline``.
+
+    Between attempts the consumer is polled (nothing is assigned yet, so no
+    message is taken): that serves the error callback, which raises at once
+    for a refused login or TLS handshake (:func:`streams.clients.kafka_options`)
+    where one long ``list_topics`` would wait out the whole timeout.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    while True:
+        left = _remaining(deadline, f"listing topic {topic}")
+        try:
+            return consumer.list_topics(topic=topic, timeout=min(left, 1.0))
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            waited = isinstance(error, KafkaError) and error.code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT)
+            if not waited or left <= 1.0:
+                raise
+        finally:
+            consumer.poll(0)
+
+
 def _partition_ends(consumer: Any, topics: Sequence[str], deadline: float) -> dict[Partition, tuple[int, int]]:
     from confluent_kafka import TopicPartition
 
     ends: dict[Partition, tuple[int, int]] = {}
     for topic in topics:
-        meta = consumer.list_topics(topic=topic, timeout=_remaining(deadline, f"listing topic {topic}"))
+        meta = _list_topic(consumer, topic, deadline)
         info = meta.topics.get(topic)
         if info is None or info.error is not None:
             raise ConfigError(f"decision topic {topic!r} does not exist ({info.error if info else 'unknown'})")

@@ -28,6 +28,7 @@ from streams.decisions import H_FORGET, forget_headers, forgotten
 
 __all__ = ["H_FORGET", "Erasure", "forget_headers", "forgotten"]
 
+
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """One customer erased in a batch: who, the erase's time, and where in the batch's

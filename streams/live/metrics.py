@@ -9,6 +9,15 @@ exported under their old names until release 0.3.0 (:data:`DEPRECATED`): a
 collector copies the new gauge's samples at scrape time, so the code sets one
 gauge and the two can never disagree.
 
+Fired matches and goals are counted by topology and arm (contract 7.3, 7.4)
+from the records the runtime publishes, so the counters equal what a count of
+the audit topic gives: a fired match is one (topology, version, evidence)
+among a batch's SUPPRESS and ENGAGE records (every fired match makes at least
+one, skipped included), a goal is one GOAL record. A match's arm is the cause
+of its shadow or held-out records, ``treated`` if any of them was emitted;
+only when none says (all blocked, outranked or skipped) is it asked of the
+engine's own rule (:func:`count_fired`). No customer id is ever a label.
+
 Per-partition series (``partition`` label) are the runtime's to keep current:
 :meth:`Metrics.forget_partition` drops them when the worker no longer holds
 the partition, so a revoked partition's last value does not linger.
@@ -17,12 +26,15 @@ the partition, so a revoked partition's last value does not linger.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from streams.decisions import Arm, Decision, Kind, Status
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -54,6 +66,17 @@ class Metrics:
     customers: Gauge
     state_bytes: Counter
     degraded: Gauge
+    matches: Counter
+    goals: Counter
+
+    def count_fired(self, decisions: Sequence[Decision], arm_of: Callable[[str, str], str]) -> None:
+        """Count the fired matches and the goals among ``decisions`` (one evaluation's or more,
+        never part of one): ``arm_of(topology, customer)`` is asked only when no record says."""
+        matches, goals = fired(decisions, arm_of)
+        for (topology, arm), n in matches.items():
+            self.matches.labels(topology, arm).inc(n)
+        for (topology, arm, outcome), n in goals.items():
+            self.goals.labels(topology, arm, outcome).inc(n)
 
     def partition_gauges(self) -> tuple[Gauge, ...]:
         return (
@@ -76,6 +99,35 @@ class Metrics:
         for gauge in self.partition_gauges():
             with contextlib.suppress(KeyError):  # never set for this partition
                 gauge.remove(partition)
+
+
+_HOLDING = (Status.SHADOW, Status.HELD_OUT)
+
+
+def fired(
+    decisions: Sequence[Decision], arm_of: Callable[[str, str], str]
+) -> tuple[Tally[tuple[str, str]], Tally[tuple[str, str, str]]]:
+    """Fired matches by (topology, arm) and goals by (topology, arm, outcome) among ``decisions``."""
+    goals: Tally[tuple[str, str, str]] = Tally()
+    arms: dict[tuple[str, int, str, tuple[str, ...]], str | None] = {}
+    for d in decisions:
+        kind = d.kind
+        if kind == Kind.GOAL:
+            goals[(d.topology, d.cause or Arm.TREATED, d.status)] += 1
+            continue
+        if kind == Kind.RELEASE:
+            continue
+        match = (d.topology, d.topology_version, d.customer_id, d.evidence)
+        if d.status in _HOLDING:
+            arms[match] = d.cause
+        elif d.status == Status.EMITTED:
+            arms[match] = Arm.TREATED
+        else:
+            arms.setdefault(match, None)  # blocked, outranked or skipped: says nothing of the arm
+    matches: Tally[tuple[str, str]] = Tally()
+    for (topology, _, customer, _), arm in arms.items():
+        matches[(topology, arm or arm_of(topology, customer))] += 1
+    return matches, goals
 
 
 @dataclass(frozen=True)
@@ -168,6 +220,18 @@ def create(registry: CollectorRegistry | None = None) -> Metrics:
             "tactful_state_written_bytes", "Bytes of customer state written to the changelog.", registry=reg
         ),
         degraded=Gauge("tactful_worker_degraded", "1 while degraded for that cause.", ["cause"], registry=reg),
+        matches=Counter(
+            "tactful_matches_fired",
+            "Matches fired, by topology and arm (contract 7.3).",
+            ["topology", "arm"],
+            registry=reg,
+        ),
+        goals=Counter(
+            "tactful_goals",
+            "Goals of fired matches ended, by topology, arm and outcome (reached or missed; contract 7.4).",
+            ["topology", "arm", "outcome"],
+            registry=reg,
+        ),
     )
     labelled = {
         "tactful_timers_pending": (("partition",), metrics.timers),

@@ -16,7 +16,10 @@ in ``replay`` (validate, process, classify, reject), on its partition's
 admit hook re-routes a record on the wrong partition, rejections become dead
 letters with headers, and metrics are counted. Each processor is given an
 :class:`~streams.engine.IdleAdvance` with the wall clock, which moves a
-quiet, caught-up partition's stream time on every tick.
+quiet, caught-up partition's stream time on every tick. Before a batch, the
+codecs resolve its schema ids new to the worker (``Codecs.prepare``): while
+a schema registry is down the batch waits there, outside the lock
+(docs/registry.md).
 
 Order of effects per batch, and why (nothing lost, nothing sent twice to a
 user once deduplicated by id):
@@ -61,6 +64,12 @@ letter too large for the DLQ topic keeps what fits and says so in headers,
 and a re-routed record drops the headers it came with if they do not fit.
 A record the broker refuses would fail its batch on every restart.
 
+Catalog versions deployed while the worker runs reach it through an optional
+:class:`CatalogHook` (:mod:`streams.live.catalog`): told when a partition
+starts, after each record and tick, and when it stops, it switches the
+partition's processor to a version when its watermark reaches the version's
+time (contract section 8).
+
 An erase (contract section 9, ``docs/erasure.md``) rides the same order. The
 step is given each record's offset, which the tombstone keeps; the forget
 records (:mod:`streams.live.forget`) go to every channel topic in (1), right
@@ -81,8 +90,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.decisions import Decision
+from streams.decisions import Arm, Decision
 from streams.engine import Engine, IdleAdvance, Outcome, Processor, Rejection, Step
+from streams.engine.explain import explain
 from streams.engine.state import CustomerState
 from streams.errors import InputError, MalformedRecord, StateError
 from streams.events import ERASE_TYPE, Event
@@ -91,8 +101,10 @@ from streams.live.forget import Erasure, forget_headers
 from streams.live.limits import H_TRUNCATED, RecordLimits, fit_dead_letter, fit_headers
 from streams.live.metrics import Metrics
 from streams.live.partitioning import Partitioner
+from streams.live.recent import RecentDecisions
 from streams.live.topics import channels
 from streams.settings import Settings
+from streams.timeutil import format_time
 from streams.topology import Catalog
 
 log = logging.getLogger(__name__)
@@ -249,6 +261,18 @@ class StateTable:
     changelog: ChangelogWriter
 
 
+class CatalogHook(Protocol):
+    """Catalog versions that change while the worker runs (:mod:`streams.live.catalog`): it builds a
+    starting partition's processor, on the version in force at its restored stream time; it is told
+    after each record and tick (the watermark may have reached a version), and when it stops."""
+
+    def processor(
+        self, partition: int, store: PartitionStore, idle: IdleAdvance | None, stream_time: int | None
+    ) -> Processor: ...
+    def advanced(self, partition: int) -> None: ...
+    def stopped(self, partition: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RuntimeIO:
     """Everything outside the runtime that it reads from or writes to."""
@@ -260,6 +284,7 @@ class RuntimeIO:
     metrics: Metrics
     # The largest record each output topic takes (learnt at start-up: streams.live.topics).
     limits: RecordLimits = field(default_factory=RecordLimits)
+    catalog: CatalogHook | None = None  # None: the catalog given is the only one
 
 
 class PartitionStore:
@@ -354,6 +379,7 @@ class Runtime:
         self._known_types = {*catalog.roles, ERASE_TYPE}
         self._channel_topics = [settings.topics.decision(ch) for ch in channels(catalog)]
         self._gauged: set[int] = set()  # partitions with per-partition series exported
+        self.recent = RecentDecisions()  # for customer_view only
         # Per partition, (next offset, stream time) as each batch was acked, newest last:
         # what commit_metadata reads. Kept past a revocation (Faust commits after it).
         self._acked_times: dict[int, deque[tuple[int, int]]] = {}
@@ -389,17 +415,22 @@ class Runtime:
         async with self.lock:
             for p in partitions:
                 self.assigned.discard(p)
-                self.runs.pop(p, None)
+                if self.runs.pop(p, None) is not None and self.io.catalog is not None:
+                    self.io.catalog.stopped(p)
 
     def _start(self, partition: int) -> PartitionRun:
         store = PartitionStore(partition, self.data, self.owner)
-        proc = Processor(self.engine, store, IdleAdvance(self.settings.processing.idle_after_ms, self.clock))
+        idle = IdleAdvance(self.settings.processing.idle_after_ms, self.clock)
         # Stream time as it was when the partition's offset was last committed: without it
         # a restarted worker would evaluate events it would have found late.
         restored = self.source.committed_stream_time(partition)
+        if self.io.catalog is not None:
+            proc = self.io.catalog.processor(partition, store, idle, restored)  # on the version in force
+        else:
+            proc = Processor(self.engine, store, idle)
+            proc.stream_time = restored
         times: deque[tuple[int, int]] = deque(maxlen=4096)
         if restored is not None:
-            proc.stream_time = restored
             times.append((-1, restored))  # holds for any offset until a batch is acked
         self._acked_times[partition] = times
         states = []
@@ -427,11 +458,15 @@ class Runtime:
 
     async def handle(self, records: Sequence[Incoming]) -> BatchOutcome:
         started = time.perf_counter()
+        # Schema ids new to this worker are resolved before the lock: a schema registry
+        # outage makes the batch wait (codecs.py), and must not hold up a revocation.
+        await self.io.codecs.prepare(r.value for r in records)
         async with self.lock:
             outcome = BatchOutcome()
             appended: list[Appended] = []
             touched: set[int] = set()
             fenced = self.fenced
+            hook = self.io.catalog
             for rec in records:
                 if fenced and rec.partition in fenced:
                     continue  # another worker's now; acked below so that Faust does not wait on it
@@ -441,6 +476,8 @@ class Runtime:
                 touched.add(rec.partition)
                 decisions = self._one(rec, run, outcome, len(appended))
                 appended.extend((d, rec.timestamp, rec.partition) for d in decisions)
+                if hook is not None:
+                    hook.advanced(rec.partition)
             if self.transactions is not None:
                 await self._commit(appended, outcome.erased, touched)
                 # Faust commits none of the input topic's offsets in this mode: the acks only
@@ -560,14 +597,25 @@ class Runtime:
         for d, _, origin in appended:
             value = self.encode(d)
             key = d.customer_id.encode()
-            if d.emitted:
+            if d.emitted and d.channel is not None:  # GOAL records (channel null) are never emitted
                 add(s.topics.decision(d.channel), key, value, origin=origin)
             add(s.topics.audit, key, value, origin=origin)
-            self.metrics.decisions.labels(d.kind, d.channel, d.topology, d.status).inc()
+            self.metrics.decisions.labels(d.kind, d.channel or "", d.topology, d.status).inc()
+        if appended:
+            published = [d for d, _, _ in appended]
+            self.metrics.count_fired(published, self._arm_of)
+            self.recent.add(published)
+
+    def _arm_of(self, topology: str, customer_id: str) -> str:
+        """The arm of a fired match whose records do not say it (all blocked, outranked or skipped):
+        the engine's own rule (contract 7.3) under the catalog in force."""
+        topo = self.engine.catalog.get(topology)
+        return Arm.TREATED if topo is None else self.engine._arm(topo, customer_id)
 
     def _add_forget(self, erasure: Erasure) -> None:
         """One forget record per channel topic (docs/erasure.md): keyed by the customer, no value."""
         key = erasure.customer_id.encode()
+        self.recent.forget(erasure.customer_id)
         headers = forget_headers(erasure.erased_at)
         origin = self.owner(erasure.customer_id)
         for topic in self._channel_topics:
@@ -625,7 +673,16 @@ class Runtime:
             partition,
         )
         self.runs.pop(partition, None)
+        if self.io.catalog is not None:
+            self.io.catalog.stopped(partition)
         self.fenced[partition] = self.clock()
+
+    def adopt(self, catalog: Catalog) -> None:
+        """A new catalog version may name event types and channels: count its types by name and
+        tell its channels' topics of erasures too."""
+        self._known_types |= set(catalog.roles)
+        topics = [self.settings.topics.decision(ch) for ch in channels(catalog)]
+        self._channel_topics += [t for t in topics if t not in self._channel_topics]
 
     # -- time passing --------------------------------------------------------------------
 
@@ -641,6 +698,8 @@ class Runtime:
                 proc = run.processor
                 backlog = self._backlog(p, run)
                 fired.extend((d, None, p) for d in proc.advance_idle(backlog))
+                if self.io.catalog is not None:
+                    self.io.catalog.advanced(p)
                 if (now - run.last_sweep_wall) * 1000 >= self.settings.processing.sweep_every_ms:
                     proc.sweep(run.store.customers())
                     run.last_sweep_wall = now
@@ -723,8 +782,9 @@ class Runtime:
     def owns(self, customer_id: str) -> bool:
         return self.owner(customer_id) in self.runs
 
-    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
-        """The customer's state, or None when this worker holds none: not its partition, an unknown
+    def customer_view(self, customer_id: str, *, raw: bool = False) -> dict[str, Any] | None:
+        """The customer's state explained for a person (:func:`streams.engine.explain.explain`), with the
+        raw state too when ``raw``; None when this worker holds none: not its partition, an unknown
         customer, or an erased one with nothing since (contract section 9)."""
         run = self.runs.get(self.owner(customer_id))
         if run is None:
@@ -732,24 +792,15 @@ class Runtime:
         state = run.store.get(customer_id)
         if state is None or state.holds_only_tombstone():
             return None
-        now = run.processor.stream_time
-        return {
+        now, watermark = run.processor.stream_time, run.processor.watermark
+        view: dict[str, Any] = {
             "customer_id": customer_id,
             "partition": run.store.partition,
-            "stream_time": now,
-            "watermark": run.processor.watermark,
-            # Active now, in the partition's stream time: released ones end at their release.
-            "active_suppressions": [
-                {
-                    "topology": s.topology,
-                    "channel": s.channel,
-                    "category": s.category,
-                    "start": s.start,
-                    "end": s.end,
-                    "decision_id": s.decision_id,
-                }
-                for s in state.suppressions
-                if now is None or s.active_at(now)
-            ],
-            "state": state.to_obj(),
+            # Everything is judged at the partition's stream time, not the wall clock.
+            "stream_time": None if now is None else format_time(now),
+            "watermark": None if watermark is None else format_time(watermark),
+            **explain(self.engine, customer_id, state, now, self.recent.of(customer_id)),
         }
+        if raw:
+            view["state"] = state.to_obj()
+        return view

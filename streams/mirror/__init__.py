@@ -3,15 +3,21 @@
 Kafka's decision topics are the source of truth. The live worker also mirrors
 every emitted SUPPRESS and RELEASE into Redis, so an ad server (or any channel)
 can ask "may I market to customer X on channel C, for category K?" with one
-command. With ``p`` the prefix, the keys are two hashes per suppression:
+command. With ``p`` the prefix and ``cid``, ``ch``, ``K`` the escaped customer,
+channel and category, the keys are two hashes per suppression (key layout 2;
+the braces are literal, Redis Cluster's hash tag, so one customer's keys share
+a slot and the mirror runs on a standalone Redis and on a cluster alike):
 
-* ``p:s:{customer}:{channel}:{category}``: field ``topology`` -> ``expires_at`` ms
-* ``p:s:{customer}:{channel}``: field ``topology|category`` -> ``expires_at`` ms
+* ``p:s:{cid}:ch:K``: field ``topology`` -> ``expires_at`` ms
+* ``p:s:{cid}:ch``: field ``topology|K`` -> ``expires_at`` ms
 
 Each key expires (``PEXPIREAT``) at the max of its fields, so a key exists
 exactly while some suppression in it is active. Every change goes through one
 Lua script, so a key's fields and its expiry never disagree. The layout, the
-lookups for channel teams and the caveats are in ``docs/redis-mirror.md``.
+lookups for channel teams, moving from layout 1, Cluster, ACLs and TLS, and
+the caveats are in ``docs/redis-mirror.md``. Every function takes a
+:data:`RedisClient`: ``redis.asyncio.Redis`` or ``RedisCluster``, as
+:func:`streams.clients.redis_client` builds them.
 
 One module per job:
 
@@ -40,13 +46,17 @@ from streams.mirror.generation import claim_generation, generation_key, read_gen
 from streams.mirror.keys import (
     ALL_CATEGORIES,
     DEFAULT_PREFIX,
+    REDIS_ERRORS,
     MirrorWrite,
     Op,
+    RedisClient,
     apply_script,
     apply_writes,
     category_key,
     channel_key,
     check_prefix,
+    customer_slot,
+    customer_tag,
     key_part,
     lookup_keys,
     mirror_write,
@@ -60,6 +70,7 @@ from streams.mirror.writer import Backoff, MirrorMetrics, SuppressionMirror, mir
 __all__ = [
     "ALL_CATEGORIES",
     "DEFAULT_PREFIX",
+    "REDIS_ERRORS",
     "Backoff",
     "DecisionLog",
     "ForgetCustomer",
@@ -69,6 +80,7 @@ __all__ = [
     "MirrorWrite",
     "Op",
     "RebuildStats",
+    "RedisClient",
     "SuppressionMirror",
     "apply_script",
     "apply_writes",
@@ -78,6 +90,8 @@ __all__ = [
     "claim_generation",
     "clear_mirror",
     "customer_pattern",
+    "customer_slot",
+    "customer_tag",
     "explain",
     "forget_customer",
     "generation_key",

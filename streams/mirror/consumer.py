@@ -38,8 +38,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from streams.decisions import Decision, forgotten
 from streams.errors import ConfigError, InfraError, InputError
@@ -48,6 +47,7 @@ from streams.mirror.generation import apply_then_read_generation, claim_generati
 from streams.mirror.keys import (
     DEFAULT_PREFIX,
     MirrorWrite,
+    RedisClient,
     apply_script,
     apply_writes,
     check_prefix,
@@ -119,7 +119,7 @@ class MirrorConsumer:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         source: DecisionLog,
         decode: Callable[[bytes], Decision],
         *,
@@ -238,7 +238,7 @@ class MirrorConsumer:
                         await self._source.start(self)
                         started = True
                     await self._step()
-                except (RedisError, OSError, InfraError) as exc:
+                except (RedisError, RedisClusterException, OSError, InfraError) as exc:
                     self._failed(exc, delay)
                     await self._pause(delay)
                     delay = self._backoff.after(delay)
@@ -258,7 +258,13 @@ class MirrorConsumer:
         if not self._batch:
             records = await self._source.fetch(self._fetch_wait_s, self._max_records)
             if records:
-                self._hold(records)
+                try:
+                    self._hold(records)
+                except InfraError:
+                    # Decoding needed a schema registry that did not answer: read these records
+                    # again after the backoff instead of passing over them.
+                    await self._source.seek(_firsts(records))
+                    raise
             elif self._failing:
                 self._recovered()
             await self._measure()  # before the writes: pending must count the held batch once
@@ -425,3 +431,11 @@ class MirrorConsumer:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
+
+
+def _firsts(records: Sequence[LogRecord]) -> dict[Partition, int | None]:
+    """Each partition's first offset among ``records``."""
+    firsts: dict[Partition, int | None] = {}
+    for record in records:
+        firsts.setdefault((record.topic, record.partition), record.offset)
+    return firsts

@@ -1,12 +1,14 @@
 """Deleting one customer's keys from the mirror, for an erased customer (contract section 9).
 
-Every key of a customer starts ``{prefix}:s:{customer}:`` (the customer
-segment escaped by :func:`~streams.mirror.keys.key_part`, so no other
-customer's keys share that start). :func:`forget_customer` finds them with
-``SCAN MATCH`` (never ``KEYS``: it would block Redis) and ``UNLINK``\\ s them.
-SCAN walks the whole keyspace, a few milliseconds per thousand keys; an
-erasure is rare enough for that. Deleting twice deletes nothing more, so a
-retried deletion is safe.
+Every key of a customer starts ``{prefix}:s:{cid}:`` (the customer id
+escaped by :func:`~streams.mirror.keys.key_part` inside its hash tag, so no
+other customer's keys share that start). :func:`forget_customer` finds them
+with ``SCAN MATCH`` (never ``KEYS``: it would block Redis) and ``UNLINK``\\ s
+them. SCAN walks the whole keyspace of a Redis, a few milliseconds per
+thousand keys; an erasure is rare enough for that. On a cluster only the node
+serving the customer's slot is scanned, since the hash tag puts all of the
+customer's keys there, and one ``UNLINK`` of them touches one slot. Deleting
+twice deletes nothing more, so a retried deletion is safe.
 
 The mirror consumer (:mod:`streams.mirror.consumer`) deletes at the forget
 record, in topic order among the writes around it, and
@@ -17,11 +19,11 @@ writes: either way a suppression made before the erase never lands after it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
-from streams.mirror.keys import check_prefix, key_part
+from streams.mirror.keys import RedisClient, check_prefix, customer_tag
 
 _GLOB = str.maketrans({c: f"\\{c}" for c in "\\*?[]^"})
 
@@ -35,18 +37,35 @@ class ForgetCustomer:
 
 
 def customer_pattern(prefix: str, customer_id: str) -> str:
-    """The SCAN pattern of every key of one customer: glob characters in the id are escaped."""
-    return f"{check_prefix(prefix)}:s:{key_part(customer_id).translate(_GLOB)}:*"
+    """The SCAN pattern of every key of one customer: glob characters in the id are escaped.
+
+    Braces are no glob characters: ``{`` and ``}`` in the pattern match themselves.
+    """
+    return f"{check_prefix(prefix)}:s:{customer_tag(customer_id).translate(_GLOB)}:*"
 
 
-async def forget_customer(client: Redis, prefix: str, customer_id: str, *, count: int = 1000) -> int:
-    """Delete every mirror key of ``customer_id``; return how many went. Raises the library's ``RedisError``."""
+async def forget_customer(client: RedisClient, prefix: str, customer_id: str, *, count: int = 1000) -> int:
+    """Delete every mirror key of ``customer_id``; return how many went. Raises the library's errors."""
     pattern = customer_pattern(prefix, customer_id)
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(f"{prefix}:s:{customer_tag(customer_id)}")
+        return await unlink_matching(client, pattern, count=count, target_nodes=node)
+    return await unlink_matching(client, pattern, count=count)
+
+
+async def unlink_matching(client: RedisClient, pattern: str, *, count: int = 1000, **scan: Any) -> int:
+    """``UNLINK`` every key that ``SCAN MATCH pattern`` finds, up to ``count`` at a time; how many went.
+
+    On a cluster, ``SCAN`` visits every primary (or ``scan``'s ``target_nodes``),
+    and redis-py splits each ``UNLINK`` by slot.
+    """
     deleted = 0
-    cursor = 0
-    while True:
-        cursor, keys = await client.scan(cursor=cursor, match=pattern, count=count)
-        if keys:
-            deleted += int(await client.unlink(*keys))
-        if cursor == 0:
-            return deleted
+    batch: list[Any] = []
+    async for key in client.scan_iter(match=pattern, count=count, **scan):
+        batch.append(key)
+        if len(batch) >= count:
+            deleted += int(await client.unlink(*batch))
+            batch = []
+    if batch:
+        deleted += int(await client.unlink(*batch))
+    return deleted

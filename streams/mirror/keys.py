@@ -1,11 +1,22 @@
 """The mirror's key layout, its Lua script, and what each decision writes.
 
-With ``p`` the prefix, one suppression lives in two hashes,
-``p:s:{customer}:{channel}:{category}`` and ``p:s:{customer}:{channel}``, each
-segment escaped by :func:`key_part`. :func:`mirror_write` turns a decision
-into a :class:`MirrorWrite`; :func:`apply_writes` sends writes through the
-one Lua script (:func:`apply_script`), which keeps each hash's expiry at the
-max of its active fields. Nothing here does I/O but :func:`apply_writes`.
+With ``p`` the prefix and ``cid``, ``ch``, ``K`` the customer, channel and
+category (each escaped by :func:`key_part`), one suppression lives in two
+hashes, ``p:s:{cid}:ch:K`` and ``p:s:{cid}:ch``. The braces are literal: they
+are Redis Cluster's hash tag, so every key of one customer hashes to the slot
+of ``cid`` alone (:func:`customer_slot`), and the multi-key commands a reader
+sends for one customer (the category lookup's ``EXISTS`` of two keys) work on
+a cluster. :func:`key_part` escapes ``{`` and ``}``, so no id can end the tag
+early or start another. (Layout 2; layout 1, before Cluster support, had no
+braces: ``docs/redis-mirror.md`` says how a deployment moves over.)
+
+:func:`mirror_write` turns a decision into a :class:`MirrorWrite`;
+:func:`apply_writes` sends writes through the one Lua script
+(:func:`apply_script`), which keeps each hash's expiry at the max of its
+active fields. The script touches exactly the one key it is given, never the
+generation key or another customer's, because on a cluster a script may only
+touch keys of one slot, and the generation key's slot is not any customer's.
+Nothing here does I/O but :func:`apply_writes`.
 """
 
 from __future__ import annotations
@@ -14,13 +25,16 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypeAlias
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from streams.decisions import Decision, Kind, Status
-from streams.errors import ConfigError
+from streams.errors import ConfigError, InputError
 
 DEFAULT_PREFIX: Final = "tactful"
 ALL_CATEGORIES: Final = "*"
@@ -30,6 +44,13 @@ ALL_CATEGORIES: Final = "*"
 _PREFIX_PATTERN: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 Op = Literal["set", "release"]
+
+# What the mirror talks to: one Redis, or a Redis Cluster (streams.clients.redis_client builds either).
+RedisClient: TypeAlias = Redis | RedisCluster
+
+# What a Redis call may raise: RedisCluster raises RedisClusterException, which is not a
+# RedisError, when it cannot reach any node or a slot is not served.
+REDIS_ERRORS: Final[tuple[type[Exception], ...]] = (RedisError, RedisClusterException)
 
 # KEYS[1]: one suppression hash. ARGV: op ('set' | 'release'), field,
 # expires_at ms, now ms. Times stay decimal strings in the hash: Lua numbers
@@ -80,25 +101,43 @@ def check_prefix(prefix: str) -> str:
 # --- keys ------------------------------------------------------------------------
 
 
+_ESCAPES: Final = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
+
+
 def key_part(value: str) -> str:
-    """One key segment: ``%`` -> ``%25`` and ``:`` -> ``%3A``; any other text is kept as is.
+    """One key segment: ``%`` -> ``%25``, ``:`` -> ``%3A``, ``{`` -> ``%7B``, ``}`` -> ``%7D``; nothing else changes.
 
     Without it the layout is ambiguous: customer ``a:b`` on channel ``c`` and
-    customer ``a`` on channel ``b`` with category ``c`` would share ``p:s:a:b:c``.
+    customer ``a`` on channel ``b`` with category ``c`` would share a key. A
+    brace left in a customer id would end (or move) the hash tag, and two
+    customers' keys could share a slot or one customer's keys be split.
     """
-    if "%" not in value and ":" not in value:
+    if not any(c in value for c in "%:{}"):
         return value
-    return value.replace("%", "%25").replace(":", "%3A")
+    return value.translate(_ESCAPES)
+
+
+def customer_tag(customer_id: str) -> str:
+    """``{cid}``: the hash tag every key of the customer carries (``cid`` escaped)."""
+    if not customer_id:
+        # "{}" is no hash tag for Redis: each key would hash whole, to a slot of its own.
+        raise InputError("invalid_customer_id", "a customer id must not be empty")
+    return f"{{{key_part(customer_id)}}}"
+
+
+def customer_slot(customer_id: str) -> int:
+    """The Redis Cluster slot of every mirror key of ``customer_id``."""
+    return key_slot(customer_tag(customer_id).encode("utf-8"))
 
 
 def category_key(prefix: str, customer_id: str, channel: str, category: str) -> str:
     """The hash of one (customer, channel, category): it exists while one is suppressed."""
-    return f"{prefix}:s:{key_part(customer_id)}:{key_part(channel)}:{key_part(category)}"
+    return f"{prefix}:s:{customer_tag(customer_id)}:{key_part(channel)}:{key_part(category)}"
 
 
 def channel_key(prefix: str, customer_id: str, channel: str) -> str:
     """The hash of one (customer, channel): it exists while any category of it is suppressed."""
-    return f"{prefix}:s:{key_part(customer_id)}:{key_part(channel)}"
+    return f"{prefix}:s:{customer_tag(customer_id)}:{key_part(channel)}"
 
 
 def lookup_keys(prefix: str, customer_id: str, channel: str, category: str | None) -> list[str]:
@@ -141,7 +180,7 @@ def mirror_write(decision: Decision, now_ms: int) -> MirrorWrite | None:
     matter. A suppression with no category is an all-categories one (the
     contract's default).
     """
-    if decision.status != Status.EMITTED:
+    if decision.status != Status.EMITTED or decision.channel is None:  # GOAL records have no channel
         return None
     category = ALL_CATEGORIES if decision.category is None else decision.category
     if decision.kind == Kind.SUPPRESS:
@@ -163,22 +202,50 @@ def mirror_writes(decisions: Iterable[Decision], now_ms: int) -> Iterator[Mirror
             yield write
 
 
-def apply_script(client: Redis) -> AsyncScript:
+def apply_script(client: RedisClient) -> AsyncScript:
     """The Lua script that applies one write to one hash, registered on ``client`` (no I/O)."""
     return client.register_script(_APPLY_LUA)
 
 
 async def apply_writes(
-    client: Redis, script: AsyncScript, prefix: str, writes: Sequence[MirrorWrite], now_ms: int
-) -> None:
-    """Apply ``writes`` in order, in one pipeline round trip; raises the library's ``RedisError``.
+    client: RedisClient,
+    script: AsyncScript,
+    prefix: str,
+    writes: Sequence[MirrorWrite],
+    now_ms: int,
+    *,
+    then_get: str | None = None,
+) -> bytes | str | None:
+    """Apply ``writes`` in order, in one pipeline round trip; raises the library's errors (:data:`REDIS_ERRORS`).
 
-    Safe to repeat after a failure that may have applied part of the batch:
-    a set keeps the max and a release deletes, so running the whole batch
-    again ends in the same state as running it once.
+    With ``then_get``, a ``GET`` of that key follows the writes in the same
+    round trip and its value is returned. Safe to repeat after a failure that
+    may have applied part of the batch: a set keeps the max and a release
+    deletes, so running the whole batch again ends in the same state as
+    running it once. That is also how a server without the script is
+    handled: the script is loaded (on every primary of a cluster) and the
+    batch is sent again, once.
     """
+    if not writes and then_get is None:
+        return None
+    try:
+        return await _send(client, script.sha, prefix, writes, now_ms, then_get)
+    except NoScriptError:
+        script.sha = await client.script_load(script.script)
+    return await _send(client, script.sha, prefix, writes, now_ms, then_get)
+
+
+async def _send(
+    client: RedisClient, sha: str, prefix: str, writes: Sequence[MirrorWrite], now_ms: int, then_get: str | None
+) -> bytes | str | None:
+    # EVALSHA is queued as a raw command: redis-py's cluster pipeline refuses its evalsha()
+    # (it cannot load a missing script), which apply_writes does instead.
     async with client.pipeline(transaction=False) as pipe:
         for write in writes:
             for key, hash_field in write.targets(prefix):
-                await script(keys=[key], args=[write.op, hash_field, write.expires_at, now_ms], client=pipe)
-        await pipe.execute()
+                pipe.execute_command("EVALSHA", sha, 1, key, write.op, hash_field, write.expires_at, now_ms)
+        if then_get is not None:
+            pipe.get(then_get)
+        results = await pipe.execute()
+    found = results[-1] if then_get is not None else None
+    return found if isinstance(found, bytes | str) else None

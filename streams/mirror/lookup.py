@@ -9,14 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from streams.errors import MirrorUnavailable
-from streams.mirror.keys import ALL_CATEGORIES, category_key, channel_key, lookup_keys, wall_clock_ms
+from streams.mirror.keys import (
+    ALL_CATEGORIES,
+    REDIS_ERRORS,
+    RedisClient,
+    category_key,
+    channel_key,
+    lookup_keys,
+    wall_clock_ms,
+)
 
 
-async def is_suppressed(client: Redis, prefix: str, customer_id: str, channel: str, category: str | None) -> bool:
+async def is_suppressed(client: RedisClient, prefix: str, customer_id: str, channel: str, category: str | None) -> bool:
     """True while a suppression blocks engaging ``customer_id`` on ``channel`` (for ``category``).
 
     One ``EXISTS``: with a category, over its key and the all-categories key;
@@ -24,13 +29,13 @@ async def is_suppressed(client: Redis, prefix: str, customer_id: str, channel: s
     """
     try:
         found = await client.exists(*lookup_keys(prefix, customer_id, channel, category))
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise MirrorUnavailable(f"cannot read the Redis mirror: {exc}") from exc
     return int(found) > 0
 
 
 async def explain(
-    client: Redis,
+    client: RedisClient,
     prefix: str,
     customer_id: str,
     channel: str,
@@ -48,13 +53,13 @@ async def explain(
             found = _channel_rows(await client.hgetall(channel_key(prefix, customer_id, channel)))
         else:
             found = await _category_rows(client, prefix, customer_id, channel, category)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise MirrorUnavailable(f"cannot read the Redis mirror: {exc}") from exc
     return sorted(row for row in found if row[2] > now)
 
 
 async def _category_rows(
-    client: Redis, prefix: str, customer_id: str, channel: str, category: str
+    client: RedisClient, prefix: str, customer_id: str, channel: str, category: str
 ) -> list[tuple[str, str, int]]:
     categories = list(dict.fromkeys((category, ALL_CATEGORIES)))
     async with client.pipeline(transaction=False) as pipe:

@@ -12,13 +12,20 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from streams.decisions import Decision
 from streams.errors import ConfigError, MirrorUnavailable
-from streams.mirror.keys import MirrorWrite, apply_script, apply_writes, check_prefix, mirror_write
+from streams.mirror.forget import unlink_matching
+from streams.mirror.keys import (
+    REDIS_ERRORS,
+    MirrorWrite,
+    RedisClient,
+    apply_script,
+    apply_writes,
+    check_prefix,
+    mirror_write,
+)
 from streams.mirror.writer import SuppressionMirror
 
 T = TypeVar("T")
@@ -35,7 +42,7 @@ class RebuildStats:
 
 
 async def rebuild(
-    target: SuppressionMirror | Redis,
+    target: SuppressionMirror | RedisClient,
     decisions: Iterable[Decision] | AsyncIterable[Decision],
     *,
     prefix: str,
@@ -68,7 +75,7 @@ async def rebuild(
             if len(batch) >= batch_size:
                 await _apply_counted(client, script, prefix, batch, now_ms, stats)
         await _apply_counted(client, script, prefix, batch, now_ms, stats)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise MirrorUnavailable(
             f"redis-rebuild stopped after {stats.set} suppressions and {stats.released} releases: {exc}"
         ) from exc
@@ -76,7 +83,7 @@ async def rebuild(
 
 
 async def _apply_counted(
-    client: Redis, script: AsyncScript, prefix: str, batch: list[MirrorWrite], now_ms: int, stats: RebuildStats
+    client: RedisClient, script: AsyncScript, prefix: str, batch: list[MirrorWrite], now_ms: int, stats: RebuildStats
 ) -> None:
     if not batch:
         return
@@ -87,16 +94,14 @@ async def _apply_counted(
     batch.clear()
 
 
-async def clear_mirror(client: Redis, prefix: str, *, count: int = 1000) -> int:
-    """Delete every ``{prefix}:s:*`` key (SCAN + UNLINK, never KEYS); return how many went."""
-    deleted = 0
-    cursor = 0
-    while True:
-        cursor, keys = await client.scan(cursor=cursor, match=f"{check_prefix(prefix)}:s:*", count=count)
-        if keys:
-            deleted += int(await client.unlink(*keys))
-        if cursor == 0:
-            return deleted
+async def clear_mirror(client: RedisClient, prefix: str, *, count: int = 1000) -> int:
+    """Delete every ``{prefix}:s:*`` key (SCAN + UNLINK, never KEYS); return how many went.
+
+    Keys of both layouts match (layout 1's ``p:s:cid:ch`` and layout 2's
+    ``p:s:{cid}:ch``), so a rebuild also removes what the old layout left. On a
+    cluster every primary is scanned, and the deletions are split by slot.
+    """
+    return await unlink_matching(client, f"{check_prefix(prefix)}:s:*", count=count)
 
 
 async def _each(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:

@@ -24,8 +24,7 @@ from itertools import islice
 from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from streams.decisions import Decision
 from streams.errors import ConfigError, MirrorUnavailable
@@ -33,6 +32,7 @@ from streams.mirror.forget import ForgetCustomer, forget_customer
 from streams.mirror.keys import (
     DEFAULT_PREFIX,
     MirrorWrite,
+    RedisClient,
     apply_script,
     apply_writes,
     check_prefix,
@@ -121,7 +121,7 @@ class SuppressionMirror:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], int] = wall_clock_ms,
@@ -246,7 +246,7 @@ class SuppressionMirror:
                             writes.append(pending.write)
                         batch = writes
                         await apply_writes(self.client, self._script, self.prefix, writes, self._clock())
-                except (RedisError, OSError) as exc:
+                except (RedisError, RedisClusterException, OSError) as exc:
                     self._failed(exc, len(batch), delay)
                     await self._pause(delay)
                     delay = self._backoff.after(delay)

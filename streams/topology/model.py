@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ANY_CATEGORY = "*"
 DEFAULT_PRIORITY = 50
+DEFAULT_SALT = "tactful"
 
 
 class Matchable(Protocol):
@@ -150,6 +151,14 @@ Action = Suppress | Engage
 
 
 @dataclass(frozen=True, slots=True)
+class Goal:
+    """What success looks like for a fired match (contract 7.4): a qualifying event within ``within``."""
+
+    pattern: Pattern
+    within: int
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     name: str
     version: int
@@ -160,6 +169,11 @@ class Topology:
     then: tuple[Action, ...]
     release_on: Pattern | None
     file: str
+    # Contract v1.1, section 7; the defaults are v1's behaviour.
+    shadow: bool = False  # mode: shadow (7.1)
+    service: bool = False  # its ENGAGE decisions are service messages (7.2)
+    holdout: int = 0  # its own control group, in hundredths of a percent (7.3)
+    goal: Goal | None = None  # (7.4)
 
     def patterns(self) -> tuple[Pattern, ...]:
         """Every pattern whose events this topology reads."""
@@ -175,6 +189,8 @@ class Topology:
             found.extend((c.after, c.missing))
         if self.release_on:
             found.append(self.release_on)
+        if self.goal:
+            found.append(self.goal.pattern)
         return tuple(found)
 
 
@@ -209,6 +225,12 @@ class Policies:
     retention: int
     caps: tuple[Cap, ...] = ()
     quiet_hours: QuietHours | None = None
+    # The global control group (contract 7.3): hundredths of a percent, and the salt of every arm.
+    holdout: int = 0
+    salt: str = DEFAULT_SALT
+    # The channels decisions may go to, if policies.yaml declares them: `tactful validate`
+    # warns on any other name (a typo would make a new decisions.<channel> topic). None: not declared.
+    channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +260,7 @@ class Catalog:
         releases: dict[str, list[Topology]] = {}
         triggers: dict[str, list[Topology]] = {}
         arms: dict[str, list[Topology]] = {}
+        goals: set[str] = set()
         keys: set[str] = set()
         for topo in ordered:
             for p in topo.patterns():
@@ -255,6 +278,8 @@ class Catalog:
             else:
                 arms.setdefault(c.after.event, []).append(topo)
                 triggers.setdefault(c.missing.event, [])
+            if topo.goal:
+                goals.add(topo.goal.pattern.event)
             for action in topo.then:
                 templates = [action.category] if isinstance(action, Suppress) else [action.action]
                 if isinstance(action, Engage) and action.category:
@@ -263,9 +288,11 @@ class Catalog:
                     keys |= {attr for _, attr in tpl.references if attr != "channel"}
         if policies.quiet_hours:
             keys.add(policies.quiet_hours.timezone_attribute)
-        types = set(releases) | set(triggers) | set(arms)
+        types = set(releases) | set(triggers) | set(arms) | goals
         roles = {
-            t: Roles(tuple(releases.get(t, ())), tuple(triggers.get(t, ())), tuple(arms.get(t, ()))) for t in types
+            # A type only goals read gets empty roles: it is stored (contract 7.6) and may reach open goals.
+            t: Roles(tuple(releases.get(t, ())), tuple(triggers.get(t, ())), tuple(arms.get(t, ())))
+            for t in types
         }
         return Catalog(ordered, policies, roles, frozenset(keys))
 

@@ -127,8 +127,11 @@ def test_decision_schema_fields() -> None:
         "status", "cause",
     ]  # fmt: skip
     assert fields["kind"]["type"]["name"] == "DecisionKind"
-    assert fields["kind"]["type"]["symbols"] == ["SUPPRESS", "ENGAGE", "RELEASE"]
-    assert fields["status"]["type"]["symbols"] == ["emitted", "blocked", "outranked", "skipped"]
+    assert fields["kind"]["type"]["symbols"] == ["SUPPRESS", "ENGAGE", "RELEASE", "GOAL"]
+    assert fields["status"]["type"]["symbols"] == [
+        "emitted", "blocked", "outranked", "skipped", "shadow", "held_out", "reached", "missed",
+    ]  # fmt: skip
+    assert fields["channel"]["type"] == ["null", "string"]  # null on GOAL records (contract 7.4)
     assert fields["status"]["default"] == "emitted"
     assert fields["cause"]["default"] is None
     assert fields["topology_version"]["type"] == "int"
@@ -158,7 +161,7 @@ def test_local_schema_ids_are_pinned() -> None:
     # These change only when a schema's binary layout changes: that is a new
     # schema for every reader, so change them on purpose or not at all.
     assert codec.touchpoint_schema_id() == 2_049_217_062
-    assert codec.decision_schema_id() == 1_296_999_777
+    assert codec.decision_schema_id() == 1_562_384_128
 
 
 def test_local_schema_id_ignores_docs_defaults_and_logical_types() -> None:
@@ -219,7 +222,7 @@ def test_decision_exact_bytes() -> None:
         b"\x00\x00\x00\x00\x09"
         + b"\x04d1\x04c1"  # decision_id, customer_id
         + b"\x02"  # kind: ENGAGE is symbol 1
-        + b"\x06sms"
+        + b"\x02\x06sms"  # channel: union branch 1
         + b"\x02\x0anudge"  # action: union branch 1, length 5
         + b"\x00"  # category: null
         + b"\x02t"  # topology
@@ -330,7 +333,7 @@ def test_undecodable_bodies_are_malformed(body: bytes, why: str) -> None:
 
 def test_bad_enum_index_is_malformed() -> None:
     good = codec.encode(codec.decision_to_avro(DECISION), codec.decision_schema(), 9)
-    bad = good[:11] + zigzag(3) + good[12:]  # kind: there is no symbol 3
+    bad = good[:11] + zigzag(4) + good[12:]  # kind: there is no symbol 4
     assert good[11:12] == b"\x02"
     reason = _reason(bad, lambda i: codec.reading_schema(codec.schema_json("decision")))
     assert reason == "malformed"

@@ -195,11 +195,18 @@ def write_dir(
 # ------------------------------------------------------------------ running
 
 
-def replay(topologies_dir: Path, records: Iterable[dict[str, Any]], until: Any = None) -> Any:
+def replay(
+    topologies_dir: Path,
+    records: Iterable[dict[str, Any]],
+    until: Any = None,
+    switches: Iterable[tuple[Any, Path]] = (),
+) -> Any:
+    """Replay through ``streams.replay.run``; ``switches`` are (time, folder) catalog changes (contract 8)."""
     from streams.replay import run  # imported lazily: the engine is written concurrently
 
     recs = [dict(r) for r in records]
-    return run(topologies_dir, recs, until=until)
+    later = [(iso(at), folder) for at, folder in switches]
+    return run(topologies_dir, recs, until=until, switches=later)
 
 
 def pick(
@@ -304,3 +311,45 @@ def run_case(topo_dir: Callable[..., Path], c: Case) -> Any:
     if c.audit is not None:
         assert len(res.audit) == c.audit, c.rule
     return res
+
+
+# ------------------------------------------------------------ contract 7
+
+
+def bucket(salt: str, customer_id: str) -> int:
+    """Contract 7.3's bucket function, written out here as the contract writes it."""
+    from hashlib import blake2b
+
+    return int.from_bytes(blake2b((salt + "\x1f" + customer_id).encode("utf-8"), digest_size=8).digest(), "big") % 10000
+
+
+def customers(salt: str, h: int, inside: bool, n: int = 1, *, prefix: str = "c") -> list[str]:
+    """The first `n` customer ids `<prefix><i>` inside (bucket < h) or outside a control group of `h` hundredths."""
+    found: list[str] = []
+    for i in range(100_000):
+        c = f"{prefix}{i}"
+        if (bucket(salt, c) < h) == inside:
+            found.append(c)
+            if len(found) == n:
+                break
+    return found
+
+
+def with_keys(doc: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    """A topology dict with contract 7 keys added (`mode`, `service`, `holdout`, `goal`)."""
+    return {**doc, **keys}
+
+
+def goal(event: str, within: str, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"event": event, "within": within}
+    if where is not None:
+        body["where"] = where
+    return body
+
+
+def status_of(decisions: Iterable[dict[str, Any]], *extra: str) -> list[tuple[Any, ...]]:
+    """(topology, kind, channel, status, cause, *extra) per audit record, sorted."""
+    return sorted(
+        (d["topology"], d["kind"], d["channel"] or "", d["status"], d["cause"] or "", *(d[k] for k in extra))
+        for d in decisions
+    )

@@ -571,3 +571,101 @@ ERRORS = [
 def test_loading_error_names_file_and_key(topo_dir, rule, doc, policies, file, key):
     """Loading fails with a problem naming the file and the key (rule per case)."""
     assert_problem(topo_dir(doc, policies=policies), file, key)
+
+
+# ------------------------------------------- authoring help (beyond the contract)
+# A new user's typos: each problem once, at the key as written, with a suggestion.
+
+
+def only_problem(d):
+    probs = problems(d)
+    assert len(probs) == 1, [str(p) for p in probs]
+    return probs[0]
+
+
+@pytest.mark.parametrize(
+    "path, value, key, guess",
+    [
+        (("then", 0), {"suppres": {"channels": ["email"], "for": "1d"}}, "then[0].suppres", "suppress"),
+        (("then", 1), {"engag": {"channel": "sms", "action": "x"}}, "then[1].engag", "engage"),
+        (("release_on",), {"evnt": "r"}, "release_on.evnt", "event"),
+        (("then", 1), {"engage": {"channel": "sms", "acton": "x"}}, "then[1].engage.acton", "action"),
+        (("then", 0), {"suppress": {"chanels": ["email"], "for": "1d"}}, "then[0].suppress.chanels", "channels"),
+        (("priorty",), 3, "priorty", "priority"),
+    ],
+)
+def test_a_typo_is_reported_once_at_the_key_written_with_a_suggestion(topo_dir, path, value, key, guess):
+    p = only_problem(topo_dir(mutate(path, value)))
+    assert p.key == key and f"did you mean {guess!r}?" in p.message, str(p)
+    assert "exactly one of" not in p.message
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"sequence": [{"as": "a", "evnt": "a"}, {"as": "b", "event": "b"}]},
+        {"sequence": [{"as": "a", "event": "a", "label": "x"}, {"as": "b", "event": "b"}]},
+        {"count": {"as": "a", "evnt": "f", "at_least": 2, "within": "1h"}},
+        {"count": {"as": "a", "event": "f", "at_least": 2, "within": "1h", "wher": {}}},
+        {"absence": {"after": {"as": "a", "evnt": "x"}, "missing": {"event": "y"}, "for": "1h"}},
+    ],
+)
+def test_a_typo_in_a_step_is_reported_once(topo_dir, when):
+    """A step (or count, or absence's `after`) is checked as a mapping and as a pattern: one problem, not two."""
+    only_problem(topo_dir(topo("base", when, [engage("sms", "x")])))
+
+
+def test_keys_of_an_action_written_beside_it_are_an_indentation_problem(topo_dir):
+    """`- suppress:` then `channels:` at the same indentation: YAML makes them siblings."""
+    text = """
+        topology: t
+        version: 1
+        when: {sequence: [{event: a}]}
+        then:
+          - suppress:
+            channels: [ads]
+            for: 1d
+        """
+    p = only_problem(topo_dir(text))
+    assert p.key == "then[0]" and "channels, for must be indented under suppress" in p.message, str(p)
+
+
+def test_two_actions_in_one_item_say_to_split_them(topo_dir):
+    p = only_problem(topo_dir(with_action({"engage": {"channel": "sms", "action": "x"}, "suppress": {}})))
+    assert p.key == "then[2]" and "separate items" in p.message, str(p)
+
+
+@pytest.mark.parametrize("channels", [["email", "sms"], "sms"])
+def test_policies_may_declare_the_channels(topo_dir, channels):
+    """Beyond the contract: `channels` in policies.yaml (for `tactful validate`'s warnings) loads."""
+    assert load(topo_dir(base(), policies={"channels": channels})).policies.channels == frozenset(
+        [channels] if isinstance(channels, str) else channels
+    )
+    assert load(topo_dir(base())).policies.channels is None
+
+
+@pytest.mark.parametrize("channels", [[], ["sms", "*"], {"sms": 1}, ""])
+def test_declared_channels_are_a_list_of_names(topo_dir, channels):
+    assert_problem(topo_dir(base(), policies={"channels": channels}), "policies.yaml", "channels")
+
+
+@pytest.mark.parametrize(
+    "text, key, needle",
+    [
+        ("", "(top level)", "the file is empty"),
+        ("topology: t\nwhen:\n  sequence: [{event: a}\nthen: []\n", "(top level)", "line 4, column 1: expected ','"),
+        (
+            "topology: t\nversion: 1\nwhen: {sequence: [{event: a}]}\nthen:\n  engage: {channel: sms, action: x}\n",
+            "then",
+            "write each action as a list item",
+        ),
+        (
+            "topology: t\nversion: 1\nwhen: {sequence: [{event: a}]}\nthen: [{suppress: {channels: [], for: 1d}}]\n",
+            "then[0].suppress.channels",
+            "got an empty list",
+        ),
+    ],
+)
+def test_problems_read_as_a_new_user_needs(topo_dir, text, key, needle):
+    p = only_problem(topo_dir(files={"t.yaml": text}))
+    assert p.key == key and needle in p.message and "<unicode string>" not in p.message, str(p)

@@ -34,9 +34,10 @@ from confluent_kafka.admin import AdminClient
 
 from streams.codec import avro
 from streams.decisions import Decision
+from streams.live.codecs import resolver
 from streams.live.feed import feed
 from streams.settings import Settings
-from tests.integration.services import ensure_services, kafka_bootstrap, redis_url
+from tests.integration.services import ensure_services, kafka_bootstrap, redis_url, registry_url
 
 REPO = Path(__file__).resolve().parents[2]
 TACTFUL = str(Path(sys.executable).with_name("tactful"))
@@ -155,8 +156,8 @@ class WorkerProcess:
 class Namespace:
     """One test's topics, consumer group, Redis prefix and worker processes.
 
-    Everything it makes is named from its id: topics and consumer groups start
-    with ``it-<id>``, Redis keys with ``t<id>:``, and the workers' state lives
+    Everything it makes is named from its id: topics, consumer groups and schema
+    registry subjects start with ``it-<id>``, Redis keys with ``t<id>:``, and the workers' state lives
     under ``<folder>/data`` (their logs stay in ``folder``, pytest's tmp_path,
     for a failed test's post-mortem). :meth:`cleanup` deletes all of it.
     """
@@ -183,6 +184,7 @@ class Namespace:
             "TACTFUL_AUDIT_TOPIC": f"{self.kafka_prefix}.decisions.audit",
             "TACTFUL_TOPOLOGIES": str(REPO / "topologies"),
             "TACTFUL_API_TOKEN": self.api_token,
+            "TACTFUL_SCHEMA_REGISTRY_URL": registry_url(),
             **self.extra_env,
         }
 
@@ -240,9 +242,10 @@ class Namespace:
         s = self.settings()
         topic = s.topics.audit if channel_or_audit == "audit" else s.topics.decision(channel_or_audit)
         decoded: list[Decision] = []
+        resolve = resolver(s)
 
         def check(records: list[Any]) -> bool:
-            decoded[:] = [Decision.from_record(avro.decode(m.value(), avro.local_registry().resolve)) for m in records]
+            decoded[:] = [Decision.from_record(avro.decode(m.value(), resolve)) for m in records]
             return until(decoded)
 
         self.read(topic, check, timeout)
@@ -280,7 +283,8 @@ class Namespace:
             w.stop()
 
     def cleanup(self, timeout: float = 60) -> None:
-        """Stop the workers, then delete the namespace's topics, consumer groups, Redis keys and data folder.
+        """Stop the workers, then delete the namespace's topics, consumer groups, Redis keys, registry
+        subjects and data folder.
 
         Waits until the broker has done each deletion: a teardown that returned
         early would leave what the next run lists. A group still holding a
@@ -298,6 +302,14 @@ class Namespace:
             keys = list(r.scan_iter(match=f"{self.redis_prefix}:*", count=1000))
             for i in range(0, len(keys), 1000):
                 r.unlink(*keys[i : i + 1000])
+        registry = self.env()["TACTFUL_SCHEMA_REGISTRY_URL"]
+        if registry:
+            from streams.codec.registry import RegistryClient
+
+            client_ = RegistryClient(registry)
+            for subject in client_.subjects():
+                if subject.startswith(self.kafka_prefix):
+                    client_.delete_subject(subject)
         shutil.rmtree(self.data, ignore_errors=True)
 
     def _delete_groups(self, client: AdminClient) -> bool:

@@ -2,9 +2,9 @@
 
 The addresses come from the same TACTFUL_* variables (and defaults) that
 deploy/local/services.sh uses, so `make up` and the tests always agree.
-`ensure_services()` runs `services.sh up` (a no-op when both already run) and
-raises when that fails: a broker that cannot start must fail the tier, never
-skip it, or CI would go green without having tested anything.
+`ensure_services()` runs `services.sh up` (a no-op when all already run) and
+raises when that fails: a broker or registry that cannot start must fail the
+tier, never skip it, or CI would go green without having tested anything.
 """
 
 from __future__ import annotations
@@ -34,8 +34,16 @@ def redis_url() -> str:
     return f"redis://127.0.0.1:{os.environ.get('TACTFUL_REDIS_PORT', '16379')}/0"
 
 
+def registry_url() -> str:
+    """The schema registry the tier uses: ``TACTFUL_SCHEMA_REGISTRY_URL`` when set (empty:
+    none, local schema ids), else the one services.sh starts (``TACTFUL_REGISTRY_PORT``)."""
+    if "TACTFUL_SCHEMA_REGISTRY_URL" in os.environ:
+        return os.environ["TACTFUL_SCHEMA_REGISTRY_URL"]
+    return f"http://127.0.0.1:{os.environ.get('TACTFUL_REGISTRY_PORT', '18081')}/apis/ccompat/v7"
+
+
 def ensure_services() -> None:
-    """Start Kafka and Redis unless they already run; raise if they cannot."""
+    """Start Kafka, Redis and the schema registry unless they already run; raise if they cannot."""
     try:
         proc = subprocess.run(
             ["bash", str(SERVICES_SH), "up"],
@@ -53,3 +61,13 @@ def ensure_services() -> None:
             f"{SERVICES_SH.name} up exited {proc.returncode}\n"
             f"--- stdout ---\n{proc.stdout}--- stderr ---\n{proc.stderr}"
         )
+    url = registry_url()
+    if url:
+        # services.sh leaves a registry named by TACTFUL_SCHEMA_REGISTRY_URL alone: check it answers.
+        from streams.codec.registry import RegistryClient
+        from streams.errors import InfraError
+
+        try:
+            RegistryClient(url).subjects()
+        except InfraError as exc:
+            raise ServicesUnavailable(f"the schema registry at {url} does not answer: {exc}") from exc

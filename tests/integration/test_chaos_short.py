@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from chaos.check import Findings, compare_decisions, compare_redis
 from streams.generate import generate_events
+from streams.live.codecs import resolver
 from streams.live.topics import channels
 from streams.replay import replay_numbered
 from streams.timeutil import DAY, format_time, parse_time
@@ -56,8 +57,8 @@ def landed(ns: Namespace, want: list[Any]) -> Findings:
     found: list[Findings] = []
 
     def complete() -> bool:
-        found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want)]
-        return found[0].lost == 0
+        found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want, resolver(s))]
+        return found[0].lost == 0 and found[0].audit_missing == 0
 
     with contextlib.suppress(AssertionError):
         wait_until(complete, 60, "every expected decision on its channel topic", every=2.0)
@@ -82,7 +83,7 @@ def test_a_worker_killed_mid_feed_loses_no_decision(services: None, tmp_path: An
         f = landed(ns, want)
         assert f.expected > 200
         assert (f.lost, f.lost_ids) == (0, [])
-        assert f.audit_missing == 0
+        assert (f.audit_missing, f.audit_missing_samples) == (0, [])
         assert b.proc is not None and b.proc.poll() is None
     finally:
         ns.cleanup()

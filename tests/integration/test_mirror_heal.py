@@ -23,10 +23,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from streams.codec.avro import local_registry
+from streams.live.codecs import resolver
 from streams.live.decision_topics import read_decision_topics
 from streams.live.topics import channels
-from streams.mirror import rebuild, wall_clock_ms
+from streams.mirror import channel_key, generation_key, rebuild, wall_clock_ms
 from streams.topology import load_folder
 from tests.integration.conftest import REPO, Namespace, free_port, wait_until
 from tests.integration.services import kafka_bootstrap
@@ -145,7 +145,7 @@ def expected(ns: Namespace, server: OwnRedis) -> Dump:
     settings = ns.settings()
     catalog = load_folder(REPO / "topologies")
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
-    decisions = read_decision_topics({"bootstrap.servers": kafka_bootstrap()}, topics, local_registry().resolve, 60)
+    decisions = read_decision_topics({"bootstrap.servers": kafka_bootstrap()}, topics, resolver(settings), 60)
     scratch = f"{ns.redis_prefix}-expected"
 
     async def write() -> None:
@@ -213,9 +213,9 @@ def test_kill_during_a_redis_outage_loses_no_suppression_and_leaves_no_stale_key
     wait_until(lambda: mirrored(ns, own_redis, suppressed_keys(kept[3:] + added)), HEAL_S, "the mirror healed", every=1)
     print(f"\nmirror healed {time.monotonic() - started:.1f}s after Redis came back ({outage})")
     with own_redis.client() as client:
-        assert client.exists(f"{ns.redis_prefix}:generation")
+        assert client.exists(generation_key(ns.redis_prefix))
         for cust in released:
-            assert not client.exists(f"{ns.redis_prefix}:s:{cust}:ads"), f"stale key of {cust}"
+            assert not client.exists(channel_key(ns.redis_prefix, cust, "ads")), f"stale key of {cust}"
     wait_until(lambda: second.get("/health")[1]["status"] == "ok", 30, "/health ok again")
     rebuilds = second.metrics().get("tactful_redis_mirror_rebuilds_total", 0)
     assert rebuilds == (1 if outage == "restart_empty" else 0)
@@ -240,7 +240,7 @@ def test_flushall_is_healed_without_a_command(ns: Namespace, own_redis: OwnRedis
 
     before = rebuilds()
     with own_redis.client() as client:
-        token = client.get(f"{ns.redis_prefix}:generation")
+        token = client.get(generation_key(ns.redis_prefix))
         assert token is not None
         client.flushall()
     # Decisions keep coming while the mirror heals.
@@ -253,7 +253,7 @@ def test_flushall_is_healed_without_a_command(ns: Namespace, own_redis: OwnRedis
     )
     print(f"\nmirror healed {time.monotonic() - started:.1f}s after FLUSHALL ({workers} workers)")
     with own_redis.client() as client:
-        renewed = client.get(f"{ns.redis_prefix}:generation")
+        renewed = client.get(generation_key(ns.redis_prefix))
     assert renewed is not None and renewed != token
     assert rebuilds() >= before + 1
     assert any("Redis mirror rebuilding" in w.tail(200) for w in running)

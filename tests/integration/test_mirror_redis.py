@@ -99,18 +99,18 @@ async def test_keys_expire_at_the_latest_active_suppression(shared_redis: str, p
             [decision(topology="brief", expires_at=now + 1_500), decision(topology="long", expires_at=now + 60_000)]
         )
         await mirror.flush(5)
-        for key in (f"{prefix}:s:c1:email:phone", f"{prefix}:s:c1:email"):
+        for key in (f"{prefix}:s:{{c1}}:email:phone", f"{prefix}:s:{{c1}}:email"):
             assert await client.execute_command("PEXPIRETIME", key) == now + 60_000
             assert 55_000 < await client.pttl(key) <= 60_000
 
         mirror.submit([decision(Kind.RELEASE, topology="long", expires_at=None)])
         await mirror.flush(5)
-        for key in (f"{prefix}:s:c1:email:phone", f"{prefix}:s:c1:email"):
+        for key in (f"{prefix}:s:{{c1}}:email:phone", f"{prefix}:s:{{c1}}:email"):
             assert await client.execute_command("PEXPIRETIME", key) == now + 1_500
         assert await is_suppressed(client, prefix, "c1", "email", "phone")
 
         # Redis's own clock ends it: nothing in tactful deletes the key, and not before its time.
-        keys = (f"{prefix}:s:c1:email:phone", f"{prefix}:s:c1:email")
+        keys = (f"{prefix}:s:{{c1}}:email:phone", f"{prefix}:s:{{c1}}:email")
 
         async def expired() -> bool:
             return not await is_suppressed(client, prefix, "c1", "email", "phone")
@@ -135,13 +135,13 @@ async def test_the_one_line_lookups_of_the_docs_work_as_written(shared_redis: st
         r = mirror.client
         p = prefix
         # docs/redis-mirror.md, "Asking the mirror", letter for letter.
-        assert await r.execute_command("EXISTS", f"{p}:s:c1:email:phone", f"{p}:s:c1:email:*") > 0
-        assert await r.execute_command("EXISTS", f"{p}:s:c1:email:tablet", f"{p}:s:c1:email:*") == 0
-        assert await r.execute_command("EXISTS", f"{p}:s:c1:email") > 0
-        assert await r.execute_command("EXISTS", f"{p}:s:c1:sms") == 0
-        assert await r.execute_command("EXISTS", f"{p}:s:c2:ads:tablet", f"{p}:s:c2:ads:*") > 0
-        assert await r.execute_command("EXISTS", f"{p}:s:c2:ads") > 0
-        expires = int((await r.hgetall(f"{p}:s:c2:ads:*"))[b"t1"])
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c1}}:email:phone", f"{p}:s:{{c1}}:email:*") > 0
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c1}}:email:tablet", f"{p}:s:{{c1}}:email:*") == 0
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c1}}:email") > 0
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c1}}:sms") == 0
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c2}}:ads:tablet", f"{p}:s:{{c2}}:ads:*") > 0
+        assert await r.execute_command("EXISTS", f"{p}:s:{{c2}}:ads") > 0
+        expires = int((await r.hgetall(f"{p}:s:{{c2}}:ads:*"))[b"t1"])
         assert await explain(r, p, "c2", "ads", "tablet") == [("t1", "*", expires)]
 
 

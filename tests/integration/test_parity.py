@@ -88,8 +88,8 @@ def test_two_workers_share_partitions_and_decide_as_one(services: None, tmp_path
         owner = Partitioner(4)
         cust = next(e["customer_id"] for e in events if e["type"] == "purchase")
         mine, other = (a, b) if owner(cust) in a.partitions() else (b, a)
-        direct = mine.get(f"/customers/{cust}", token=ns.api_token)
-        forwarded = other.get(f"/customers/{cust}", token=ns.api_token)
+        direct = mine.get(f"/customers/{cust}?raw=1", token=ns.api_token)
+        forwarded = other.get(f"/customers/{cust}?raw=1", token=ns.api_token)
         assert direct[0] == forwarded[0] == 200
         assert forwarded[1] == direct[1] and direct[1]["state"] is not None
         assert other.get(f"/customers/{cust}")[0] == 401

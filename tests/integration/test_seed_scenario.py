@@ -55,14 +55,14 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
     r = redis.Redis.from_url(redis_url())
     prefix = f"t{namespace.id}"
     for channel in ("ads", "email", "sms"):
-        key = f"{prefix}:s:{cust}:{channel}:phone"
+        key = f"{prefix}:s:{{{cust}}}:{channel}:phone"
         wait_until(lambda key=key: r.exists(key), 20, f"redis key {key}")
         # PEXPIREAT is the suppression's end: 14 days after the match, give or take the test's runtime.
         ttl_ms = r.pttl(key)
         expected = effective + 14 * 86_400_000 - int(time.time() * 1000)
         assert abs(ttl_ms - expected) < 60_000, (ttl_ms, expected)
-        assert r.exists(f"{prefix}:s:{cust}:{channel}:phone", f"{prefix}:s:{cust}:{channel}:*") == 1
-    assert r.exists(f"{prefix}:s:{cust}:push:phone") == 0
+        assert r.exists(f"{prefix}:s:{{{cust}}}:{channel}:phone", f"{prefix}:s:{{{cust}}}:{channel}:*") == 1
+    assert r.exists(f"{prefix}:s:{{{cust}}}:push:phone") == 0
 
     metrics = w.metrics()
     assert metrics['tactful_events_total{type="purchase"}'] == 1
@@ -87,7 +87,7 @@ def test_seed_scenario_suppresses_engages_and_releases(namespace: Namespace) -> 
     released = namespace.decisions("ads", lambda ds: len(ds) >= 2)
     assert [(d.kind, d.category, d.evidence) for d in released[1:]] == [(Kind.RELEASE, "phone", ("ok",))]
     for channel in ("ads", "email", "sms"):
-        key = f"{prefix}:s:{cust}:{channel}:phone"
+        key = f"{prefix}:s:{{{cust}}}:{channel}:phone"
         wait_until(lambda key=key: not r.exists(key), 20, f"redis key {key} removed")
 
     status, view = w.get(f"/customers/{cust}", token=namespace.api_token)

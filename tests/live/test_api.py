@@ -100,22 +100,42 @@ def test_ready_once_joined_recovered_reachable_and_warmed_with_or_without_partit
     }
 
 
-def customer(a: WorkerApi, cid: str, headers: dict[str, str]) -> Answer:
-    return asyncio.run(a.customer(cid, headers))
+def customer(a: WorkerApi, cid: str, headers: dict[str, str], query: dict[str, str] | None = None) -> Answer:
+    return asyncio.run(a.customer(cid, headers, query))
 
 
-def test_the_customer_api_needs_its_token() -> None:
-    assert customer(api(token="")[0], "c1", {}).status == 403
-    a, _ = api()
-    assert customer(a, "c1", {}).status == 401
-    assert customer(a, "c1", {"Authorization": "Bearer wrong"}).status == 401
+@pytest.mark.parametrize(
+    "token, headers, status",
+    [
+        ("", {}, 403),  # no token set: the API is off for everyone
+        ("", {"Authorization": "Bearer "}, 403),
+        (TOKEN, {}, 401),  # missing
+        (TOKEN, {"Authorization": ""}, 401),
+        (TOKEN, {"Authorization": "Bearer wrong"}, 403),  # wrong
+        (TOKEN, {"Authorization": TOKEN}, 403),  # not a bearer token
+        (TOKEN, {"Authorization": f"Bearer {TOKEN}x"}, 403),
+        (TOKEN, {"Authorization": f"Bearer {TOKEN}"}, 404),  # right: an unknown customer of this worker
+    ],
+)
+def test_the_customer_api_needs_its_token(token: str, headers: dict[str, str], status: int) -> None:
+    a, rt = api(token=token)
+    rt.assign([0, 1, 2, 3])
+    asyncio.run(rt.tick())
+    got = customer(a, "c1", headers)
+    assert got.status == status, got.json
+    assert "error" in got.json
 
 
 def test_a_customer_of_this_worker_is_answered_here() -> None:
     a, rt = api()
     asyncio.run(rt.handle(records(("c7", event("p", "c7", "purchase", NOW, category="phone")))))
     got = customer(a, "c7", {"Authorization": f"Bearer {TOKEN}"})
-    assert got.status == 200 and got.json["customer_id"] == "c7" and got.json["state"] is not None
+    assert got.status == 200 and got.json["customer_id"] == "c7"
+    assert [e["event_id"] for e in got.json["events"]] == ["p"]
+    assert "state" not in got.json  # the raw state only when asked
+    raw = customer(a, "c7", {"Authorization": f"Bearer {TOKEN}"}, {"raw": "1"})
+    assert raw.status == 200 and raw.json["state"]["e"][0][2] == "p"
+    assert {k: v for k, v in raw.json.items() if k != "state"} == got.json
 
 
 def test_a_customer_of_another_worker_is_forwarded_once() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -86,12 +88,17 @@ class FakeConsumer:
         self.config = config
         self.closed = False
         self.fail: Exception | None = None
+        self.on_poll: Callable[[], None] | None = None
         FakeConsumer.made.append(self)
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         if self.fail is not None:
             raise self.fail
         return SimpleNamespace(topics={topic: SimpleNamespace(partitions={}, error=None)})
+
+    def poll(self, timeout: float) -> None:
+        if self.on_poll is not None:
+            self.on_poll()
 
     def close(self) -> None:
         self.closed = True
@@ -151,4 +158,28 @@ def test_a_kafka_failure_is_an_infra_error_naming_the_cluster(
     monkeypatch.setattr(confluent_kafka, "Consumer", failing)
     with pytest.raises(InfraError, match="from broker-1:9093 failed: broker down"):
         read_decision_topics({"bootstrap.servers": "broker-1:9093"}, ["t"], local_registry().resolve, 5)
+    assert fake_consumer.made[0].closed
+
+
+def test_a_refused_login_ends_the_read_at_once_not_at_its_timeout(
+    fake_consumer: type[FakeConsumer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error callback (served by the poll between metadata attempts) raises; the read does not wait on."""
+
+    def refused() -> None:
+        raise InfraError("Kafka at broker-1:9093 refused the login")
+
+    def refusing(config: dict[str, Any]) -> FakeConsumer:
+        consumer = FakeConsumer(config)
+        consumer.fail = confluent_kafka.KafkaException(
+            confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT)
+        )
+        consumer.on_poll = refused
+        return consumer
+
+    monkeypatch.setattr(confluent_kafka, "Consumer", refusing)
+    started = time.monotonic()
+    with pytest.raises(InfraError, match="refused the login"):
+        read_decision_topics({"bootstrap.servers": "broker-1:9093"}, ["t"], local_registry().resolve, 30)
+    assert time.monotonic() - started < 5
     assert fake_consumer.made[0].closed

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import fakeredis
 import pytest
@@ -24,6 +25,7 @@ from streams.decisions import Decision, Kind, forget_headers
 from streams.errors import InfraError
 from streams.mirror import (
     MirrorConsumer,
+    channel_key,
     claim_generation,
     generation_key,
     read_generation,
@@ -36,6 +38,7 @@ from streams.mirror.keys import apply_script, mirror_writes
 from tests.mirror.support import FAST, HOUR, P, decision, run_async, until
 
 A, B = ("decisions.email", 0), ("decisions.email", 1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class FakeLog:
         self.listener: Rebalance | None = None
         self.positions: dict[Partition, int] = {}
         self.fail = fail
+        self.on_fetched: Callable[[Sequence[Rec]], None] | None = None  # called with each non-empty fetch
 
     async def start(self, listener: Rebalance) -> None:
         self.listener = listener
@@ -111,6 +115,8 @@ class FakeLog:
             self.positions[part] = position + len(taken)
         if not out:
             await asyncio.sleep(0.001)
+        elif self.on_fetched is not None:
+            self.on_fetched(out)
         return out
 
     async def committed(self, partitions: Collection[Partition]) -> Mapping[Partition, tuple[int, str]]:
@@ -137,7 +143,11 @@ class Redis:
 
     def restart_empty(self) -> None:
         """What a restart without persistence leaves: no keys, no scripts (fakeredis's own state)."""
-        self.server.dbs.clear()
+        # In place, as FLUSHALL does: a connection made before the restart keeps its database
+        # object, and would otherwise still read the old keys (and the old generation).
+        with self.server.lock:  # fakeredis's own rule for changing a database
+            for db in self.server.dbs.values():
+                db.clear()
         self.server.script_cache.clear()
 
     async def dump(self, prefix: str = P) -> dict[str, dict[bytes, bytes]]:
@@ -227,9 +237,12 @@ async def test_a_release_read_before_a_kill_lands_after_the_restart() -> None:
     topics.append(A, decision(customer="c1"), decision(customer="c2"))
     await until(lambda: mirrored(topics, redis), what="the suppressions committed")
 
-    redis.server.connected = False  # Redis stops; the release is read but cannot land
+    # Redis stops just as the release is read, so it is read but cannot land (stopped before,
+    # the consumer could notice first and never fetch it).
+    first.on_fetched = lambda _: setattr(redis.server, "connected", False)
     topics.append(A, decision(Kind.RELEASE, customer="c1", expires_at=None))
     await until(lambda: first.positions[A] == 3, what="the release to be read")
+    await until(lambda: mirror.degraded, what="its write to fail")
     killed(mirror)
     redis.server.connected = True  # back, with its data
 
@@ -239,7 +252,7 @@ async def test_a_release_read_before_a_kill_lands_after_the_restart() -> None:
         await second.assign(A)
         await until(lambda: mirrored(topics, redis), what="the release committed")
         assert await redis.dump() == await redis.expected(topics.history)
-        assert not await redis.client.exists(f"{P}:s:c1:email")  # no stale key
+        assert not await redis.client.exists(channel_key(P, "c1", "email"))  # no stale key
     assert metric(registry, "tactful_redis_mirror_rebuilds_total") == 0  # resumed, not replayed
 
 
@@ -378,7 +391,7 @@ async def test_a_revoked_partition_is_not_committed_and_its_batch_is_dropped() -
         await until(lambda: not mirror.degraded, what="recovered")
         assert mirror.pending == 0
         assert topics.committed[A][0] == 1
-        assert not await redis.client.exists(f"{P}:s:a2:email")
+        assert not await redis.client.exists(channel_key(P, "a2", "email"))
 
 
 @run_async
@@ -388,7 +401,7 @@ async def test_the_generation_is_claimed_once_by_racing_callers() -> None:
     assert len({token for token, _ in claims}) == 1
     assert sum(created for _, created in claims) == 1
     assert await read_generation(redis.client, P) == claims[0][0]
-    assert generation_key(P) == f"{P}:generation"
+    assert generation_key(P) == f"{P}:generation:2"
 
 
 @run_async
@@ -465,3 +478,83 @@ async def test_a_forget_record_deletes_the_customers_keys_in_topic_order() -> No
         assert mirror.skipped == 0
         kept = [d for d in topics.history if d not in before]
         assert await redis.dump() == await redis.expected(kept)
+
+
+@run_async
+async def test_a_worker_of_layout_2_replays_a_layout_1_mirror_into_its_own_keys(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The layout change is the self-healing path: no generation of layout 2 yet, so every partition replays."""
+    topics, redis = Topics(A, B), Redis()
+    topics.append(A, decision(customer="a1"), decision(customer="a2"))
+    topics.append(B, decision(customer="b1", category="*"))
+    topics.append(A, decision(Kind.RELEASE, customer="a2", expires_at=None))
+    # What a layout-1 worker left: its token, offsets committed under it at the end, keys without a hash tag.
+    await redis.client.set(f"{P}:generation", "1795963179009-6093bf1a7a56")
+    topics.committed.update({part: (end, "1795963179009-6093bf1a7a56") for part, end in topics.end().items()})
+    await redis.client.hset(f"{P}:s:a1:email:phone", "t1", str(wall_clock_ms() + HOUR))
+    registry = CollectorRegistry()
+    log = FakeLog(topics)
+    with caplog.at_level(logging.WARNING, logger="streams.mirror.consumer"):
+        async with running(consumer(redis, log, registry)):
+            await log.assign(A, B)
+            token = await until_value(lambda: read_generation(redis.client, P))
+
+            async def layout_2_written() -> bool:
+                dump = await redis.dump()
+                return {k: v for k, v in dump.items() if "{" in k} == await redis.expected(topics.history)
+
+            await until(layout_2_written, what="the layout-2 keys")
+            await until(lambda: all(meta == token for _, meta in topics.committed.values()), what="recommitted")
+    assert metric(registry, "tactful_redis_mirror_rebuilds_total") == 1
+    assert any("replaying 2 decision-topic partitions" in r.message for r in caplog.records)
+    # Layout 1's token and keys are left alone: workers of layout 1 may still run (a rolling upgrade),
+    # and its keys expire by themselves.
+    assert await redis.client.get(f"{P}:generation") == b"1795963179009-6093bf1a7a56"
+    assert await redis.client.exists(f"{P}:s:a1:email:phone")
+
+
+async def until_value(read: Callable[[], Awaitable[T | None]]) -> T:
+    found: list[T] = []
+
+    async def check() -> bool:
+        value = await read()
+        if value is not None:
+            found.append(value)
+        return value is not None
+
+    await until(check, what="a value")
+    return found[-1]
+
+
+@run_async
+async def test_records_a_registry_outage_could_not_decode_are_read_again() -> None:
+    """A decision whose schema the registry cannot give yet is retried, never passed over."""
+    topics, redis = Topics(A, B), Redis()
+    log = FakeLog(topics)
+    outage = {"calls": 3}
+
+    def flaky(value: bytes) -> Decision:
+        if outage["calls"]:
+            outage["calls"] -= 1
+            raise InfraError("schema registry at http://registry: unreachable")
+        return unwire(value)
+
+    mirror = MirrorConsumer(
+        redis.client,
+        log,
+        flaky,
+        prefix=P,
+        backoff=FAST,
+        check_every_s=0.01,
+        fetch_wait_s=0.01,
+        max_records=3,
+        registry=CollectorRegistry(),
+    )
+    async with running(mirror):
+        await log.assign(A, B)
+        topics.append(A, decision(customer="a1"), decision(customer="a2"))
+        topics.append(B, decision(customer="b1", channel="email", category="*"))
+        await until(lambda: mirrored(topics, redis), what="everything committed")
+    assert outage["calls"] == 0
+    assert await redis.dump() == await redis.expected(topics.history)

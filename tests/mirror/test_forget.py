@@ -34,8 +34,9 @@ async def test_only_the_customers_keys_go(customer: str) -> None:
 
 
 def test_the_pattern_escapes_glob_characters() -> None:
-    assert customer_pattern("p", "a*?[]\\^") == "p:s:a\\*\\?\\[\\]\\\\\\^:*"
-    assert customer_pattern("p", "a:b") == "p:s:a%3Ab:*"
+    assert customer_pattern("p", "a*?[]\\^") == "p:s:{a\\*\\?\\[\\]\\\\\\^}:*"
+    assert customer_pattern("p", "a:b") == "p:s:{a%3Ab}:*"
+    assert customer_pattern("p", "{a}") == "p:s:{%7Ba%7D}:*"
 
 
 @run_async

@@ -57,11 +57,11 @@ async def test_keys_fields_and_expiry_are_the_documented_layout() -> None:
         expires = wall_clock_ms() + HOUR
         await h.apply([decision(customer="c1", channel="email", category="phone", topology="t1", expires_at=expires)])
         assert await h.dump() == {
-            b"tactful:s:c1:email": {b"t1|phone": str(expires).encode()},
-            b"tactful:s:c1:email:phone": {b"t1": str(expires).encode()},
+            b"tactful:s:{c1}:email": {b"t1|phone": str(expires).encode()},
+            b"tactful:s:{c1}:email:phone": {b"t1": str(expires).encode()},
         }
-        assert await h.expiry("tactful:s:c1:email") == expires
-        assert await h.expiry("tactful:s:c1:email:phone") == expires
+        assert await h.expiry("tactful:s:{c1}:email") == expires
+        assert await h.expiry("tactful:s:{c1}:email:phone") == expires
 
 
 @run_async
@@ -82,13 +82,13 @@ async def test_releasing_one_topology_keeps_the_other_and_expiry_drops_to_it() -
         await h.apply(
             [decision(topology="short", expires_at=now + HOUR), decision(topology="long", expires_at=now + 2 * HOUR)]
         )
-        assert await h.expiry("tactful:s:c1:email:phone") == now + 2 * HOUR
-        assert await h.expiry("tactful:s:c1:email") == now + 2 * HOUR
+        assert await h.expiry("tactful:s:{c1}:email:phone") == now + 2 * HOUR
+        assert await h.expiry("tactful:s:{c1}:email") == now + 2 * HOUR
 
         await h.apply([decision(Kind.RELEASE, topology="long", expires_at=None)])
         assert await h.suppressed("c1", "email", "phone")
-        assert await h.expiry("tactful:s:c1:email:phone") == now + HOUR
-        assert await h.expiry("tactful:s:c1:email") == now + HOUR
+        assert await h.expiry("tactful:s:{c1}:email:phone") == now + HOUR
+        assert await h.expiry("tactful:s:{c1}:email") == now + HOUR
         assert await explain(h.client, P, "c1", "email", "phone") == [("short", "phone", now + HOUR)]
 
 
@@ -111,7 +111,7 @@ async def test_resuppressing_extends_and_never_shortens() -> None:
         now = wall_clock_ms()
         await h.apply([decision(expires_at=now + HOUR), decision(expires_at=now + 3 * HOUR)])
         await h.apply([decision(expires_at=now + 2 * HOUR)])
-        assert await h.expiry("tactful:s:c1:email:phone") == now + 3 * HOUR
+        assert await h.expiry("tactful:s:{c1}:email:phone") == now + 3 * HOUR
         assert await explain(h.client, P, "c1", "email", "phone") == [("t1", "phone", now + 3 * HOUR)]
 
 
@@ -143,7 +143,7 @@ async def test_the_injected_clock_decides_what_is_expired_and_prunes_dead_fields
         clock[0] = now + 2_000  # "brief" is over for the mirror, though Redis's own clock disagrees
         assert h.mirror.submit([decision(topology="late", expires_at=now + 1_500)]) == 0
         await h.apply([decision(topology="other")])
-        fields = await h.client.hgetall("tactful:s:c1:email:phone")
+        fields = await h.client.hgetall("tactful:s:{c1}:email:phone")
         assert set(fields) == {b"long", b"other"}
 
 
@@ -158,17 +158,18 @@ async def test_customer_ids_with_colons_cannot_collide_with_other_keys() -> None
         assert await h.suppressed("a:b", "c", "%3A")
         assert not await h.suppressed("a:b", "c", ":")
         assert set(await h.dump()) == {
-            b"tactful:s:a:b",
-            b"tactful:s:a:b:c",
-            b"tactful:s:a%3Ab:c",
-            b"tactful:s:a%3Ab:c:%253A",
+            b"tactful:s:{a}:b",
+            b"tactful:s:{a}:b:c",
+            b"tactful:s:{a%3Ab}:c",
+            b"tactful:s:{a%3Ab}:c:%253A",
         }
 
 
-def test_key_helpers_escape_only_percent_and_colon() -> None:
-    assert category_key("p", "crm:42", "email", "*") == "p:s:crm%3A42:email:*"
-    assert channel_key("p", "50%", "in-app") == "p:s:50%25:in-app"
-    assert channel_key("p", "c-1 é", "ads") == "p:s:c-1 é:ads"
+def test_key_helpers_tag_the_customer_and_escape_only_percent_colon_and_braces() -> None:
+    assert category_key("p", "crm:42", "email", "*") == "p:s:{crm%3A42}:email:*"
+    assert channel_key("p", "50%", "in-app") == "p:s:{50%25}:in-app"
+    assert channel_key("p", "c-1 é", "ads") == "p:s:{c-1 é}:ads"
+    assert category_key("p", "{a}b}", "e{m}", "k:}") == "p:s:{%7Ba%7Db%7D}:e%7Bm%7D:k%3A%7D"
 
 
 def test_a_prefix_with_separators_or_globs_is_refused() -> None:

@@ -20,7 +20,7 @@ async def as_async(items: Iterable[Decision]) -> AsyncIterator[Decision]:
 @run_async
 async def test_rebuild_clears_only_our_prefix_and_applies_in_order() -> None:
     h = Harness()
-    await h.client.hset("tactful:s:stale:email", "t1|*", "1")
+    await h.client.hset("tactful:s:stale:email", "t1|*", "1")  # layout 1 (no hash tag): cleared too
     await h.client.set("other:s:c1:email", "kept")
     await h.client.set("tactful-x:s:c1:email", "kept")
     now = wall_clock_ms()
@@ -36,8 +36,8 @@ async def test_rebuild_clears_only_our_prefix_and_applies_in_order() -> None:
     assert set(await h.client.keys("*")) == {
         b"other:s:c1:email",
         b"tactful-x:s:c1:email",
-        b"tactful:s:c3:email",
-        b"tactful:s:c3:email:*",
+        b"tactful:s:{c3}:email",
+        b"tactful:s:{c3}:email:*",
     }
 
 

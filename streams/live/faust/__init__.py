@@ -15,6 +15,8 @@ plugs it into a Faust worker:
   Faust views;
 - :mod:`~streams.live.faust.mirror_log`: the Redis mirror's decision-topic
   consumer (plain aiokafka, public API only: nothing to pin).
+- :mod:`~streams.live.faust.catalog_follower`: follows the catalog topic
+  (plain aiokafka, public API only), handing new versions to the runtime;
 - :mod:`~streams.live.faust.assignor`: Faust's partition assignor, taking the
   assignment a static group member (``TACTFUL_INSTANCE_ID``) gets back after a
   restart even when its web address changed.

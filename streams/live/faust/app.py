@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi, WorkerStatus
+from streams.live.catalog import CatalogMetrics, LiveCatalog
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
@@ -126,12 +127,18 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     return worker
 
 
-def create_worker(settings: Settings, catalog: Catalog) -> Worker:
-    """Build the Faust app, its topics, table, consumer, timers, web views and the Redis mirror."""
+def create_worker(
+    settings: Settings, catalog: Catalog, live: LiveCatalog | None = None, follow_from: int = 0
+) -> Worker:
+    """Build the Faust app, its topics, table, consumer, timers, web views and the Redis mirror.
+
+    With ``live`` (the versions read from the catalog topic, ``catalog`` the newest of them),
+    partitions run the version in force at their watermark, and a task follows the catalog
+    topic from offset ``follow_from`` (:mod:`streams.live.catalog`)."""
     input_partitions = ensure_topics(settings, catalog)
     app = build_app(settings, input_partitions)
     metrics = live_metrics.create()
-    codecs = make_codecs(settings)
+    codecs = make_codecs(settings, [settings.topics.decision(ch) for ch in channels(catalog)])
     # A catalog with no channel has nothing to mirror (and aiokafka subscribes to no empty list).
     mirror = _mirror(settings, catalog, codecs, metrics.registry) if settings.redis.url and channels(catalog) else None
     table = state_table(app, input_partitions)
@@ -164,9 +171,12 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         codecs=codecs,
         metrics=metrics,
         limits=limits,
+        catalog=live,
     )
     runtime = Runtime(settings, catalog, io)
     ends = _recovery_ends(app, settings, table.changelog_topic.get_topic_name(), producers)
+    if live is not None:
+        _follow_catalog(app, settings, live, runtime, metrics, follow_from)
     _consume(app, settings, runtime, source, ends)
     schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source, producers)
     schedule.install()
@@ -177,9 +187,23 @@ def create_worker(settings: Settings, catalog: Catalog) -> Worker:
         joined=lambda: schedule.joined,
         reachable=lambda: schedule.reachable,
         owner_url=lambda cid: app.router.external_topic_key_store(app.topic(settings.topics.input), cid.encode()),
+        catalog=live.status if live is not None else None,
     )
     web.register(app, WorkerApi(runtime, settings, metrics.registry, mirror, status))
     return Worker(app, runtime, settings, mirror)
+
+
+def _follow_catalog(
+    app: faust.App, settings: Settings, live: LiveCatalog, runtime: Runtime, metrics: Metrics, start: int
+) -> None:
+    """Export the catalog's metrics; follow the catalog topic; hand new versions' catalogs to the runtime."""
+    from streams.live.faust.catalog_follower import CatalogFollower
+
+    live.attach(CatalogMetrics(metrics.registry))
+    for version in live.versions.versions():
+        runtime.adopt(version.catalog)
+    live.listeners.append(lambda version: runtime.adopt(version.catalog))
+    app.task(CatalogFollower(settings, live, start).run)
 
 
 def transactional_producers(app: faust.App, settings: Settings) -> PartitionProducers:

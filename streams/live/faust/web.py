@@ -40,7 +40,7 @@ class ReadyView(_ApiView):
 
 class CustomerView(_ApiView):
     async def get(self, request: Request, customer_id: str) -> Response:
-        return self.answer(await self.api.customer(customer_id, request.headers))
+        return self.answer(await self.api.customer(customer_id, request.headers, request.query))
 
 
 ROUTES: tuple[tuple[str, type[_ApiView]], ...] = (
