@@ -662,6 +662,7 @@ def feed(
     settings = _settings()
     now = int(time.time() * 1000)
     stats = FileStats()
+    announce: Callable[[], None] | None = None
     if events_file is not None:
 
         def refuse(number: int, exc: InputError) -> None:
@@ -678,13 +679,18 @@ def feed(
         pace = 200.0 if rate is None else rate
         events = realtime_journeys(customers, seed if seed is not None else now // 1000, now_ms=now, rate=pace)
         hold = Hold()
-        click.echo(
-            f"journeys unfold in real time from now: browsing for about {customers * NOISE_PER_CUSTOMER / pace:.0f}s, "
-            "scenario steps up to days later; stop with Ctrl-C or --duration",
-            err=True,
-        )
+        browsing = customers * NOISE_PER_CUSTOMER / pace
+
+        def announce_journeys() -> None:
+            click.echo(
+                f"journeys unfold in real time from now: browsing for about {browsing:.0f}s, "
+                "scenario steps up to days later; stop with Ctrl-C or --duration",
+                err=True,
+            )
+
+        announce = announce_journeys
     with _startup_logging("warning"):
-        sent = produce(settings, events, rate=pace, duration=duration, hold=hold)
+        sent = produce(settings, events, rate=pace, duration=duration, hold=hold, on_ready=announce)
     click.echo(f"sent {sent:,} events to {settings.topics.input}", err=True)
     if stats.refused:
         click.echo(f"warning: {stats.refused:,} records of {events_file} were not sent", err=True)

@@ -320,13 +320,19 @@ def feed(
     should_stop: Callable[[], bool] = lambda: False,
     topic: str | None = None,
     hold: Hold | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
-    """Send events (at ``rate`` per second if given; none before it is due with ``hold``); returns how many."""
+    """Send events (at ``rate`` per second if given; none before it is due with ``hold``); returns how many.
+
+    ``on_ready`` is called once the brokers answered, before the first event: a failure to
+    connect is then the only thing a user sees."""
     prod = producer(settings)
     target = topic or settings.topics.input
     wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
     # With a schema registry, the id it gives the touchpoint schema (docs/registry.md).
     schema_id = touchpoint_schema_id(settings)
+    if on_ready is not None:
+        on_ready()
     sent = 0
     started = time.monotonic()
 

@@ -436,11 +436,12 @@ class Runtime:
         states = []
         for cid in store.customers():
             raw = self.data.get(cid)
-            # Skip decoding states without timers or tombstone: most have neither, and recovery time matters.
-            if isinstance(raw, bytes | bytearray) and b'"m":[]' in raw and b'"x":' not in raw:
+            # Skip decoding states without timers, open goals (their window ends are deadlines too,
+            # contract 7.4) or tombstone: most have none, and recovery time matters.
+            if isinstance(raw, bytes | bytearray) and b'"m":[]' in raw and b'"x":' not in raw and b'"o":' not in raw:
                 continue
             state = store.get(cid)
-            if state is not None and (state.timers or state.erased_at is not None):
+            if state is not None and (state.timers or state.goals or state.erased_at is not None):
                 states.append((cid, state))
         proc.restore_timers(states)
         proc.restore_erased(states)

@@ -12,6 +12,7 @@ from pathlib import Path
 from streams.codec import avro
 from streams.codec.avro import touchpoint_schema, touchpoint_to_avro, write_ocf
 from streams.decisions import Kind
+from streams.live.codecs import resolver
 from tests.integration.conftest import REPO, TACTFUL, Namespace
 
 GAP_MS = 700
@@ -62,7 +63,7 @@ def test_own_events_shifted_to_now_are_sent_as_they_fall_due_and_decided_on(
 
     topic = namespace.settings().topics.input
     records = namespace.read(topic, lambda got: len(got) >= 5)
-    events = [avro.decode(m.value(), avro.local_registry().resolve) for m in records]
+    events = [avro.decode(m.value(), resolver(namespace.settings())) for m in records]
     times = [e["occurred_at"] for e in events]
     assert [e["event_id"] for e in events] == [f"{customer}-{i}" for i in range(5)]
     assert [b - a for a, b in itertools.pairwise(times)] == [GAP_MS] * 4
@@ -93,5 +94,5 @@ def test_an_avro_file_of_past_events_is_sent_at_once_unchanged(namespace: Namesp
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 60
     records = namespace.read(topic, lambda got: len(got) >= 5)
-    got = sorted(avro.decode(m.value(), avro.local_registry().resolve)["occurred_at"] for m in records)
+    got = sorted(avro.decode(m.value(), resolver(namespace.settings()))["occurred_at"] for m in records)
     assert got == [e["occurred_at"] for e in events]

@@ -183,7 +183,7 @@ def test_worker_feed_check_reader_and_rebuild_over_sasl_ssl(secure: SecureNamesp
     cust = f"sec-{secure.id}"
     now = int(time.time() * 1000)
     secure.feed(friction(cust, now))  # the Python feed: three SUPPRESS (14 days) and an ENGAGE for cust
-    fed = tactful(secure, "feed", "--customers", "20", "--rate", "0", "--seed", "12")
+    fed = tactful(secure, "feed", "--customers", "20", "--rate", "100", "--duration", "4", "--seed", "12")
     assert fed.returncode == 0, fed.stderr
     sent = int(fed.stderr.split("sent ")[1].split(" events")[0].replace(",", ""))
     assert sent > 0
@@ -237,7 +237,7 @@ def wrong_ca(broker: SecureBroker, folder: Path) -> dict[str, str]:
 
 COMMANDS: dict[str, list[str]] = {
     "worker": ["worker", "--loglevel", "warning"],
-    "feed": ["feed", "--customers", "3", "--rate", "0"],
+    "feed": ["feed", "--customers", "3", "--rate", "10", "--duration", "5"],
     "redis-rebuild": ["redis-rebuild", "--timeout", "30"],
 }
 FAULTS: dict[str, tuple[Any, str]] = {

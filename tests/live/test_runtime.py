@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streams.codec import avro
-from streams.decisions import Decision
+from streams.decisions import Decision, Kind, Status
 from streams.live import metrics as live_metrics
 from streams.live.codecs import Codecs
 from streams.live.limits import RecordLimits, record_size
@@ -558,3 +558,39 @@ def test_a_batch_acks_only_the_records_of_partitions_whose_state_it_wrote() -> N
     run(go())
     acks = [offsets for kind, offsets in log.effects if kind == "ack"]
     assert acks == [[1]]
+
+
+def test_a_restarted_partition_keeps_the_deadline_of_a_goal_with_no_absence_timer() -> None:
+    """A goal's window end is a deadline (contract 7.4): a restart must not lose it, even for a
+    customer whose state holds no absence timer (failed_login_guard: a count, with a 1d goal)."""
+    data: dict[str, Any] = {}
+
+    def runtime() -> tuple[Runtime, Log]:
+        log = Log()
+        io = RuntimeIO(
+            source=Source(log),
+            sink=Sink(log),
+            state=StateTable(data, lambda p, k, v: log.effects.append(("state", (p, k, v)))),
+            codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
+            metrics=live_metrics.create(),
+            limits=RecordLimits(),
+        )
+        settings = Settings.from_flat({"redis_url": "", "idle_after": "3650d"})
+        return Runtime(settings, load_folder(TOPOLOGIES), io, clock=lambda: NOW / 1000), log
+
+    first, _ = runtime()
+    logins = [("c5", event(f"l{i}", "c5", "login_failed", NOW + i * MINUTE)) for i in range(5)]
+    fired = run(first.handle(records(*logins)))
+    assert any(d.topology == "failed_login_guard" for d in fired.decisions)
+    state = first.runs[on_partition("c5")].store.get("c5")
+    assert state is not None and state.goals and not state.timers
+
+    again, _ = runtime()  # a restart: the same table, a new runtime
+    p = on_partition("c5")
+    again.assign([p])
+    run(again.tick())
+    assert again.runs[p].processor.pending_timers() == 1
+    later = run(again.handle(records(("c5", event("t", "c5", "clock_tick", NOW + 2 * 86_400_000)), start=5)))
+    assert [(d.kind, d.status) for d in later.decisions if d.topology == "failed_login_guard"] == [
+        (Kind.GOAL, Status.MISSED)
+    ]
