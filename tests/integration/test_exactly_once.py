@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from chaos.check import Findings, compare_decisions, decision_ids, read_topic
+from streams.live.codecs import resolver
 from streams.live.topics import channels
 from streams.timeutil import parse_time
 from streams.topology import load_folder
@@ -78,7 +79,7 @@ def test_a_worker_killed_mid_stream_and_restarted_decides_each_decision_exactly_
         found: list[Findings] = []
 
         def complete() -> bool:
-            found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want)]
+            found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want, resolver(s))]
             return found[0].lost == 0 and found[0].audit_missing == 0
 
         with contextlib.suppress(AssertionError):
@@ -87,7 +88,9 @@ def test_a_worker_killed_mid_stream_and_restarted_decides_each_decision_exactly_
         assert f.expected > 200
         assert (f.lost, f.lost_ids, f.extra, f.duplicates) == (0, [], 0, 0)
         assert (f.audit_missing, f.audit_extra) == (0, 0)
-        audit = Counter(i for i, _ in decision_ids([v for v, _ in read_topic(kafka_bootstrap(), s.topics.audit)]))
+        audit = Counter(
+            i for i, _ in decision_ids([v for v, _ in read_topic(kafka_bootstrap(), s.topics.audit)], resolver(s))
+        )
         assert [i for i, n in audit.items() if n > 1] == []
         # The restarted worker fenced the killed one's transactions and went on: it never failed a batch.
         assert a.proc is not None and a.proc.poll() is None
@@ -176,7 +179,7 @@ def test_a_stalled_worker_is_fenced_by_the_one_that_took_its_partitions(services
         found: list[Findings] = []
 
         def complete() -> bool:
-            found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want)]
+            found[:] = [compare_decisions(kafka_bootstrap(), chans, s.topics.audit, want, resolver(s))]
             return found[0].lost == 0 and found[0].audit_missing == 0
 
         with contextlib.suppress(AssertionError):

@@ -196,6 +196,8 @@ def test_kill_during_a_redis_outage_loses_no_suppression_and_leaves_no_stale_key
         "the outage's decisions on the ads topic",
     )
     wait_until(lambda: first.get("/health")[1]["status"] == "degraded", 30, "/health to say degraded")
+    # Pending counts what the mirror has fetched or knows it is behind by: the next fetch after the failure.
+    wait_until(lambda: first.get("/health")[1]["redis_mirror"]["pending"] > 0, 30, "/health to count pending")
     health = first.get("/health")[1]["redis_mirror"]
     assert health["degraded"] and health["pending"] > 0, health
     wait_until(
