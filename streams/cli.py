@@ -944,10 +944,11 @@ def report(
 
     def topic_source(topic: str, audit_topic: bool) -> inputs.Source:
         from streams.clients import kafka_options
-        from streams.codec import avro
+        from streams.live.codecs import resolver
 
         assert settings is not None
-        resolve = avro.local_registry().resolve
+        # The workers write with the schema registry's ids when there is one; local ids are read too.
+        resolve = resolver(settings)
         decode = inputs.avro_decision(resolve) if audit_topic else inputs.avro_touchpoint(resolve)
         return inputs.open_topic(
             kafka_options(settings.kafka),
