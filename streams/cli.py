@@ -738,7 +738,8 @@ def forget(customer_id: str, at: str | None) -> None:
 @click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))
 @click.pass_context
 def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
-    """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
+    """Live demo: workers, generated journeys, a catalog deploy half-way, a terminal view, then the report
+    (out/demo-report.html; docs/demo.md)."""
     import os
 
     from rich.console import Console
@@ -1056,7 +1057,7 @@ def diff(
     timeout: float,
     progress: bool | None,
 ) -> None:
-    """Backtest a change: both catalogs over the same events, their decisions compared (README: Topologies)."""
+    """Backtest a change: both catalogs over the same events, their decisions compared (docs/diff.md)."""
     from streams import diff as backtest
     from streams.timeutil import parse_time_option
 

@@ -1,10 +1,19 @@
-"""``tactful demo``: two live workers, generated journeys at a steady rate, a terminal view.
+"""``tactful demo``: two live workers, generated journeys at a steady rate, a terminal view, a report.
 
-It starts the workers as child processes (logs under ``.run/demo/``), feeds
+It writes its two catalogs (:mod:`streams.live.demo_script`: a global control
+group, short goal windows, one topology in shadow, then live), starts the
+workers on the first as child processes (logs under ``.run/demo/``), feeds
 generated touchpoints from a background thread, reads the audit and
-dead-letter topics, and shows the newest decisions with counters. It stops on
-Ctrl-C or once ``duration`` seconds of feeding have passed (the workers'
-start-up before is not counted), and stops everything it started.
+dead-letter topics, and shows the newest decisions with counters. Half-way
+it deploys the second catalog (from a thread: a deploy reads the catalog
+topic and the committed offsets first) and shows, from each worker's
+``/ready``, the version in force on its partitions, and the flipped
+topology's decisions by version. Each engagement emitted goes to the
+simulated channels, whose outcomes join the feed. It stops on Ctrl-C or
+once ``duration`` seconds of feeding have passed (the workers' start-up
+before is not counted), stops everything it started, then writes
+``tactful report`` over the run's audit topic and touchpoints to
+``out/demo-report.html`` and ``.json``.
 
 The view is the only thing on the terminal while it runs: the demo's own log
 lines (librdkafka's included, which :mod:`streams.clients` turns into Python
