@@ -404,7 +404,8 @@ def run_demo(
             Live(_view(board, ports, 0, duration, columns), console=console, refresh_per_second=4) as live,
         ):
             while not stop.is_set() and time.monotonic() - started < duration:
-                if deployer_thread is None and time.monotonic() - started >= duration / 2:
+                half_way = time.monotonic() - started >= duration / 2
+                if deployer_thread is None and half_way and board.newest_sent is not None:
                     deployer_thread = threading.Thread(target=deployer, daemon=True)
                     deployer_thread.start()
                     board.catalog[1] = f"[b]deploy[/b] {cats.after.name}/: deploying..."
@@ -449,6 +450,8 @@ def run_demo(
     console.print(
         f"demo done: {board.fed:,} events fed, {total:,} decisions, {sum(board.dead.values()):,} dead letters."
     )
+    if deploys:
+        console.print(_switch_summary(board, deploys[0]), highlight=False)
     if not total:
         return 1
     assert fed_since is not None
@@ -539,6 +542,19 @@ def _deployed_line(result: DeployResult, cats: DemoCatalogs, elapsed: float) -> 
     return (
         f"[b]deploy[/b] {short(record.hash)} at {elapsed:.0f}s: {what} from event time {_short_time(record.at)},"
         " on every partition"
+    )
+
+
+def _switch_summary(board: Board, deployed: DeployResult) -> str:
+    """Whether every partition the workers last showed runs the version deployed half-way."""
+    new = deployed.record.hash
+    runs = [h for partitions in board.in_force.values() for h in partitions.values()]
+    if runs and all(h == new for h in runs):
+        return f"catalog: all {len(runs)} partitions switched to {short(new)} at {format_time(deployed.record.at)}."
+    behind = sum(h != new for h in runs)
+    return (
+        f"catalog: {behind} of {len(runs)} partitions still on the version before {short(new)} when the demo"
+        " stopped (their watermarks had not reached its time, or a worker refused it: see .run/demo/worker*.log)."
     )
 
 

@@ -24,8 +24,9 @@ runs it):
    faster than the wall clock, so ``tactful deploy``'s default time (the
    largest committed stream time, ahead of the watermarks by ``lateness``,
    ten minutes of event time) would be overtaken within a second, before
-   every worker has read the record; the demo knows where its feed stands
-   and how fast it moves, so it asks for a time that far ahead.
+   every worker has read the record, and a worker refuses a version whose
+   time its watermark has passed; the demo knows where its feed stands and
+   how fast it moves, so it asks for a time that far ahead.
 3. **Simulated channels and customers** (:func:`simulated_outcomes`): the
    generated customers do not read messages, so the demo plays the channels'
    part. For each engagement emitted it reports outcomes back as
@@ -62,7 +63,10 @@ GLOBAL_HOLDOUT = "20%"  # of customers in the global control group (contract 7.3
 HOLDOUT_SALT = "demo"
 GOAL_WINDOW = "1d"  # the longest goal window the demo keeps: goals are decided while you watch
 FLIPPED = "abandoned_cart_reminder"  # in shadow before the deploy, live after
-LEAD_S = 4.0  # the deploy's time is where the feed's event time will be this many seconds later
+# The deploy's time is where the feed's event time will be this many seconds later: the deploy
+# itself takes a few seconds (it reads the catalog topic and the committed offsets first), and a
+# version whose time a partition's watermark has passed when the record reaches it is refused.
+LEAD_S = 8.0
 
 
 # What the simulated channel reports of an engagement: each stage with its share of the stage before.

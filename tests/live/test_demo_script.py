@@ -83,8 +83,8 @@ def test_the_catalogs_are_written_afresh_each_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("newest", "first", "feeding_s", "floor", "expected"),
     [
-        # Three days of event time fed in 60 s: 72 minutes a second, so T is 4 s of feeding ahead.
-        (parse_time("2026-05-05T12:00:00Z"), parse_time("2026-05-04T00:00:00Z"), 30.0, 0, 4 * 72 * MINUTE),
+        # Three days of event time fed in 60 s: 72 minutes a second, so T is 8 s of feeding ahead.
+        (parse_time("2026-05-05T12:00:00Z"), parse_time("2026-05-04T00:00:00Z"), 30.0, 0, 8 * 72 * MINUTE),
         # Slow event time: never less than a minute ahead.
         (10 * MINUTE, 9 * MINUTE, 30.0, 0, MINUTE),
         # Nothing to measure a speed over yet.

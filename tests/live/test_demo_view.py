@@ -111,3 +111,16 @@ def test_the_feed_position_is_the_newest_event_time_sent() -> None:
     for at in (1_000, 5_000, None, 3_000):  # out of order, and a broken record with no time
         board.sent(at)
     assert (board.fed, board.first_sent, board.newest_sent) == (4, 1_000, 5_000)
+
+
+def test_the_end_says_whether_every_partition_switched() -> None:
+    from streams.live.catalog.deploy import DeployResult
+    from streams.live.catalog.record import CatalogRecord, Deployed
+    from streams.live.demo import _switch_summary
+
+    record = CatalogRecord(files={"policies.yaml": "lateness: 10m\n"}, at=0, deployed=Deployed("u", "h", 0, "t", "f"))
+    board = Board()
+    board.in_force = {6066: {"0": record.hash, "1": record.hash}, 6067: {"2": record.hash}}
+    assert _switch_summary(board, DeployResult(record, True)).startswith("catalog: all 3 partitions switched to")
+    board.in_force[6067]["3"] = "sha256:" + "0" * 64
+    assert _switch_summary(board, DeployResult(record, True)).startswith("catalog: 1 of 4 partitions still on")
