@@ -458,12 +458,13 @@ def run_demo(
     console.print("writing the report over this run's audit topic and touchpoints...")
     files = report_from_topics(settings, since=fed_since, catalog=after, out=out)
     for line in files.lines:
-        console.print(line, highlight=False)
-    console.print(f"report: {files.html} (open it in a browser), {files.json}")
-    console.print(
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"report: {files.html} (open it in a browser), {files.json}", soft_wrap=True)
+    console.print(  # one line, whatever the terminal's width: it is to be copied
         "the same at any time: tactful report --from-topic --events-from-topic"
         f" --since {format_time(fed_since)} --topologies {cats.after} --html {files.html}",
         highlight=False,
+        soft_wrap=True,
     )
     return 0
 
