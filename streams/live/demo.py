@@ -371,11 +371,13 @@ def run_demo(
                 while at is not None and board.newest_sent is not None and not engaged.empty():
                     decision = engaged.get()
                     for outcome in simulated_outcomes(decision, goals.get(decision.topology), board.newest_sent):
+                        yield outcome
                         board.outcomes[str(outcome["type"]).removeprefix("decision.")] += 1
                         board.sent(_occurred_at(outcome))
-                        yield outcome
-                board.sent(at)
                 yield e
+                # Counted once sent: the feed asks for the next record only after this one
+                # was produced (its Hold may first wait for an event due after the wall clock).
+                board.sent(at)
 
         def feeder() -> None:
             try:
@@ -523,7 +525,7 @@ def _deploy_before(settings: Settings, folder: Path, catalog: Catalog, window_st
 
 
 def _deploy_after(settings: Settings, folder: Path, catalog: Catalog, board: Board) -> DeployResult:
-    """Half-way: deploy the changed catalog at the event time the feed reaches a few seconds from now."""
+    """Half-way: deploy the changed catalog for the event time the watermarks reach a few seconds from now."""
     live, _ = read_versions(settings)
     newest = live.versions.newest()
     if board.newest_sent is None or board.first_sent is None:
@@ -532,6 +534,7 @@ def _deploy_after(settings: Settings, folder: Path, catalog: Catalog, board: Boa
         board.newest_sent,
         board.first_sent,
         time.monotonic() - board.first_sent_at,
+        (newest.catalog if newest else catalog).policies.lateness,
         floor=newest.at if newest else 0,
     )
     return deploy(settings, folder, catalog, at, who_now())

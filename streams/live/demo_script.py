@@ -19,14 +19,17 @@ runs it):
    first version of an empty catalog topic; on a topic with versions from an
    earlier run, the demo deploys ``before`` again at the start of its feed,
    :func:`start_time`), and **half-way through the demo deploys ``after``**
-   at the event time the feed will reach :data:`LEAD_S` seconds later
-   (:func:`switch_time`). The feed runs event time about a thousand times
-   faster than the wall clock, so ``tactful deploy``'s default time (the
-   largest committed stream time, ahead of the watermarks by ``lateness``,
-   ten minutes of event time) would be overtaken within a second, before
-   every worker has read the record, and a worker refuses a version whose
-   time its watermark has passed; the demo knows where its feed stands and
-   how fast it moves, so it asks for a time that far ahead.
+   for the event time the workers' watermarks will reach :data:`LEAD_S`
+   seconds later (:func:`switch_time`). The feed runs event time about a
+   thousand times faster than the wall clock, so ``tactful deploy``'s
+   default time (the largest committed stream time, ahead of the watermarks
+   by ``lateness``, ten minutes of event time) would be overtaken within a
+   second, before every worker has read the record, and a worker refuses a
+   version whose time its watermark has passed. The demo knows where its
+   feed stands and how fast it moves, so it asks for a time that far ahead
+   of the watermarks, and no further: a run that resumes after an earlier
+   one feeds minutes of event time, not days, and a time ahead of the feed
+   itself would not be reached by its watermarks before the end.
 3. **Simulated channels and customers** (:func:`simulated_outcomes`): the
    generated customers do not read messages, so the demo plays the channels'
    part. For each engagement emitted it reports outcomes back as
@@ -172,17 +175,22 @@ def _check(before: Any, after: Any, flipped: str | None, cap: int) -> None:
             raise ConfigError(f"the demo could not put {flipped} in shadow before and live after")
 
 
-def switch_time(newest_sent: int, first_sent: int, feeding_s: float, *, floor: int = 0, lead_s: float = LEAD_S) -> int:
-    """``T`` of the half-way deploy: the event time the feed reaches ``lead_s`` seconds from now.
+def switch_time(
+    newest_sent: int, first_sent: int, feeding_s: float, lateness: int, *, floor: int = 0, lead_s: float = LEAD_S
+) -> int:
+    """``T`` of the half-way deploy: where the workers' watermarks will be ``lead_s`` seconds from now.
 
     ``newest_sent`` and ``first_sent`` are the newest and first ``occurred_at``
     fed, ``feeding_s`` the seconds of feeding between them: their ratio is how
-    fast event time runs. Every worker's watermark is behind ``newest_sent``, so
-    ``T`` is ahead of all of them, by ``lead_s`` seconds of feeding (at least
-    a minute of event time); never before ``floor`` (the newest version's time).
+    fast event time runs. A partition's watermark is its newest event time
+    less ``lateness``, so no watermark is past ``newest_sent - lateness``, and
+    ``T`` is ahead of all of them by ``lead_s`` seconds of feeding (at least a
+    minute of event time): every partition switches about ``lead_s`` seconds
+    later, however fast event time runs. Never before ``floor`` (the newest
+    version's time).
     """
     speed = (newest_sent - first_sent) / feeding_s if feeding_s > 0 else 0.0  # event ms per wall second
-    return max(newest_sent + max(round(speed * lead_s), 60_000), floor)
+    return max(newest_sent - lateness + max(round(speed * lead_s), 60_000), floor)
 
 
 def start_time(window_start: int, newest_version_at: int | None) -> int:

@@ -80,23 +80,32 @@ def test_the_catalogs_are_written_afresh_each_run(tmp_path: Path) -> None:
     assert not (out / "before" / "stale.yaml").exists()
 
 
+LATENESS = 10 * MINUTE
+
+
 @pytest.mark.parametrize(
     ("newest", "first", "feeding_s", "floor", "expected"),
     [
-        # Three days of event time fed in 60 s: 72 minutes a second, so T is 8 s of feeding ahead.
+        # Three days of event time fed in 60 s: 72 minutes a second, so T is 8 s of feeding ahead
+        # of the watermarks, which trail the feed by `lateness`.
         (parse_time("2026-05-05T12:00:00Z"), parse_time("2026-05-04T00:00:00Z"), 30.0, 0, 8 * 72 * MINUTE),
+        # A resumed run: 25 minutes of event time in 90 s; the feed's own position would be out of reach.
+        (25 * MINUTE, 0, 90.0, 0, round(25 * MINUTE / 90 * 8)),
         # Slow event time: never less than a minute ahead.
         (10 * MINUTE, 9 * MINUTE, 30.0, 0, MINUTE),
         # Nothing to measure a speed over yet.
         (10 * MINUTE, 10 * MINUTE, 0.0, 0, MINUTE),
-        # Never before the newest version's time.
-        (10 * MINUTE, 0, 10.0, 100 * MINUTE, 90 * MINUTE),
     ],
 )
-def test_the_switch_time_is_ahead_of_the_feed_by_a_few_seconds_of_its_speed(
+def test_the_switch_time_is_ahead_of_the_watermarks_by_a_few_seconds_of_feeding(
     newest: int, first: int, feeding_s: float, floor: int, expected: int
 ) -> None:
-    assert switch_time(newest, first, feeding_s, floor=floor) - newest == expected
+    watermark = newest - LATENESS  # the furthest any partition's can be
+    assert switch_time(newest, first, feeding_s, LATENESS, floor=floor) - watermark == expected
+
+
+def test_the_switch_time_is_never_before_the_newest_version() -> None:
+    assert switch_time(10 * MINUTE, 0, 10.0, LATENESS, floor=100 * MINUTE) == 100 * MINUTE
 
 
 def test_the_first_catalog_is_deployed_again_where_the_feed_starts() -> None:
