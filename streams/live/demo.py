@@ -56,6 +56,7 @@ from streams.live.catalog.deploy import DeployResult, deploy, read_versions, who
 from streams.live.catalog.record import short
 from streams.live.codecs import resolver
 from streams.live.demo_script import (
+    FLIPPED,
     FUNNEL,
     DemoCatalogs,
     ReportFiles,
@@ -347,8 +348,9 @@ def run_demo(
         first = _deploy_before(settings, cats.before, before, window_start)
         board.catalog = [
             f"[b]catalog[/b] {short(first.record.hash)}: {', '.join(cats.changes)}",
-            f"[b]deploy[/b] {cats.after.name}/ half-way, at {duration / 2:.0f}s"
-            + (f": {cats.flipped} live" if cats.flipped else ""),
+            f"[b]deploy[/b] {cats.after.name}/ half-way, at {duration / 2:.0f}s: {cats.flipped} live"
+            if cats.flipped
+            else f"[b]deploy[/b] none: {settings.processing.topologies} has no {FLIPPED} to flip from shadow",
         ]
         events = live_journeys(
             customers,
@@ -407,7 +409,7 @@ def run_demo(
         ):
             while not stop.is_set() and time.monotonic() - started < duration:
                 half_way = time.monotonic() - started >= duration / 2
-                if deployer_thread is None and half_way and board.newest_sent is not None:
+                if deployer_thread is None and half_way and board.newest_sent is not None and cats.flipped:
                     deployer_thread = threading.Thread(target=deployer, daemon=True)
                     deployer_thread.start()
                     board.catalog[1] = f"[b]deploy[/b] {cats.after.name}/: deploying..."
@@ -521,7 +523,9 @@ def _deploy_before(settings: Settings, folder: Path, catalog: Catalog, window_st
     on a topic with an earlier run's versions, it is deployed again for where this run's feed starts."""
     live, _ = read_versions(settings)
     newest = live.versions.newest()
-    return deploy(settings, folder, catalog, start_time(window_start, newest.at if newest else None), who_now())
+    lateness = (newest.catalog if newest else catalog).policies.lateness
+    at = start_time(window_start, lateness, newest.at if newest else None)
+    return deploy(settings, folder, catalog, at, who_now())
 
 
 def _deploy_after(settings: Settings, folder: Path, catalog: Catalog, board: Board) -> DeployResult:

@@ -17,7 +17,7 @@ runs it):
    deployment to make, not a default.
 2. **The workers start on ``before``** (a worker publishes its folder as the
    first version of an empty catalog topic; on a topic with versions from an
-   earlier run, the demo deploys ``before`` again at the start of its feed,
+   earlier run, the demo deploys ``before`` again for the start of its feed,
    :func:`start_time`), and **half-way through the demo deploys ``after``**
    for the event time the workers' watermarks will reach :data:`LEAD_S`
    seconds later (:func:`switch_time`). The feed runs event time about a
@@ -193,10 +193,17 @@ def switch_time(
     return max(newest_sent - lateness + max(round(speed * lead_s), 60_000), floor)
 
 
-def start_time(window_start: int, newest_version_at: int | None) -> int:
-    """``T`` for deploying ``before`` again at the start of a run (the topic holds an earlier run's versions):
-    where this run's feed starts, never before the newest version (versions go in time order)."""
-    return max(window_start, newest_version_at or 0)
+def start_time(window_start: int, lateness: int, newest_version_at: int | None) -> int:
+    """``T`` for deploying ``before`` again at the start of a run (the topic holds an earlier run's versions).
+
+    The feed starts at ``window_start``, no earlier than the workers' newest
+    stream time, so every watermark is at most ``window_start - lateness``:
+    just after it, every partition switches with the first events fed (the
+    feed's own start would not be reached by watermarks ``lateness`` behind
+    it in a run that resumes minutes after another). Never before the newest
+    version (versions go in time order).
+    """
+    return max(window_start - lateness + 1, newest_version_at or 0)
 
 
 @dataclass(frozen=True)

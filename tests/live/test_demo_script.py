@@ -109,9 +109,10 @@ def test_the_switch_time_is_never_before_the_newest_version() -> None:
 
 
 def test_the_first_catalog_is_deployed_again_where_the_feed_starts() -> None:
-    assert start_time(5 * MINUTE, None) == 5 * MINUTE
-    assert start_time(5 * MINUTE, 2 * MINUTE) == 5 * MINUTE
-    assert start_time(5 * MINUTE, 7 * MINUTE) == 7 * MINUTE  # versions stay in time order
+    start = 60 * MINUTE  # no earlier than the workers' newest stream time: their watermarks are 10 min behind
+    assert start_time(start, LATENESS, None) == start - LATENESS + 1
+    assert start_time(start, LATENESS, 2 * MINUTE) == start - LATENESS + 1
+    assert start_time(start, LATENESS, 70 * MINUTE) == 70 * MINUTE  # versions stay in time order
 
 
 def engagement(n: int, channel: str = "email") -> Decision:
