@@ -31,9 +31,11 @@ fetch-kafka:
 test-integration: install
 	@$(WITH_SERVICES) $(BIN)/pytest -q -m integration tests
 
-# Live: Kafka and Redis, two workers, generated journeys at a steady rate and a
-# terminal view of the decisions. DURATION seconds (default 60), or Ctrl-C.
-DURATION ?= 60
-RATE ?= 200
+# Live: Kafka, Redis and the schema registry, two workers, three days of generated journeys
+# fed in DURATION seconds (or until Ctrl-C) with a 20% global control group, a catalog deploy
+# half-way (a shadow topology goes live), simulated channels, and a terminal view of the
+# decisions; then `tactful report` over the run, written to out/demo-report.html and .json.
+DURATION ?= 90
+RATE ?= 300
 demo: install
 	@$(WITH_SERVICES) $(TACTFUL) demo --duration $(DURATION) --rate $(RATE)

@@ -744,7 +744,8 @@ def forget(customer_id: str, at: str | None) -> None:
 @click.option("--workers", "count", default=2, show_default=True, type=click.IntRange(1, 8))
 @click.pass_context
 def demo(ctx: click.Context, duration: float, rate: float, count: int) -> None:
-    """Live demo: workers, generated journeys at a steady rate, a terminal view of decisions."""
+    """Live demo: workers, generated journeys, a catalog deploy half-way, a terminal view, then the report
+    (out/demo-report.html; docs/demo.md)."""
     import os
 
     from rich.console import Console
@@ -950,10 +951,11 @@ def report(
 
     def topic_source(topic: str, audit_topic: bool) -> inputs.Source:
         from streams.clients import kafka_options
-        from streams.codec import avro
+        from streams.live.codecs import resolver
 
         assert settings is not None
-        resolve = avro.local_registry().resolve
+        # The workers write with the schema registry's ids when there is one; local ids are read too.
+        resolve = resolver(settings)
         decode = inputs.avro_decision(resolve) if audit_topic else inputs.avro_touchpoint(resolve)
         return inputs.open_topic(
             kafka_options(settings.kafka),
@@ -1061,7 +1063,7 @@ def diff(
     timeout: float,
     progress: bool | None,
 ) -> None:
-    """Backtest a change: both catalogs over the same events, their decisions compared (README: Topologies)."""
+    """Backtest a change: both catalogs over the same events, their decisions compared (docs/diff.md)."""
     from streams import diff as backtest
     from streams.timeutil import parse_time_option
 

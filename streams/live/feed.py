@@ -52,7 +52,7 @@ from streams.clients import kafka_producer, kafka_reason, wait_for_kafka
 from streams.codec import avro
 from streams.errors import InfraError, InputError, MalformedRecord
 from streams.generate import Record, generate
-from streams.live.codecs import touchpoint_schema_id
+from streams.live.codecs import resolver, touchpoint_schema_id
 from streams.settings import Settings
 from streams.timeutil import DAY, parse_time
 
@@ -166,7 +166,7 @@ def event_time_reached(settings: Settings, timeout_s: float = 10.0, last: int = 
     consumer = kafka_consumer(
         settings.kafka, **{"group.id": f"tactful-feed-{time.time_ns()}", "enable.auto.commit": False}
     )
-    resolve = avro.local_registry().resolve
+    resolve = resolver(settings)  # with a schema registry, the feed wrote its ids
     newest: int | None = None
     try:
         ends: dict[int, int] = {}

@@ -136,3 +136,37 @@ def test_a_catalog_with_a_bad_holdout_exits_2(tmp_path: Path) -> None:
         "error: policies.yaml: holdout.percent: expected a percentage with at most two decimals "
         "and a % sign (5%, 2.5%), got '5'"
     )
+
+
+def test_from_topic_decodes_with_the_schema_registrys_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers write the audit topic with the registry's schema id when there is one: the report reads it."""
+    import streams.live.codecs
+    from streams.codec import avro
+    from streams.report import inputs
+    from streams.timeutil import parse_time
+
+    registry_id = 4242  # an id only the registry knows, unlike the local ids derived from the schema
+    local = avro.local_registry()
+
+    def registry(schema_id: int) -> Any:
+        return local.resolve(avro.decision_schema_id() if schema_id == registry_id else schema_id)
+
+    record = lines(AUDIT)[0]
+    avro_record = {
+        **record,
+        **{k: parse_time(record[k]) for k in ("effective_at", "expires_at", "not_before") if record[k] is not None},
+    }
+    value = avro.encode(avro_record, avro.decision_schema(), registry_id)
+    opened: list[str] = []
+
+    def open_topic(client_options: Any, topic: str, *, decode: Any, **_: Any) -> inputs.Source:
+        opened.append(topic)
+        return inputs.Source(topic, iter([decode(value)]), 1, lambda: 1, unit="records")
+
+    monkeypatch.setattr(streams.live.codecs, "resolver", lambda settings: registry)
+    monkeypatch.setattr(inputs, "open_topic", open_topic)
+    data = report_json("--from-topic")
+    assert opened == ["decisions.audit"]
+    assert data["inputs"]["audit_records"] == 1
+    assert data["inputs"]["audit_records_unreadable"] == 0
+    assert [t["topology"] for t in data["topologies"]] == [record["topology"]]
