@@ -1127,10 +1127,6 @@ def diff(
         ctx.exit(EXIT_DIFFERENT)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.command(
     help="Publish a topologies folder as a new catalog version on the catalog topic "
     "(TACTFUL_CATALOG_TOPIC): every worker applies it on each partition when the partition's "
@@ -1232,3 +1228,7 @@ def catalog_export(out: Path, events: str) -> None:
     args += ["--events", events]
     click.echo(f"wrote {len(written)} version(s) to {out}", err=True)
     click.echo(shlex.join(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
