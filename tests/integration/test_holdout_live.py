@@ -10,6 +10,9 @@ code with the counters it checks.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +21,7 @@ import redis
 
 from streams.decisions import Decision, Kind, Status, bucket
 from streams.mirror.keys import category_key, channel_key
-from tests.integration.conftest import Namespace, wait_until
+from tests.integration.conftest import REPO, TACTFUL, Namespace, wait_until
 from tests.integration.services import redis_url
 
 SALT = "it-holdout"
@@ -75,6 +78,29 @@ def counts_from_audit(audit: list[Decision]) -> tuple[Counter[tuple[str, str]], 
             arm = str(d.cause) if d.status == Status.HELD_OUT else "treated"
             assert arms.setdefault((d.topology, d.evidence), arm) == arm
     return Counter((topology, arm) for (topology, _), arm in arms.items()), goals
+
+
+def counts_from_report(
+    namespace: Namespace, catalog: Path
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str, str]]]:
+    """The same counts, as ``tactful report --from-topic --json`` computes them from the audit topic."""
+    out = subprocess.run(
+        [TACTFUL, "report", "--from-topic", "--json", "--topologies", str(catalog), "--no-progress"],
+        env={**os.environ, **namespace.env()},
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    data = json.loads(out.stdout)
+    matches: Counter[tuple[str, str]] = Counter()
+    goals: Counter[tuple[str, str, str]] = Counter()
+    for t in data["topologies"]:
+        for arm, n in t["matches"].items():
+            matches[(t["topology"], arm)] += n
+        for arm, rate in ((t["goal"] or {}).get("arms") or {}).items():
+            for outcome in ("reached", "missed"):
+                goals[(t["topology"], arm, outcome)] += rate[outcome]
+    return +matches, +goals
 
 
 def test_held_out_matches_reach_audit_only_and_counters_match_the_audit(namespace: Namespace, tmp_path: Path) -> None:
@@ -142,6 +168,7 @@ def test_held_out_matches_reach_audit_only_and_counters_match_the_audit(namespac
 
     # The live counters equal the audit count, by topology and arm.
     matches, goals = counts_from_audit(audit)
+    assert counts_from_report(namespace, folder) == (matches, goals)
     assert matches == {("promo", "treated"): half, ("promo", "holdout_global"): half}
 
     metrics = w.metrics()
