@@ -100,9 +100,9 @@ def _step(processor: Processor, admit: Admit | None) -> Take:
     def take(record: object, offset: int | None = None, /) -> Stepped:
         if idle is not None:
             idle.heard()
+        if type(record) is not dict and isinstance(record, InputError):
+            return _INVALID, [], None, Rejection(record.reason, record.detail, record)
         try:
-            if type(record) is not dict and isinstance(record, InputError):
-                raise record
             ev = validate(record)
         except InputError as exc:
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
@@ -122,9 +122,9 @@ def _plain(processor: Processor) -> Take:
     validate = validate_event
 
     def take(record: object, offset: int | None = None, /) -> Stepped:
+        if type(record) is not dict and isinstance(record, InputError):
+            return _INVALID, [], None, Rejection(record.reason, record.detail, record)
         try:
-            if type(record) is not dict and isinstance(record, InputError):
-                raise record
             ev = validate(record)
         except InputError as exc:
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
