@@ -105,7 +105,7 @@ def _step(processor: Processor, admit: Admit | None) -> Take:
         try:
             ev = validate(record)
         except InputError as exc:
-            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
         if admit is not None and not admit(ev):
             return _ROUTED, [], ev, None
         outcome, decisions = process(ev, offset)
@@ -127,7 +127,7 @@ def _plain(processor: Processor) -> Take:
         try:
             ev = validate(record)
         except InputError as exc:
-            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
         outcome, decisions = process(ev, offset)
         if outcome is _LATE:
             return outcome, decisions, ev, late(ev, processor.watermark)
