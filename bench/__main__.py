@@ -110,6 +110,26 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
         click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
 
 
+@main.command("chart")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", default="out/bench/bench-runs.png", show_default=True, type=click.Path(dir_okay=False))
+def bench_chart(results: tuple[str, ...], out: str) -> None:
+    """Draw the pipeline benchmark of several runs (their results.json): median, each run, min-max."""
+    from bench import chart
+
+    runs = chart.load([Path(r) for r in results])
+    sizes = {(r["events"], r["customers"]) for r in runs}
+    if len(sizes) > 1:
+        raise click.UsageError(f"the runs differ in events and customers: {sorted(sizes)}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        chart.draw(runs, Path(out))
+    except ImportError:
+        click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {out} ({len(runs)} runs)", err=True)
+
+
 @main.command("ab")
 @click.option("--other", required=True, type=click.Path(exists=True, dir_okay=False), help="The other build's tactful.")
 @click.option("--label", default="before", show_default=True, help="What to call the other build.")

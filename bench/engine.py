@@ -72,13 +72,15 @@ def run(catalog: Catalog, path: Path, customers: int, repeat: int = 3) -> Engine
         gc.collect()
         store = DictStore()
         proc = Processor(Engine(catalog), store)
+        started = time.perf_counter()
         with tuned():
-            started = time.perf_counter()
             for rec in records:
                 proc.process(validate_event(rec))
             if proc.stream_time is not None:
                 proc.advance_watermark(proc.stream_time)
-            memory_rates.append(n / (time.perf_counter() - started))
+        # Timed past the end of tuned(): the collection the collector owes when it is switched
+        # back on (everything the run left alive) is part of the run, as it is in a replay.
+        memory_rates.append(n / (time.perf_counter() - started))
     del records
 
     sizes = [len(s.to_bytes()) for s in store.data.values()]

@@ -83,16 +83,6 @@ LABELS = {
 }
 
 
-SHORT = {
-    "limit_aiokafka": "(1) limit (aiokafka)",
-    "limit_confluent": "(1) limit (confluent-kafka)",
-    "engine": "(2) engine alone",
-    "naive_faust": "(3) naive Faust",
-    "quix": "(4) Quix Streams",
-    "tactful": "(5) tactful worker",
-}
-
-
 # -- plumbing -------------------------------------------------------------------------
 
 
@@ -613,38 +603,7 @@ def table(res: Results) -> str:
 
 
 def chart(res: Results, path: Path) -> None:
-    import matplotlib
+    """This run's chart (:mod:`bench.chart`; ``python -m bench chart`` draws several runs' spread)."""
+    from bench.chart import draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in LABELS if k in res.rates]
-    names = [SHORT[k] for k in keys]
-    rates = [res.rates[k] for k in keys]
-    colours = [
-        "#9aa5b1"
-        if k.startswith("limit")
-        else "#2f6fde"
-        if k == "tactful"
-        else "#c9a227"
-        if k == "engine"
-        else "#d9534f"
-        for k in keys
-    ]
-    fig, ax = plt.subplots(figsize=(10, 5.2))
-    bars = ax.barh(names[::-1], rates[::-1], color=colours[::-1])
-    for bar, rate in zip(bars, rates[::-1], strict=True):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {rate:,.0f}/s", va="center", fontsize=9)
-    ax.set_xlabel("events per second (higher is better)")
-    lat = res.latency_ms
-    ax.set_title(
-        f"tactful vs. peers, {res.events:,} events / {res.customers:,} customers ({res.date})\n"
-        f"latency p50/p95/p99 {lat.get('p50', 0):.0f}/{lat.get('p95', 0):.0f}/{lat.get('p99', 0):.0f} ms "
-        f"at {res.latency_rate:,.0f}/s; recovery of {res.recovery_customers:,} customers "
-        f"{res.recovery_seconds:.1f} s",
-        fontsize=10,
-    )
-    ax.set_xlim(0, max(rates) * 1.2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    draw([asdict(res)], path)

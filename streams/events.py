@@ -136,17 +136,37 @@ def validate_event(raw: object) -> Event:
     else:
         if len(attrs_raw) > MAX_ATTRIBUTES:
             raise InvalidEvent(R_ATTRIBUTES, f"more than {MAX_ATTRIBUTES} attributes")
-        values = attrs_raw.values()
-        # map/set run in C: far cheaper than a Python loop over the attributes.
-        exact = set(map(type, attrs_raw)) <= _STR_ONLY and set(map(type, values)) <= _STR_ONLY
-        if not exact and not all(isinstance(k, str) and isinstance(v, str) for k, v in attrs_raw.items()):
-            raise InvalidEvent(R_ATTRIBUTES, _not_a_string(attrs_raw))
-        if max(map(len, attrs_raw)) > MAX_ATTRIBUTE_KEY or max(map(len, values)) > MAX_ATTRIBUTE_VALUE:
-            raise InvalidEvent(R_ATTRIBUTES, _too_long(attrs_raw))
-        # A decoded JSON or Avro map is a fresh dict nobody else holds: keep it, do not copy.
-        attributes = attrs_raw if type(attrs_raw) is dict else dict(attrs_raw)
+        # The common case, a dict of a few short exact strings, in one pass: for the few
+        # attributes an event has, this loop beats the four C passes of the general check.
+        if type(attrs_raw) is dict:
+            for k, v in attrs_raw.items():
+                if (
+                    type(k) is not str
+                    or type(v) is not str
+                    or len(k) > MAX_ATTRIBUTE_KEY
+                    or len(v) > MAX_ATTRIBUTE_VALUE
+                ):
+                    attributes = _checked_attributes(attrs_raw)
+                    break
+            else:
+                # A decoded JSON or Avro map is a fresh dict nobody else holds: keep it, do not copy.
+                attributes = attrs_raw
+        else:
+            attributes = _checked_attributes(attrs_raw)
 
     return Event(event_id, customer_id, etype, occurred_at, channel, attributes)
+
+
+def _checked_attributes(attrs: Mapping[Any, Any]) -> dict[str, str]:
+    """The general check of a non-empty attributes map: every key and value a string, none too long."""
+    values = attrs.values()
+    # map/set run in C: far cheaper than a Python loop over many attributes.
+    exact = set(map(type, attrs)) <= _STR_ONLY and set(map(type, values)) <= _STR_ONLY
+    if not exact and not all(isinstance(k, str) and isinstance(v, str) for k, v in attrs.items()):
+        raise InvalidEvent(R_ATTRIBUTES, _not_a_string(attrs))
+    if max(map(len, attrs)) > MAX_ATTRIBUTE_KEY or max(map(len, values)) > MAX_ATTRIBUTE_VALUE:
+        raise InvalidEvent(R_ATTRIBUTES, _too_long(attrs))
+    return attrs if type(attrs) is dict else dict(attrs)
 
 
 def _shown(key: object) -> str:

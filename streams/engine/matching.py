@@ -74,15 +74,20 @@ def fill_sequence(cond: Sequence, events: Seq[StoredEvent], last_index: int) -> 
             if i == 0:
                 if unless_clear(j):
                     return True
-            elif fill(i - 1, j):
+            elif fill(i - 1, j):  # noqa: F821 (bound while the search runs; emptied after it)
                 return True
         if memo_ok:
             failed.add((i, upper))
         return False
 
-    if k == 1:
-        return [last] if unless_clear(last_index) else None
-    return list(chosen) if fill(k - 2, last_index) else None
+    try:
+        if k == 1:
+            return [last] if unless_clear(last_index) else None
+        return list(chosen) if fill(k - 2, last_index) else None
+    finally:
+        # `fill` calls itself through its closure cell: a reference cycle that would keep this
+        # customer's events alive until a garbage collection. Emptying the cell breaks it.
+        del fill
 
 
 def count_evidence(cond: Count, events: Seq[StoredEvent], index: int) -> list[StoredEvent] | None:

@@ -100,12 +100,12 @@ def _step(processor: Processor, admit: Admit | None) -> Take:
     def take(record: object, offset: int | None = None, /) -> Stepped:
         if idle is not None:
             idle.heard()
+        if type(record) is not dict and isinstance(record, InputError):
+            return _INVALID, [], None, Rejection(record.reason, record.detail, record)
         try:
-            if type(record) is not dict and isinstance(record, InputError):
-                raise record
             ev = validate(record)
         except InputError as exc:
-            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
         if admit is not None and not admit(ev):
             return _ROUTED, [], ev, None
         outcome, decisions = process(ev, offset)
@@ -122,12 +122,12 @@ def _plain(processor: Processor) -> Take:
     validate = validate_event
 
     def take(record: object, offset: int | None = None, /) -> Stepped:
+        if type(record) is not dict and isinstance(record, InputError):
+            return _INVALID, [], None, Rejection(record.reason, record.detail, record)
         try:
-            if type(record) is not dict and isinstance(record, InputError):
-                raise record
             ev = validate(record)
         except InputError as exc:
-            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc)
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
         outcome, decisions = process(ev, offset)
         if outcome is _LATE:
             return outcome, decisions, ev, late(ev, processor.watermark)
