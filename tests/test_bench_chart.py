@@ -50,7 +50,6 @@ def test_the_title_gives_median_and_range_of_repeated_runs() -> None:
 
 
 def test_chart_command_draws_several_runs(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     paths = []
     for i, factor in enumerate((1.0, 0.8, 1.1)):
         paths.append(tmp_path / f"run{i}.json")
