@@ -32,6 +32,7 @@ Nothing connects when a client is built; the first request does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,15 @@ def kafka_reason(exc: BaseException) -> str:
     first: object = exc.args[0] if exc.args else exc
     text = getattr(first, "str", None)
     return str(text()) if callable(text) else str(first)
+
+
+def close_client(client: Any) -> None:
+    """Destroy a confluent-kafka client now, ignoring what its last callbacks raise
+    (a refused login raises from ``error_cb``; see :class:`_RefusedConnection`)."""
+    close = getattr(client, "close", None)
+    with contextlib.suppress(Exception):
+        if close is not None:
+            close()
 
 
 def wait_for_kafka(

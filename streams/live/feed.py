@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from streams.clients import kafka_producer, kafka_reason, wait_for_kafka
+from streams.clients import close_client, kafka_producer, kafka_reason, wait_for_kafka
 from streams.codec import avro
 from streams.errors import InfraError, InputError, MalformedRecord
 from streams.generate import Record, generate
@@ -328,7 +328,14 @@ def feed(
     connect is then the only thing a user sees."""
     prod = producer(settings)
     target = topic or settings.topics.input
-    wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
+    try:
+        wait_for_kafka(prod, settings.kafka, settings.processing.start_timeout)
+    except BaseException:
+        # Destroyed now, not at interpreter exit: the error travels on in a traceback that
+        # holds this frame, and librdkafka calling back into a finalising interpreter crashed
+        # the process (SIGSEGV after a refused TLS handshake).
+        close_client(prod)
+        raise
     # With a schema registry, the id it gives the touchpoint schema (docs/registry.md).
     schema_id = touchpoint_schema_id(settings)
     if on_ready is not None:
