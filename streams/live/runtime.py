@@ -56,7 +56,12 @@ every acked offset, the adapter commits it with the offset
 (:meth:`Runtime.commit_metadata`, as Kafka Streams keeps its partition time in
 the commit metadata), and a partition starts at the stream time its
 :class:`Source` read back on assignment, so lateness is judged as it would
-have been without the restart.
+have been without the restart. That stream time belongs to the offset it was
+read with: a commit of a lower offset (acks Faust still holds from before a
+rebalance) does not carry it, and a partition whose consumer resumes below it
+(Faust seeks to the committed offset after recovery, later than the read)
+starts without it (:meth:`Runtime._resumed`): records processed once already
+at a lower stream time would be found late.
 
 No record the runtime writes exceeds its topic's limit
 (:class:`~streams.live.limits.RecordLimits`, learnt at start-up): a dead
