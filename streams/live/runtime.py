@@ -56,7 +56,12 @@ every acked offset, the adapter commits it with the offset
 (:meth:`Runtime.commit_metadata`, as Kafka Streams keeps its partition time in
 the commit metadata), and a partition starts at the stream time its
 :class:`Source` read back on assignment, so lateness is judged as it would
-have been without the restart.
+have been without the restart. That stream time belongs to the offset it was
+read with: a commit of a lower offset (acks Faust still holds from before a
+rebalance) does not carry it, and a partition whose consumer resumes below it
+(Faust seeks to the committed offset after recovery, later than the read)
+starts without it (:meth:`Runtime._resumed`): records processed once already
+at a lower stream time would be found late.
 
 No record the runtime writes exceeds its topic's limit
 (:class:`~streams.live.limits.RecordLimits`, learnt at start-up): a dead
@@ -251,6 +256,9 @@ class Source(Protocol):
         """The stream time committed with the partition's offset (:meth:`Runtime.commit_metadata`);
         None if none was."""
 
+    def committed_offset(self, partition: int) -> int | None:
+        """The offset that stream time was committed with, as read with it; None if unknown."""
+
 
 @dataclass(frozen=True)
 class StateTable:
@@ -340,6 +348,7 @@ class PartitionRun:
     store: PartitionStore
     last_sweep_wall: float
     next_offset: int | None = None  # after the last record processed
+    restored_at: int | None = None  # the committed offset its restored stream time belongs to
     last_append: float | None = None  # the last processed record's append time (epoch seconds)
     caught_up_at: float | None = None  # the wall clock when a tick last found no backlog
 
@@ -407,6 +416,24 @@ class Runtime:
         for p in [p for p in self.fenced if p not in partitions]:
             del self.fenced[p]
         self.assigned.update(partitions)
+        # The history of an earlier ownership describes offsets the group has moved past since:
+        # from now on Faust's commits of this partition get the stream time just read, or none.
+        for p in partitions - set(self.runs):
+            self._acked_times[p] = self._restored_times(p)[0]
+
+    def _restored_times(self, partition: int) -> tuple[deque[tuple[int, int]], int | None]:
+        """A new history holding the partition's restored stream time, and the offset it holds from.
+
+        The stream time holds only from the offset it was committed with: Faust may yet commit
+        lower offsets (acks left from before the rebalance), and those it would put ahead of
+        records processed after them, found late when read again."""
+        times: deque[tuple[int, int]] = deque(maxlen=4096)
+        restored = self.source.committed_stream_time(partition)
+        at = self.source.committed_offset(partition)
+        if restored is not None:
+            # Until a batch is acked; from any offset if the source cannot say which (-1).
+            times.append((-1 if at is None else at, restored))
+        return times, at
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Drop partitions, once the batch in flight (if any) has written its state and
@@ -429,9 +456,7 @@ class Runtime:
         else:
             proc = Processor(self.engine, store, idle)
             proc.stream_time = restored
-        times: deque[tuple[int, int]] = deque(maxlen=4096)
-        if restored is not None:
-            times.append((-1, restored))  # holds for any offset until a batch is acked
+        times, at = self._restored_times(partition)
         self._acked_times[partition] = times
         states = []
         for cid in store.customers():
@@ -447,9 +472,27 @@ class Runtime:
         proc.restore_erased(states)
         owner = self.owner
         step = Step(proc, admit=lambda ev: owner(ev.customer_id) == partition)
-        run = PartitionRun(step, proc, store, self.clock())
+        run = PartitionRun(step, proc, store, self.clock(), restored_at=at if restored is not None else None)
         self.runs[partition] = run
         return run
+
+    def _resumed(self, rec: Incoming, run: PartitionRun) -> None:
+        """The partition's first record: read from before the offset its stream time was committed
+        with (an offset committed between the read on assignment and the consumer's seek), the
+        records up to it were processed at a lower stream time than the one restored, and would
+        be found late now. The stream time starts afresh, as before it was committed at all."""
+        at, run.restored_at = run.restored_at, None
+        if at is None or rec.offset >= at:
+            return
+        log.warning(
+            "input partition %d resumes at offset %d, before offset %d its stream time was committed with;"
+            " not restoring it",
+            rec.partition,
+            rec.offset,
+            at,
+        )
+        run.processor.stream_time = None
+        self._acked_times[rec.partition] = deque(maxlen=4096)
 
     def _run(self, partition: int) -> PartitionRun:
         run = self.runs.get(partition)
@@ -472,6 +515,8 @@ class Runtime:
                 if fenced and rec.partition in fenced:
                     continue  # another worker's now; acked below so that Faust does not wait on it
                 run = self._run(rec.partition)
+                if run.restored_at is not None:
+                    self._resumed(rec, run)
                 run.next_offset = rec.offset + 1
                 run.last_append = rec.timestamp
                 touched.add(rec.partition)

@@ -142,7 +142,7 @@ def test_stream_time_survives_a_restart_so_lateness_does_not_change(namespace: N
     s = namespace.settings()
     read = committed_reader(s.kafka, s.topics.app_id, s.topics.input)
     committed = read(list(range(s.topics.partitions)))
-    assert ahead in {decode_stream_time(m) for m in committed.values()}
+    assert ahead in {decode_stream_time(m) for _, m in committed.values()}
 
 
 def test_a_restarted_static_member_holds_its_partitions_again_within_seconds(namespace: Namespace) -> None:

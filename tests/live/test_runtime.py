@@ -81,6 +81,7 @@ class Source:
         self.ready = True
         self.high: dict[int, int] = {}
         self.stream_times: dict[int, int] = {}  # committed with the offsets, as read on assignment
+        self.offsets: dict[int, int] = {}  # the offsets those stream times were committed with
 
     def ack(self, records: Sequence[Incoming]) -> None:
         self.log.effects.append(("ack", [r.offset for r in records]))
@@ -93,6 +94,9 @@ class Source:
 
     def committed_stream_time(self, partition: int) -> int | None:
         return self.stream_times.get(partition)
+
+    def committed_offset(self, partition: int) -> int | None:
+        return self.offsets.get(partition)
 
 
 def make(log: Log, clock: list[float], limits: RecordLimits | None = None, **settings: Any) -> tuple[Runtime, Source]:
@@ -528,6 +532,45 @@ def test_an_acked_offset_already_has_its_stream_time_when_the_ack_is_made() -> N
     source.ack = ack  # type: ignore[method-assign]
     run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW)), start=0)))
     assert seen == [NOW]
+
+
+def test_the_restored_stream_time_is_committed_with_no_offset_before_the_one_it_came_with() -> None:
+    """Faust may still commit offsets acked before the partition came back (its own acks of an
+    earlier ownership, stale messages): the restored stream time belongs to the committed offset it
+    was read with, and must not ride an earlier one. It did (chaos: hundreds of events processed
+    once already, then dead-lettered as late after the next restart)."""
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.stream_times[p], source.offsets[p] = NOW + 60 * MINUTE, 100
+    rt.assign([p])
+    assert rt.commit_metadata(p, 60) is None  # assigned, not started yet
+    run(rt.tick())  # started, its stream time restored
+    assert rt.commit_metadata(p, 60) is None
+    assert decode_stream_time(rt.commit_metadata(p, 100)) == NOW + 60 * MINUTE
+    run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW + 61 * MINUTE)), start=100)))
+    assert rt.commit_metadata(p, 60) is None
+    assert decode_stream_time(rt.commit_metadata(p, 101)) == NOW + 61 * MINUTE
+
+
+@pytest.mark.parametrize("start, late", [(60, False), (100, True), (120, True)])
+def test_the_restored_stream_time_is_not_applied_to_records_before_its_offset(start: int, late: bool) -> None:
+    """The consumer may resume before the offset the stream time was read with (an offset committed
+    between the read on assignment and the seek after recovery): the records from there were
+    processed once already, at a lower stream time, and must not be found late now."""
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.stream_times[p], source.offsets[p] = NOW + 60 * MINUTE, 100
+    rt.assign([p])
+    run(rt.tick())
+    old = NOW + 60 * MINUTE - 11 * MINUTE  # late by the restored stream time (lateness: 10 minutes)
+    run(rt.handle(records(("c9", event("o", "c9", "purchase", old, category="phone")), start=start)))
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert [h[H_REASON] for *_, h in dlq] == ([b"late"] if late else [])
+    assert (rt.runs[p].processor.stream_time == NOW + 60 * MINUTE) is late
+    # What is committed next carries the stream time this run really reached.
+    assert decode_stream_time(rt.commit_metadata(p, start + 1)) == (NOW + 60 * MINUTE if late else old)
 
 
 @pytest.mark.parametrize("metadata", ["", "something else", "tactful/1 stream_time=x", None])

@@ -158,4 +158,4 @@ def committed_stream_times(settings: Settings, timeout: float = 10.0) -> Mapping
         found = read(sorted(meta.partitions))
     except Exception as exc:
         raise InfraError(f"cannot read the workers' committed stream times: {exc!r}") from exc
-    return {p: t for p, text in found.items() if (t := decode_stream_time(text)) is not None}
+    return {p: t for p, (_, text) in found.items() if (t := decode_stream_time(text)) is not None}

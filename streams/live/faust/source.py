@@ -3,7 +3,11 @@
 Each partition's stream time is committed with its offset, in the commit
 metadata (:func:`streams.live.faust.consumer.batching_consumer` adds it to
 Faust's commits); :meth:`FaustSource.load_stream_times` reads it back when
-partitions are assigned, before their first record is processed.
+partitions are assigned, before their first record is processed, with the
+offset it was committed with: the consumer seeks to the committed offset only
+later, after recovery, and the runtime restores the stream time only for a
+partition that resumes there (:meth:`Runtime._resumed
+<streams.live.runtime.Runtime._resumed>`).
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from streams.settings import KafkaConnection
 
 log = logging.getLogger(__name__)
 
-# Reads the consumer group's committed metadata for these input partitions (blocking).
-CommittedReader = Callable[[list[int]], Mapping[int, str | None]]
+# Reads the consumer group's committed offsets and their metadata for these input partitions (blocking).
+CommittedReader = Callable[[list[int]], Mapping[int, tuple[int, str | None]]]
 
 
 def committed_reader(kafka: KafkaConnection, group: str, topic: str, timeout_s: float = 10.0) -> CommittedReader:
@@ -39,7 +43,7 @@ def committed_reader(kafka: KafkaConnection, group: str, topic: str, timeout_s: 
 
     from streams.live.faust.mirror_log import aiokafka_options
 
-    async def read(partitions: list[int]) -> dict[int, str | None]:
+    async def read(partitions: list[int]) -> dict[int, tuple[int, str | None]]:
         admin = AIOKafkaAdminClient(
             **aiokafka_options(kafka), client_id=f"{group}-stream-times", request_timeout_ms=int(timeout_s * 1000)
         )
@@ -50,9 +54,11 @@ def committed_reader(kafka: KafkaConnection, group: str, topic: str, timeout_s: 
             )
         finally:
             await admin.close()
-        return {tp.partition: (found.metadata or None) for tp, found in listed.items() if tp.topic == topic}
+        return {
+            tp.partition: (found.offset, found.metadata or None) for tp, found in listed.items() if tp.topic == topic
+        }
 
-    def run(partitions: list[int]) -> Mapping[int, str | None]:
+    def run(partitions: list[int]) -> Mapping[int, tuple[int, str | None]]:
         return asyncio.run(asyncio.wait_for(read(partitions), timeout_s))
 
     return run
@@ -66,7 +72,7 @@ class FaustSource:
         self.topic = topic
         self._partitions = partitions
         self._read_committed = read_committed
-        self._stream_times: dict[int, int] = {}
+        self._stream_times: dict[int, tuple[int, int]] = {}  # (offset, stream time committed with it)
         self._loads = 0  # loads under way; batches wait for none (stream_times_loaded)
         self._loaded: asyncio.Event | None = None
 
@@ -100,7 +106,12 @@ class FaustSource:
         return None if high is None else int(high)
 
     def committed_stream_time(self, partition: int) -> int | None:
-        return self._stream_times.get(partition)
+        found = self._stream_times.get(partition)
+        return None if found is None else found[1]
+
+    def committed_offset(self, partition: int) -> int | None:
+        found = self._stream_times.get(partition)
+        return None if found is None else found[0]
 
     async def load_stream_times(self, partitions: Iterable[int]) -> None:
         """Read the stream times committed with these partitions' offsets (on assignment)."""
@@ -121,10 +132,10 @@ class FaustSource:
             self._loads -= 1
             if not self._loads:
                 self._event().set()
-        for p, metadata in found.items():
+        for p, (offset, metadata) in found.items():
             stream_time = decode_stream_time(metadata)
             if stream_time is not None:
-                self._stream_times[p] = stream_time
+                self._stream_times[p] = (offset, stream_time)
 
     async def stream_times_loaded(self) -> None:
         """Return once no load is under way. Faust's table recovery runs beside the

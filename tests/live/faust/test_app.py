@@ -132,12 +132,12 @@ def test_stream_times_are_loaded_on_assignment_and_batches_wait_for_the_load() -
     release = threading.Event()
     asked: list[list[int]] = []
 
-    def read(partitions: list[int]) -> dict[int, str | None]:
+    def read(partitions: list[int]) -> dict[int, tuple[int, str | None]]:
         asked.append(partitions)
         release.wait(10)
         if 3 in partitions:
             raise OSError("broker gone")
-        return {0: encode_stream_time(1_790_000_000_000), 1: "", 2: None}
+        return {0: (42, encode_stream_time(1_790_000_000_000)), 1: (7, ""), 2: (-1, None)}
 
     source = FaustSource(Any, "input", 4, read)  # type: ignore[arg-type]  # the app is not used here
 
@@ -155,6 +155,7 @@ def test_stream_times_are_loaded_on_assignment_and_batches_wait_for_the_load() -
         await loading
         await asyncio.wait_for(waiting, 5)
         assert [source.committed_stream_time(p) for p in range(3)] == [1_790_000_000_000, None, None]
+        assert [source.committed_offset(p) for p in range(3)] == [42, None, None]  # the one it came with
         await source.load_stream_times([3])  # a failed read: nothing restored, nothing held up
         assert source.committed_stream_time(3) is None
         await asyncio.wait_for(source.stream_times_loaded(), 5)
