@@ -21,6 +21,18 @@ if TYPE_CHECKING:
 EXIT_TOPOLOGIES_INVALID = 2
 
 
+def with_holdouts(catalog: Catalog, global_h: int = 500, own_h: int = 1000) -> Catalog:
+    """``catalog`` with a global control group of ``global_h`` and one of ``own_h`` per topology
+    (hundredths of a percent): the arm step then runs on every fired match."""
+    from dataclasses import replace
+
+    from streams.topology.model import Catalog as Built
+
+    return Built.build(
+        [replace(t, holdout=own_h) for t in catalog.topologies], replace(catalog.policies, holdout=global_h)
+    )
+
+
 def _catalog(folder: str) -> Catalog:
     from streams.topology import load_folder
 
@@ -51,16 +63,27 @@ def main() -> None:
     help="Where the generated input is cached.",
 )
 @click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Runs of each measurement.")
-def bench_replay(topologies: str, total: int, customers: int, seed: int, workdir: str, repeat: int) -> None:
+@click.option(
+    "--holdouts",
+    is_flag=True,
+    help="Give every topology a 10%% control group and the policies a 5%% global one (contract 7.3).",
+)
+def bench_replay(
+    topologies: str, total: int, customers: int, seed: int, workdir: str, repeat: int, holdouts: bool
+) -> None:
     """Replay generated events through the engine on one core; print events/s, memory, state size."""
     from bench import engine as bench_engine
 
     catalog = _catalog(topologies)
+    if holdouts:
+        catalog = with_holdouts(catalog)
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
     click.echo(f"generating {total:,} events for {customers:,} customers (cached in {folder})...", err=True)
     path = bench_engine.events_file(folder, total, customers, seed)
     click.echo(bench_engine.report(bench_engine.run(catalog, path, customers, repeat)))
+    if holdouts:
+        click.echo("  catalog: every topology with a 10% control group, and a 5% global one (--holdouts)")
 
 
 @main.command("pipeline")

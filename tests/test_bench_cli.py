@@ -85,3 +85,16 @@ def test_guarantees_takes_its_options() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--events", "--rounds", "--restarts", "--workers", "--partitions", "--rate", "--cap", "--out"):
         assert option in result.stdout
+
+
+def test_the_holdouts_catalog_puts_every_topology_and_the_policies_under_control_groups() -> None:
+    from bench.__main__ import with_holdouts
+    from streams.generate import generate_events
+    from streams.replay import replay_numbered
+    from streams.topology import load_folder
+
+    catalog = with_holdouts(load_folder(Path(__file__).parents[1] / "topologies"))
+    assert {t.holdout for t in catalog.topologies} == {1000} and catalog.policies.holdout == 500
+    events = list(generate_events(20_000, 2_000, 7, start_ms=1_777_852_800_000))
+    statuses = {d.status for d in replay_numbered(catalog, enumerate(events, 1)).all_decisions}
+    assert "held_out" in statuses and "emitted" in statuses
