@@ -28,6 +28,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 # ---- settings -------------------------------------------------------------
 KAFKA_VERSION="${TACTFUL_KAFKA_VERSION:-4.4.0}"
@@ -49,33 +51,6 @@ TLS="$HOME_DIR/tls"
 PID_FILE="$HOME_DIR/kafka.pid"
 # Secrets made at the first `up`, kept (mode 600) so `up` after `down` and `env` agree.
 SECRETS="$HOME_DIR/secrets"
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Pid from the pid file if that process is alive and is a broker of this run dir.
-live_pid() {
-    local pid
-    [[ -s "$PID_FILE" ]] || return 1
-    pid="$(<"$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$HOME_DIR/server.properties" || return 1
-    printf '%s' "$pid"
-}
-
-stop_pid() {
-    local pid="$1" grace="$2" i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    say "  pid $pid still alive after ${grace}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 random_secret() { openssl rand -hex 16; }
 
@@ -217,7 +192,7 @@ show_logs() {
 cmd_up() {
     local pid
     make_secrets
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$PID_FILE" "$HOME_DIR/server.properties")"; then
         say "kafka-secure: already running (pid $pid) on 127.0.0.1:$PORT"
         return 0
     fi
@@ -280,7 +255,7 @@ cmd_env() {
 
 cmd_down() {
     local pid
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$PID_FILE" "$HOME_DIR/server.properties")"; then
         stop_pid "$pid" 30
         say "kafka-secure: stopped (pid $pid)"
     else
@@ -305,7 +280,7 @@ cmd_wipe() {
 
 cmd_status() {
     local pid
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$PID_FILE" "$HOME_DIR/server.properties")"; then
         say "kafka-secure: running (pid $pid) on 127.0.0.1:$PORT, version $KAFKA_VERSION"
     else
         say "kafka-secure: not running"

@@ -26,6 +26,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 RUN_DIR="${TACTFUL_RUN_DIR:-$ROOT/.run}"
 DIR="${TACTFUL_REDIS_CLUSTER_DIR:-$RUN_DIR/redis-cluster}"
 FIRST_PORT="${TACTFUL_REDIS_CLUSTER_PORT:-17001}"
@@ -36,22 +38,6 @@ START_TIMEOUT=30 # seconds, for each server and for the cluster to agree
 CLUSTER_DIR="$DIR/cluster"
 TLS_DIR="$DIR/tls"
 PORTS=("$FIRST_PORT" "$((FIRST_PORT + 1))" "$((FIRST_PORT + 2))")
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Pid from a pid file if that process is alive and is a redis-server.
-live_pid() {
-    local file="$1" pid
-    [[ -s "$file" ]] || return 1
-    pid="$(<"$file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- redis-server || return 1
-    printf '%s' "$pid"
-}
 
 # Wait until `$@` prints PONG, or die naming $1's log.
 wait_pong() {
@@ -76,7 +62,7 @@ need() {
 cluster_up() {
     local port running=0
     for port in "${PORTS[@]}"; do
-        if live_pid "$CLUSTER_DIR/$port/redis.pid" >/dev/null; then running=$((running + 1)); fi
+        if live_pid "$CLUSTER_DIR/$port/redis.pid" redis-server >/dev/null; then running=$((running + 1)); fi
     done
     if ((running == 3)); then
         say "redis cluster: already running on 127.0.0.1:${PORTS[0]}-${PORTS[2]}"
@@ -120,7 +106,7 @@ cluster_up() {
 cluster_down() {
     local port pid stopped=0
     for port in "${PORTS[@]}"; do
-        if pid="$(live_pid "$CLUSTER_DIR/$port/redis.pid")"; then
+        if pid="$(live_pid "$CLUSTER_DIR/$port/redis.pid" redis-server)"; then
             kill "$pid"
             stopped=$((stopped + 1))
         fi
@@ -152,7 +138,7 @@ make_certificates() {
 
 tls_up() {
     local pid
-    if pid="$(live_pid "$TLS_DIR/redis.pid")"; then
+    if pid="$(live_pid "$TLS_DIR/redis.pid" redis-server)"; then
         say "redis tls: already running (pid $pid) on 127.0.0.1:$TLS_PORT"
         return 0
     fi
@@ -190,7 +176,7 @@ tls_up() {
 
 tls_down() {
     local pid
-    if pid="$(live_pid "$TLS_DIR/redis.pid")"; then
+    if pid="$(live_pid "$TLS_DIR/redis.pid" redis-server)"; then
         kill "$pid"
         wait_gone "$TLS_DIR/redis.pid"
         say "redis tls: stopped (pid $pid)"
@@ -202,7 +188,7 @@ tls_down() {
 
 wait_gone() {
     local deadline=$((SECONDS + START_TIMEOUT))
-    while live_pid "$1" >/dev/null; do
+    while live_pid "$1" redis-server >/dev/null; do
         ((SECONDS < deadline)) || die "redis-server $(<"$1") did not stop"
         sleep 0.1
     done
@@ -211,13 +197,13 @@ wait_gone() {
 status() {
     local port pid
     for port in "${PORTS[@]}"; do
-        if pid="$(live_pid "$CLUSTER_DIR/$port/redis.pid")"; then
+        if pid="$(live_pid "$CLUSTER_DIR/$port/redis.pid" redis-server)"; then
             say "redis cluster node: running (pid $pid) on 127.0.0.1:$port"
         else
             say "redis cluster node: not running on 127.0.0.1:$port"
         fi
     done
-    if pid="$(live_pid "$TLS_DIR/redis.pid")"; then
+    if pid="$(live_pid "$TLS_DIR/redis.pid" redis-server)"; then
         say "redis tls: running (pid $pid) on 127.0.0.1:$TLS_PORT"
     else
         say "redis tls: not running"

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 # ---- settings -------------------------------------------------------------
 # Pinned: the pom's Quarkus version must match this Apicurio version's (see the pom).
@@ -40,33 +42,6 @@ REGISTRY_LOG="$REGISTRY_RUN/registry.log"
 REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 # What live_pid looks for in the process's command line.
 REGISTRY_MARK="apicurio-registry-runner"
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Pid from the pid file if that process is alive and is our registry.
-live_pid() {
-    local pid
-    [[ -s "$REGISTRY_PID" ]] || return 1
-    pid="$(<"$REGISTRY_PID")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$REGISTRY_MARK" || return 1
-    printf '%s' "$pid"
-}
-
-stop_pid() {
-    local pid="$1" grace="$2" i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    say "  pid $pid still alive after ${grace}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 # ---- fetch (build) -----------------------------------------------------------
 
@@ -110,7 +85,7 @@ registry_ready() {
 
 cmd_up() {
     local pid
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$REGISTRY_PID" "$REGISTRY_MARK")"; then
         say "registry: already running (pid $pid) at $REGISTRY_URL"
         return 0
     fi
@@ -154,7 +129,7 @@ cmd_up() {
 
 cmd_down() {
     local pid
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$REGISTRY_PID" "$REGISTRY_MARK")"; then
         stop_pid "$pid" 20
         say "registry: stopped (pid $pid)"
     else
@@ -165,7 +140,7 @@ cmd_down() {
 
 cmd_status() {
     local pid
-    if pid="$(live_pid)"; then
+    if pid="$(live_pid "$REGISTRY_PID" "$REGISTRY_MARK")"; then
         say "registry: running (pid $pid) at $REGISTRY_URL, Apicurio $REGISTRY_VERSION"
     else
         say "registry: not running"

@@ -19,6 +19,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 # ---- settings -------------------------------------------------------------
 # Pinned broker version; see deploy/kafka/README.md for why this one.
@@ -47,37 +49,7 @@ REDIS_PID="$REDIS_RUN/redis.pid"
 REGISTRY=(bash "$ROOT/deploy/local/registry.sh")
 registry_wanted() { [[ -z "${TACTFUL_SCHEMA_REGISTRY_URL+set}" ]]; }
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
 # ---- helpers ---------------------------------------------------------------
-
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Pid from a pid file if that process is alive and its command line contains
-# $2 (guards against a stale file whose pid was reused by something else).
-live_pid() {
-    local file="$1" pattern="$2" pid
-    [[ -s "$file" ]] || return 1
-    pid="$(<"$file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
-    printf '%s' "$pid"
-}
-
-# Send SIGTERM to one pid and wait up to $2 seconds, then SIGKILL.
-stop_pid() {
-    local pid="$1" grace="$2" i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    say "  pid $pid still alive after ${grace}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
