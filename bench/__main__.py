@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # The exit code of `tactful validate` and `tactful replay` for a folder that does not load.
 EXIT_TOPOLOGIES_INVALID = 2
+# bench.pipeline.SKIPPABLE, repeated so that --help imports no Kafka client (a test keeps them equal).
+PIPELINE_SKIPPABLE = ("confluent", "engine", "naive_faust", "quix", "exactly_once", "latency", "recovery")
 
 
 def with_holdouts(catalog: Catalog, global_h: int = 500, own_h: int = 1000) -> Catalog:
@@ -87,14 +89,48 @@ def bench_replay(
 
 
 @main.command("pipeline")
-@click.option("--events", "total", default=500_000, show_default=True, type=click.IntRange(1000))
+@click.option(
+    "--events",
+    "total",
+    default=None,
+    type=click.IntRange(1000),
+    help="Touchpoints produced once and read by every contender.  [default: 500,000, or --customers if more]",
+)
 @click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
-@click.option("--recovery-customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--recovery-customers",
+    default=None,
+    type=click.IntRange(1),
+    help="Customers' state recovered.  [default: --customers]",
+)
+@click.option(
+    "--runs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Measure every contender this many times; the table gives median (min-max), results.json each run.",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.Choice(PIPELINE_SKIPPABLE),
+    help="Leave a measurement out (repeatable); the aiokafka limit and tactful at-least-once always run.",
+)
 @click.option("--quix-python", default=".venv-quix/bin/python", show_default=True, help="Python with quixstreams.")
 @click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
 @click.option("--keep", is_flag=True, help="Keep the run's topics, groups and Redis keys (removed by default).")
-def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_python: str, out: str, keep: bool) -> None:
-    """Side by side on the local broker: limit, engine, naive Faust, Quix Streams, tactful, latency, recovery."""
+def bench_pipeline(
+    total: int | None,
+    customers: int,
+    recovery_customers: int | None,
+    runs: int,
+    skip: tuple[str, ...],
+    quix_python: str,
+    out: str,
+    keep: bool,
+) -> None:
+    """Side by side on the local broker: limit, engine, naive Faust, Quix Streams, tactful at both guarantees,
+    latency at two rates, recovery; then issue 13's targets, met or not."""
     import os
 
     from bench import pipeline
@@ -112,9 +148,11 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
         res = pipeline.run(
             settings.kafka.bootstrap_servers,
             settings.redis.url,
-            events=total,
+            events=total if total is not None else max(500_000, customers),
             customers=customers,
-            recovery_customers=recovery_customers,
+            recovery_customers=recovery_customers if recovery_customers is not None else customers,
+            runs=runs,
+            skip=frozenset(skip),
             quix_python=Path(quix_python),
             out=folder,
             say=lambda msg: click.echo(msg, err=True),

@@ -23,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import random
 import statistics
-import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,15 +34,14 @@ from typing import Any
 from bench.pipeline import (
     HISTORY_START,
     PARTITIONS,
-    Committed,
     cleanup,
     create_topic,
     free_port,
     process,
+    timed_by_metrics,
     worker_env,
 )
 from bench.restarts import _events, _events_taken
-from streams.errors import InfraError
 from streams.generate import generate_events
 from streams.live.feed import feed
 from streams.settings import Settings
@@ -95,55 +92,11 @@ def throughput(
                 )
                 port = int(env["TACTFUL_WEB_PORT"])
                 with process([*build, "worker", "--loglevel", "warning"], logs / f"{name}.log", env) as proc:
-                    rate = _timed(bootstrap, name, topic, events, proc, port, timeout=1800)
+                    rate = timed_by_metrics(bootstrap, name, topic, events, proc, port, timeout=1800)
                 figures.rates[guarantee].append(rate)
                 say(f"round {r + 1}: {guarantee} {rate:,.0f} events/s")
     finally:
         cleanup(bootstrap, redis_url, prefix, out)
-
-
-def _taken_in(port: int) -> float | None:
-    """Events the worker has taken in (its tactful_events_total), or None if it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return None
-    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines() if line.startswith("tactful_events_total{"))
-
-
-def _timed(
-    bootstrap: str, group: str, topic: str, total: int, proc: subprocess.Popen[bytes], port: int, timeout: float
-) -> float:
-    """Events/s taken in, from the first one seen to the last, once every offset is committed.
-
-    Not timed by the commits alone (``bench ab``'s way): at-least-once commits on Faust's
-    2.8 s timer, exactly-once with every batch, so commit times would favour exactly-once
-    by up to one commit interval at each end.
-    """
-    committed = Committed(bootstrap, group, topic)
-    samples: list[tuple[float, float]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while committed.total() < total:
-            if proc.poll() is not None:
-                raise InfraError(f"{group}: the process exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise InfraError(f"{group}: not all of {total:,} committed after {timeout:.0f}s")
-            n = _taken_in(port)
-            if n:
-                samples.append((time.monotonic(), n))
-            time.sleep(0.1)
-        final = _taken_in(port)
-    finally:
-        committed.close()
-    if not samples or final is None:
-        raise InfraError(f"{group}: no events seen taken in")
-    first = samples[0]
-    last = next(t for t, n in samples if n >= final) if samples[-1][1] >= final else time.monotonic()
-    if last - first[0] < 0.5:
-        raise InfraError(f"{group}: finished within half a second; use more events to time it")
-    return (final - first[1]) / (last - first[0])
 
 
 def restart_times(
