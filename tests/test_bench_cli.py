@@ -13,6 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bench.__main__ import main
+from bench.pipeline import Bench, Latency, Results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +54,95 @@ def test_python_dash_m_bench_runs_from_the_repository_root() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: python -m bench pipeline [OPTIONS]")
-    for option in ("--events", "--customers", "--recovery-customers", "--quix-python", "--out", "--keep"):
+    for option in ("--events", "--customers", "--recovery-customers", "--runs", "--skip", "--quix-python", "--out"):
         assert option in result.stdout
+    assert "--keep" in result.stdout
+
+
+def test_the_skippable_measurements_the_command_line_offers_are_the_pipelines() -> None:
+    from bench import pipeline
+    from bench.__main__ import PIPELINE_SKIPPABLE
+
+    assert PIPELINE_SKIPPABLE == pipeline.SKIPPABLE
+
+
+def _bench(*runs: tuple[float, float, float, float]) -> Bench:
+    """An invocation's figures, a tuple per run: (tactful, tactful exactly-once, p99 at half, recovery s)."""
+    bench = Bench("2026-11-29 20:00 UTC", 1000, 10, 4, 10)
+    for n, (alo, eos, p99, rec) in enumerate(runs):
+        res = Results("2026-11-29 20:00 UTC", 1000, 10, 4, recovery_customers=10, recovery_seconds=rec)
+        res.rates = {"limit_aiokafka": 1000.0, "engine": 5000.0, "quix": 500.0, "tactful": alo, "tactful_eos": eos}
+        if n == 0:
+            res.rates["naive_faust"] = 50.0
+        res.latency = [
+            Latency(0.5, alo / 2, {"p50": 5.0, "p95": 10.0, "p99": p99}, 100),
+            Latency(0.8, alo * 0.8, {"p50": 8.0, "p95": 40.0, "p99": 4 * p99}, 100),
+        ]
+        bench.runs.append(res)
+    return bench
+
+
+def test_pipeline_table_gives_median_and_spread_per_figure_and_each_runs_own_ratios() -> None:
+    from bench.pipeline import table
+
+    lines = table(_bench((600.0, 400.0, 20.0, 9.0), (500.0, 450.0, 30.0, 12.0), (700.0, 300.0, 10.0, 40.0)))
+    text = "\n".join(lines.splitlines())
+    assert lines.splitlines()[0].endswith("; 3 runs, median (min-max)")
+    rows = {line[:44].strip(): line[44:].split() for line in lines.splitlines()}
+    assert rows["(3) naive Faust: per-customer count table"][:3] == ["50", "(1", "run)"]
+    assert rows["(4) Quix Streams: per-customer count state"] == ["500", "(500-500)", "0.50", "(0.50-0.50)"]
+    assert rows["(5) tactful, one worker: at-least-once"] == [
+        "600", "(500-700)", "0.60", "(0.50-0.70)", "1.20", "(1.00-1.40)"
+    ]  # fmt: skip
+    assert rows["tactful, one worker: exactly-once"] == [
+        "400",
+        "(300-450)",
+        "0.40",
+        "(0.30-0.45)",
+        "0.80",
+        "(0.60-0.90)",
+    ]
+    assert "(6) latency at 50% of (5), 300 (250-350) events/s (300 decisions): p50 5 (5-5) ms" in text
+    assert "(6) latency at 80% of (5), 480 (400-560) events/s (300 decisions)" in text
+    assert "(7) recovery: restarted over 10 customers' state, deciding again after 12.0 s (9.0-40.0)" in text
+
+
+def test_pipeline_targets_are_met_only_when_every_run_meets_them() -> None:
+    from bench.pipeline import targets
+
+    rows = {t: (f, v) for t, f, v in targets(_bench((600.0, 400.0, 20.0, 9.0), (500.0, 450.0, 30.0, 12.0)))}
+    assert rows["tactful (at-least-once) >= 1.2x Quix Streams"] == ("1.10x (1.00-1.20)", "not met (1 of 2 runs)")
+    assert rows["tactful (at-least-once) >= 0.5x the aiokafka limit"] == ("0.55x (0.50-0.60)", "met (2 of 2 runs)")
+    assert rows["tactful (exactly-once) >= 1.2x Quix Streams"][1] == "not met (0 of 2 runs)"
+    assert rows["p99 <= 25 ms at half of tactful's rate"] == ("25 ms (20-30)", "not met (1 of 2 runs)")
+    assert rows["recovery of 10 customers <= 30 s"] == ("10.5 s (9.0-12.0)", "met (2 of 2 runs)")
+
+
+def test_a_single_run_prints_figures_without_spread_and_the_targets_plainly() -> None:
+    from bench.pipeline import table
+
+    lines = table(_bench((700.0, 550.0, 30.0, 9.0))).splitlines()
+    assert "runs" not in lines[0]
+    assert lines[1].split() == ["events/s", "x", "limit", "x", "Quix"]
+    tactful = next(line for line in lines if line.startswith("(5)"))
+    assert tactful[44:].split() == ["700", "0.70", "1.40"]
+    verdicts = lines[lines.index(next(line for line in lines if line.startswith("targets"))) + 1 :]
+    assert [line.rsplit("  ", 1)[1] for line in verdicts] == ["met", "met", "not met", "met", "not met", "met"]
+    assert verdicts[4].split() == [
+        "p99",
+        "<=",
+        "25",
+        "ms",
+        "at",
+        "half",
+        "of",
+        "tactful's",
+        "rate",
+        "30",
+        "ms",
+        "not",
+        "met",
+    ]
 
 
 def test_ab_table_compares_medians_against_the_last_build() -> None:
