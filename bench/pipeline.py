@@ -100,6 +100,7 @@ class Results:
     latency: list[Latency] = field(default_factory=list)
     recovery_seconds: float | None = None
     recovery_customers: int = 0
+    seconds: float = 0.0  # the run's wall time
     notes: list[str] = field(default_factory=list)
 
 
@@ -583,6 +584,7 @@ def run(
         for n in range(runs):
             res = Results(_now(), events, customers, PARTITIONS, recovery_customers=recovery_customers)
             bench.runs.append(res)
+            started = time.monotonic()
             _one_run(
                 bootstrap,
                 redis_url,
@@ -598,6 +600,8 @@ def run(
                 out=out,
                 say=say,
             )
+            res.seconds = round(time.monotonic() - started, 1)
+            say(f"run {n + 1} of {runs} took {res.seconds / 60:.1f} min")
             (out / "results.json").write_text(json.dumps(asdict(bench), indent=2))
         return bench
     finally:
