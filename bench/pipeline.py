@@ -694,7 +694,7 @@ def _one_run(
     if "latency" not in skip:
         for share in LATENCY_SHARES:
             lat = Latency(share, round(res.rates["tactful"] * share))
-            step(f"(6) latency at {share:.0%} of (5), {lat.rate:,.0f} events/s")
+            step(f"(6) latency at {share:.0%} of (5) at-least-once, {lat.rate:,.0f} events/s")
             lat.ms, lat.samples = latency(
                 bootstrap,
                 redis_url,
@@ -850,7 +850,7 @@ def table(bench: Bench) -> str:
             continue
         figs = ", ".join(f"{q} {_fig([lat.ms[q] for lat in lats], '.0f')} ms" for q in ("p50", "p95", "p99"))
         lines.append(
-            f"(6) latency at {share:.0%} of (5), {_fig([lat.rate for lat in lats], ',.0f')} events/s "
+            f"(6) latency at {share:.0%} of (5) at-least-once, {_fig([lat.rate for lat in lats], ',.0f')} events/s "
             f"({sum(lat.samples for lat in lats):,} decisions): {figs}"
         )
     if any(r.latency for r in runs):

@@ -102,8 +102,8 @@ def test_pipeline_table_gives_median_and_spread_per_figure_and_each_runs_own_rat
         "0.80",
         "(0.60-0.90)",
     ]
-    assert "(6) latency at 50% of (5), 300 (250-350) events/s (300 decisions): p50 5 (5-5) ms" in text
-    assert "(6) latency at 80% of (5), 480 (400-560) events/s (300 decisions)" in text
+    assert "(6) latency at 50% of (5) at-least-once, 300 (250-350) events/s (300 decisions): p50 5 (5-5) ms" in text
+    assert "(6) latency at 80% of (5) at-least-once, 480 (400-560) events/s (300 decisions)" in text
     assert "(7) recovery: restarted over 10 customers' state, deciding again after 12.0 s (9.0-40.0)" in text
 
 
