@@ -52,7 +52,8 @@ demo-offline: install
 # virtualenv of its own: it is a peer to measure, not a dependency. The benchmarks
 # live in bench/, run from the checkout: they are not part of the tactful wheel.
 # RUNS: measure every contender RUNS times in one invocation (median, min-max; each run
-# in out/bench/results.json); one run takes about 8 minutes here, each further one about 5.
+# in out/bench/results.json); one run takes about 7 minutes on a quiet 2-core machine, each
+# further one about 4 (naive Faust runs in the first only): RUNS=5 about 25.
 # CUSTOMERS=1000000: throughput and recovery at a million customers (as many events, unless
 # EVENTS says otherwise). BENCH_ARGS: any other option of `python -m bench pipeline`.
 RUNS ?= 1
