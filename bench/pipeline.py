@@ -749,7 +749,8 @@ def cleanup(bootstrap: str, redis_url: str, prefix: str, out: Path) -> None:
 TARGET_QUIX = 1.2  # tactful at least this many times Quix Streams
 TARGET_LIMIT = 0.5  # and this share of the aiokafka consume+decode limit
 TARGET_P99_MS = 25.0  # p99 at half of tactful's rate
-TARGET_RECOVERY_S = 30.0  # a million customers' state (here: the run's recovery customers)
+TARGET_RECOVERY_S = 30.0  # the issue's for a million customers' state; applied to the run's
+TARGET_RECOVERY_CUSTOMERS = 1_000_000
 
 
 def spread(values: Sequence[float]) -> tuple[float, float, float]:
@@ -814,7 +815,8 @@ def targets(bench: Bench) -> list[tuple[str, str, str]]:
     if rec:
         rows.append(
             (
-                f"recovery of {bench.recovery_customers:,} customers <= {TARGET_RECOVERY_S:g} s",
+                f"recovery of {bench.recovery_customers:,} customers <= {TARGET_RECOVERY_S:g} s"
+                + ("" if bench.recovery_customers == TARGET_RECOVERY_CUSTOMERS else " (issue: of a million)"),
                 _fig(rec, ".1f", " s"),
                 _verdict([v <= TARGET_RECOVERY_S for v in rec]),
             )
@@ -831,8 +833,8 @@ def table(bench: Bench) -> str:
         f"{bench.partitions} partitions, shipped topologies; Kafka 4.4.0 on loopback; 2 cores shared with the broker"
     )
     lines = [head + (f"; {len(runs)} runs, median (min-max)" if many else "")]
-    width = 26 if many else 10
-    lines.append(f"{'':44} {'events/s':>{width}} {'x limit':>17} {'x Quix':>17}")
+    width, rw = (26, 17) if many else (10, 8)
+    lines.append(f"{'':44} {'events/s':>{width}} {'x limit':>{rw}} {'x Quix':>{rw}}")
     for key, label in LABELS.items():
         values = [r.rates[key] for r in runs if key in r.rates]
         if not values:
@@ -841,8 +843,8 @@ def table(bench: Bench) -> str:
         x_quix = ratios(runs, key, "quix") if key != "quix" else []
         rate = _fig(values, ",.0f") + (" (1 run)" if many and len(values) == 1 else "")
         lines.append(
-            f"{label:44} {rate:>{width}} {_fig(x_limit, '.2f') if x_limit else '':>17} "
-            f"{_fig(x_quix, '.2f') if x_quix else '':>17}"
+            f"{label:44} {rate:>{width}} {_fig(x_limit, '.2f') if x_limit else '':>{rw}} "
+            f"{_fig(x_quix, '.2f') if x_quix else '':>{rw}}"
         )
     for share in LATENCY_SHARES:
         lats = [lat for r in runs for lat in r.latency if lat.share == share]
@@ -868,7 +870,8 @@ def table(bench: Bench) -> str:
     if rows:
         lines.append("targets (issue 13), from this invocation's figures; met when every run meets it:")
         w = max(len(t) for t, _, _ in rows)
-        lines += [f"  {t:{w}}  {f:>22}  {v}" for t, f, v in rows]
+        fw = max(len(f) for _, f, _ in rows)
+        lines += [f"  {t:{w}}  {f:>{fw}}  {v}" for t, f, v in rows]
     lines += [f"note: {n}" for n in [*bench.notes, *(n for r in runs for n in r.notes)]]
     return "\n".join(lines)
 
