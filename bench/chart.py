@@ -212,7 +212,7 @@ def _engine(ax: Any, alone: Sequence[float]) -> None:
         ax.set_axis_off()
         return
     top = _row(ax, 0, ALONE, alone)
-    ax.set_xlim(0, top * 1.45)
+    ax.set_xlim(0, top * 1.9)  # room for the label in a narrow panel
     ax.set_yticks([0], [NAMES[ALONE]], fontsize=9)
     ax.set_ylim(-1, 1)
     ax.set_xlabel("events/s, no broker\n(its own scale)", fontsize=9)
