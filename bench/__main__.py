@@ -188,7 +188,7 @@ def bench_chart(results: tuple[str, ...], out: str) -> None:
     except ImportError:
         click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
         sys.exit(1)
-    click.echo(f"wrote {out} ({len(runs)} runs)", err=True)
+    click.echo(f"wrote {out} ({len(runs)} run{'s' if len(runs) != 1 else ''})", err=True)
 
 
 @main.command("ab")
