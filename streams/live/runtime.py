@@ -61,7 +61,11 @@ read with: a commit of a lower offset (acks Faust still holds from before a
 rebalance) does not carry it, and a partition whose consumer resumes below it
 (Faust seeks to the committed offset after recovery, later than the read)
 starts without it (:meth:`Runtime._resumed`): records processed once already
-at a lower stream time would be found late.
+at a lower stream time would be found late. For the same reason a partition
+that keeps running while its consumer goes back (Faust seeks every assigned
+partition to its committed offset once recovery is done, after it may have
+handed over input already) takes back the stream time it had acked at that
+offset (:meth:`Runtime._rewound`), and forgets what it acked past it.
 
 No record the runtime writes exceeds its topic's limit
 (:class:`~streams.live.limits.RecordLimits`, learnt at start-up): a dead
@@ -130,6 +134,7 @@ H_ROUTED = "tactful.routed.from"
 # Offset commit metadata carrying a partition's stream time (Kafka Streams keeps its
 # partition time there too); versioned so that a later format can be told apart.
 STREAM_TIME_META = "tactful/1 stream_time="
+ACKED_TIMES = 4096  # (offset, stream time) pairs remembered per partition, newest last
 
 
 def encode_stream_time(stream_time: int) -> str:
@@ -427,7 +432,7 @@ class Runtime:
         The stream time holds only from the offset it was committed with: Faust may yet commit
         lower offsets (acks left from before the rebalance), and those it would put ahead of
         records processed after them, found late when read again."""
-        times: deque[tuple[int, int]] = deque(maxlen=4096)
+        times: deque[tuple[int, int]] = deque(maxlen=ACKED_TIMES)
         restored = self.source.committed_stream_time(partition)
         at = self.source.committed_offset(partition)
         if restored is not None:
@@ -492,7 +497,28 @@ class Runtime:
             at,
         )
         run.processor.stream_time = None
-        self._acked_times[rec.partition] = deque(maxlen=4096)
+        self._acked_times[rec.partition] = deque(maxlen=ACKED_TIMES)
+
+    def _rewound(self, rec: Incoming, run: PartitionRun) -> None:
+        """The consumer went back on a partition that kept running here: Faust seeks every assigned
+        partition to its committed offset after recovery, and input fetched before that seek may
+        have been processed already. The records from ``rec`` on were processed once, at the
+        stream time this partition had when every record before ``rec`` was done, not at the one
+        it reached past them (which would find them late now): it takes that stream time back, as
+        a restart at ``rec``'s offset would, from what it acked (a lower one if it acked no batch
+        ending exactly there; none if it acked nothing up to there)."""
+        partition, offset = rec.partition, rec.offset
+        times = self._acked_times.get(partition)
+        kept = deque((e for e in times or () if e[0] <= offset), maxlen=ACKED_TIMES)
+        log.warning(
+            "input partition %d read again from offset %d (processed up to %d); its stream time goes back"
+            " to the one acked there",
+            partition,
+            offset,
+            (run.next_offset or 0) - 1,
+        )
+        run.processor.stream_time = kept[-1][1] if kept else None
+        self._acked_times[partition] = kept
 
     def _run(self, partition: int) -> PartitionRun:
         run = self.runs.get(partition)
@@ -517,6 +543,8 @@ class Runtime:
                 run = self._run(rec.partition)
                 if run.restored_at is not None:
                     self._resumed(rec, run)
+                elif run.next_offset is not None and rec.offset < run.next_offset:
+                    self._rewound(rec, run)
                 run.next_offset = rec.offset + 1
                 run.last_append = rec.timestamp
                 touched.add(rec.partition)

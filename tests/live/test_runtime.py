@@ -573,6 +573,47 @@ def test_the_restored_stream_time_is_not_applied_to_records_before_its_offset(st
     assert decode_stream_time(rt.commit_metadata(p, start + 1)) == (NOW + 60 * MINUTE if late else old)
 
 
+@pytest.mark.parametrize("etype", ["page_view", "not_read_by_any_topology"])
+def test_a_partition_read_again_from_an_earlier_offset_takes_back_the_stream_time_it_had_there(etype: str) -> None:
+    """Faust seeks every assigned partition to its committed offset once recovery is done, and
+    input fetched before that seek may have been processed already: the partition keeps running
+    here and is read again from there. Those records were processed once at a lower stream time;
+    at the one the partition had reached past them they were dead-lettered as late (chaos, seed 5:
+    hundreds of valid events, after the broker outage), and that stream time was committed with
+    the lower offsets read again, so the next restart found them late too."""
+    log, clock = Log(), [NOW / 1000]
+    rt, _ = make(log, clock)
+    p = on_partition("c9")
+    first = records(("c9", event("x", "c9", etype, NOW - 20 * MINUTE)), start=1)
+    run(rt.handle(records(("c9", event("a", "c9", "page_view", NOW - 30 * MINUTE)), start=0)))
+    run(rt.handle(first))
+    run(rt.handle(records(("c9", event("b", "c9", "page_view", NOW)), start=2)))
+    assert rt.runs[p].processor.stream_time == NOW  # offset 1 would be late now (lateness: 10 minutes)
+    run(rt.handle(first))  # read again from offset 1
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert dlq == []
+    assert rt.runs[p].processor.stream_time == NOW - 20 * MINUTE  # as when offset 1 was first done
+    # What is committed with the offsets read again is the stream time they had, not NOW.
+    assert decode_stream_time(rt.commit_metadata(p, 1)) == NOW - 30 * MINUTE
+    assert decode_stream_time(rt.commit_metadata(p, 2)) == NOW - 20 * MINUTE
+    run(rt.handle(records(("c9", event("b", "c9", "page_view", NOW)), start=2)))
+    assert decode_stream_time(rt.commit_metadata(p, 3)) == NOW
+
+
+def test_a_partition_read_again_from_before_all_it_acked_starts_without_a_stream_time() -> None:
+    log, clock = Log(), [NOW / 1000]
+    rt, source = make(log, clock)
+    p = on_partition("c9")
+    source.stream_times[p], source.offsets[p] = NOW, 10
+    rt.assign([p])
+    run(rt.handle(records(("c9", event("b", "c9", "page_view", NOW + MINUTE)), start=10)))
+    run(rt.handle(records(("c9", event("o", "c9", "page_view", NOW - 20 * MINUTE)), start=4)))  # read again from 4
+    dlq = [e[1] for e in log.effects if e[0] == "acked" and e[1][0] == "touchpoints.dlq"]
+    assert dlq == []
+    assert rt.runs[p].processor.stream_time == NOW - 20 * MINUTE
+    assert rt.commit_metadata(p, 4) is None  # nothing known of the stream time before offset 4
+
+
 @pytest.mark.parametrize("metadata", ["", "something else", "tactful/1 stream_time=x", None])
 def test_commit_metadata_of_another_kind_restores_nothing(metadata: str | None) -> None:
     assert decode_stream_time(metadata) is None
