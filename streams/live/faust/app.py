@@ -41,7 +41,8 @@ from streams.live.catalog import CatalogMetrics, LiveCatalog
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
-from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, batching_consumer
+from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, Restore, batching_consumer
+from streams.live.faust.recovery import ChangelogRestore
 from streams.live.faust.source import FaustSource, committed_reader
 from streams.live.faust.table import changelog_writer, state_table
 from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends, is_fenced
@@ -177,7 +178,7 @@ def create_worker(
     ends = _recovery_ends(app, settings, table.changelog_topic.get_topic_name(), producers)
     if live is not None:
         _follow_catalog(app, settings, live, runtime, metrics, follow_from)
-    _consume(app, settings, runtime, source, ends)
+    _consume(app, settings, runtime, source, ends, ChangelogRestore(app, table).take)
     schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source, producers)
     schedule.install()
     status = WorkerStatus(
@@ -245,7 +246,12 @@ def _recovery_ends(
 
 
 def _consume(
-    app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource, recovery_ends: RecoveryEnds
+    app: faust.App,
+    settings: Settings,
+    runtime: Runtime,
+    port: FaustSource,
+    recovery_ends: RecoveryEnds,
+    restore: Restore | None = None,
 ) -> None:
     """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
     source = app.topic(
@@ -264,6 +270,7 @@ def _consume(
         commit_metadata=runtime.commit_metadata,
         transactional=settings.processing.guarantee == "exactly_once",
         recovery_ends=recovery_ends,
+        restore=restore,
     )
 
 
