@@ -44,7 +44,7 @@ from streams.live.faust.assignor import StaticMemberAssignor
 from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, Restore, batching_consumer
 from streams.live.faust.recovery import ChangelogRestore
 from streams.live.faust.source import FaustSource, committed_reader
-from streams.live.faust.table import changelog_writer, state_table
+from streams.live.faust.table import changelog_writer, key_partitions, state_data, state_table
 from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends, is_fenced
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
@@ -168,7 +168,7 @@ def create_worker(
     io = RuntimeIO(
         source=source,
         sink=sink,
-        state=StateTable(table.data, changelog_writer(table, sink)),
+        state=StateTable(state_data(table), changelog_writer(table, sink), key_partitions(table)),
         codecs=codecs,
         metrics=metrics,
         limits=limits,

@@ -295,6 +295,47 @@ def test_the_memory_store_keeps_each_keys_partition() -> None:
     assert "self._key_partition.items()" in inspect.getsource(MemoryStore.on_recovery_completed)
 
 
+def test_the_memory_store_keeps_its_values_in_one_dict_that_recovery_fills() -> None:
+    # The runtime is handed that dict (streams/live/faust/table.py's state_data).
+    def check(app: faust.App) -> Any:
+        return state_table(app, 4).data
+
+    data = in_app(check, store="memory://")
+    assert type(data.data) is dict
+    assert "self.data.update(" in inspect.getsource(MemoryStore.apply_changelog_batch)
+    assert "self._key_partition[key] = event.message.partition" in inspect.getsource(MemoryStore._create_batch_iterator)
+    assert "self.data.pop(k, None)" in inspect.getsource(MemoryStore.on_recovery_completed)
+
+
+def test_table_recovery_tracks_what_changelog_restore_reads_and_advances() -> None:
+    # streams/live/faust/recovery.py does in place what _slurp_changelogs does with an active
+    # partition's record: note its offset if beyond the last, buffer it, apply the buffer;
+    # recovery is over once each active offset reaches its highwater.
+    from collections import Counter
+
+    from faust.tables.recovery import Recovery
+
+    def check(app: faust.App) -> Any:
+        return app.tables.recovery  # type: ignore[attr-defined]
+
+    recovery = in_app(check)
+    assert isinstance(recovery.active_tps, set)
+    assert isinstance(recovery.active_highwaters, Counter) and isinstance(recovery.active_offsets, Counter)
+    assert isinstance(recovery.buffers, defaultdict) and recovery.buffers.default_factory is list
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)
+    for line in [
+        "if tp in active_tps:",
+        "offsets = active_offsets",
+        "if seen_offset is None or offset > seen_offset:",
+        "offsets[tp] = offset",
+        "buf = buffers[table]",
+        "table.apply_changelog_batch(buf)",
+        "await _maybe_signal_recovery_end()",
+    ]:
+        assert line in slurp, line
+    assert "tp: highwater - offsets[tp]" in inspect.getsource(Recovery.active_remaining)
+
+
 def test_the_worker_spinner_is_an_attribute_that_can_be_cleared() -> None:
     app = faust.App("test-private-api-spinner", broker="kafka://127.0.0.1:1", web_enabled=False)
     assert faust.Worker(app, loglevel="warning").spinner is not None

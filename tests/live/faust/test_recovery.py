@@ -119,3 +119,44 @@ def test_records_faust_buffered_earlier_are_applied_first_and_stale_ones_skipped
     assert taken == [True, True, True, True]
     assert data == {"c1": b"one again", "c2": b"two"}  # c1's first value (Faust's) overwritten in order
     assert buffered == [] and restored == 2
+
+
+def test_the_runtime_keeps_state_in_the_memory_stores_own_dict_and_lists_customers_from_its_index() -> None:
+    from streams.live.faust.table import key_partitions, state_data
+    from streams.live.partitioning import Partitioner
+    from streams.live.runtime import PartitionStore
+
+    async def check(app: faust.App, table: Any) -> tuple[bool, bool, dict[int, list[str]], dict[int, list[str]]]:
+        tp = recovering(app, table, highwater=10_000)
+        restore = ChangelogRestore(app, table)
+        owner = Partitioner(4)
+        customers = [f"r{i:06d}" for i in range(400)]
+        # As the changelog holds them: each on its customer's partition.
+        for offset, cid in enumerate(customers):
+            partition = owner(cid)
+            message = ConsumerMessage(tp.topic, partition, offset, 0.0, 0, None, changelog_key(cid), b"s", None)
+            message.tp = TP(tp.topic, partition)
+            recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+            recovery.active_tps.add(message.tp)
+            recovery.active_highwaters[message.tp] = 10_000
+            assert restore.take(message)
+        data, index = state_data(table), key_partitions(table)
+        assert index is not None
+        listed = {p: sorted(PartitionStore(p, data, owner, index).customers()) for p in range(4)}
+        hashed = {p: sorted(PartitionStore(p, data, owner).customers()) for p in range(4)}
+        return data is table.data.data, index is table.data._key_partition, listed, hashed
+
+    same_data, same_index, listed, hashed = run(check)
+    assert same_data and same_index
+    assert listed == hashed and sum(map(len, listed.values())) == 400 and all(listed.values())
+
+
+def test_any_other_store_is_handed_to_the_runtime_as_it_is() -> None:
+    from streams.live.faust.table import key_partitions, state_data
+
+    class Table:
+        def __init__(self) -> None:
+            self.data: dict[str, Any] = {}
+
+    table = Table()
+    assert state_data(table) is table.data and key_partitions(table) is None
