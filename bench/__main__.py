@@ -138,11 +138,12 @@ def bench_pipeline(total: int, customers: int, recovery_customers: int, quix_pyt
 @click.option("--restarts", default=3, show_default=True, type=click.IntRange(1))
 @click.option(
     "--against",
+    multiple=True,
     type=click.Path(exists=True, file_okay=False),
-    help="Another checkout (with its .venv): its worker restarts over the same state, turn about with this one's.",
+    help="Another checkout with its .venv (repeatable): its worker restarts over the same state in turn.",
 )
 @click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
-def bench_recovery(customers: int, restarts: int, against: str | None, out: str) -> None:
+def bench_recovery(customers: int, restarts: int, against: tuple[str, ...], out: str) -> None:
     """Only step (7) of `pipeline`: a worker restarted over `customers` customers' state, several times."""
     import os
     import uuid
@@ -157,9 +158,7 @@ def bench_recovery(customers: int, restarts: int, against: str | None, out: str)
     logs = Path(out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    sides = [("this", pipeline.REPO)]
-    if against is not None:
-        sides.append(("against", Path(against).resolve()))
+    sides = [("this", pipeline.REPO), *(("against", Path(a).resolve()) for a in against)]
     try:
         click.echo(f"feeding and processing {customers:,} customers ...", err=True)
         env, at = pipeline.recovery_state(bootstrap, settings.redis.url, customers, logs, prefix)
