@@ -44,8 +44,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from faust.stores.memory import Store as MemoryStore
+from orjson import loads
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,28 @@ class ChangelogRestore:
         self.table = table
         self.topic: str = table.changelog_topic.get_topic_name()
         self.restored = 0  # records applied here, for tests and the log
+        # What every record needs, looked up on the first (the store exists once the app
+        # runs; Faust never replaces these objects, only fills and clears them).
+        self._bound: tuple[Any, dict[Any, Any], dict[Any, int], list[Any]] | None = None
+        self._memory: bool | None = None
+
+    def _bind(self) -> tuple[Any, dict[Any, Any], dict[Any, int], list[Any]] | None:
+        store = self.table.data
+        self._memory = type(store) is MemoryStore
+        if not self._memory:
+            return None
+        recovery = self.app.tables.recovery
+        self._bound = (recovery, store.data, store._key_partition, recovery.buffers[self.table])
+        return self._bound
 
     def take(self, message: Any) -> bool:
         """Apply ``message`` (of the changelog topic) if it is an active partition's record before the end."""
         if message.topic != self.topic:
             return False
-        store = self.table.data
-        if type(store) is not MemoryStore:
+        bound = self._bound
+        if bound is None and (self._memory is False or (bound := self._bind()) is None):
             return False
-        recovery = self.app.tables.recovery
+        recovery, data, key_partition, pending = bound
         tp = message.tp
         if tp not in recovery.active_tps:
             return False
@@ -82,18 +95,17 @@ class ChangelogRestore:
         seen = offsets.get(tp)
         if seen is not None and offset <= seen:
             return True  # applied already (Faust would skip it too)
-        pending = recovery.buffers.get(self.table)
         if pending:  # Faust's, of an earlier offset: theirs first
             self.table.apply_changelog_batch(pending)
             pending.clear()
         offsets[tp] = offset
-        key = orjson.loads(message.key)
+        key = loads(message.key)
         value = message.value
         if value is None:
-            store.data.pop(key, None)
-            store._key_partition.pop(key, None)
+            data.pop(key, None)
+            key_partition.pop(key, None)
         else:
-            store.data[key] = value
-            store._key_partition[key] = tp.partition
+            data[key] = value
+            key_partition[key] = tp.partition
         self.restored += 1
         return True
