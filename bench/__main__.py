@@ -167,7 +167,7 @@ def bench_recovery(customers: int, restarts: int, against: tuple[str, ...], out:
                 probe = i * len(sides) + j + 1
                 python = str(repo / ".venv" / "bin" / "python") if side == "against" else sys.executable
                 log = logs / f"{env['TACTFUL_APP_ID']}-restart-{probe}.log"
-                seconds = pipeline.restart(bootstrap, env, at, log, probe=probe, cwd=repo, python=python)
+                seconds = pipeline.restart(bootstrap, env, at, log, probe=probe, cwd=repo, python=python, timeout=900)
                 click.echo(f"recovery of {customers:,} customers, {side} ({repo}): {seconds:.1f} s")
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)

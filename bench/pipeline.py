@@ -431,6 +431,7 @@ def restart(
     probe: int = 0,
     cwd: Path = REPO,
     python: str = sys.executable,
+    timeout: float = 300,
 ) -> float:
     """Seconds from a worker's start over `env`'s state to its decision on customer `probe`'s
     second complaint (each restart its own customer: a decision starts a 14-day cooldown).
@@ -445,7 +446,7 @@ def restart(
         c = _reader(bootstrap, "probe")
         c.subscribe([topic])
         try:
-            while time.monotonic() - started < 300:
+            while time.monotonic() - started < timeout:
                 for m in c.consume(100, 0.2):
                     if m.error() is None and event_id in avro.decode(m.value() or b"", resolve)["evidence"]:
                         return time.monotonic() - started
@@ -453,7 +454,7 @@ def restart(
                     raise InfraError("the restarted worker exited")
         finally:
             c.close()
-    raise InfraError("the restarted worker made no decision within 300s")
+    raise InfraError(f"the restarted worker made no decision within {timeout:.0f}s")
 
 
 WORKER = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
