@@ -9,6 +9,10 @@ the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
 past an event still in flight, faust-streaming #606). A batch is acked only
 after the runtime has published its decisions and written its state, so an
 offset is never committed past an event whose effects have not landed.
+The state table recovers from its changelog as Faust's would, but the
+consumer applies most records in place (:mod:`~streams.live.faust.recovery`),
+and the runtime keeps state in the memory store's own dict
+(:func:`~streams.live.faust.table.state_data`).
 
 With ``TACTFUL_PROCESSING_GUARANTEE=exactly_once`` the sink is a
 :class:`~streams.live.sink.TransactionalSink` over one transactional producer
