@@ -35,13 +35,15 @@ dropped by Faust itself, as its offset is not beyond the one recorded here.
 Only a memory store is restored here (``memory://``, tactful's default);
 with another store every record goes Faust's way. The private names read
 (the recovery's ``active_tps``, ``active_highwaters``, ``active_offsets``,
-``buffers``; the memory store's ``data`` and ``_key_partition``) are listed
+``buffers``, and for its progress log ``_active_events_received_at`` and
+``_last_flush_at``; the memory store's ``data`` and ``_key_partition``) are listed
 in :mod:`streams.live.faust` and pinned by ``tests/live/faust/test_private_api.py``.
 """
 
 from __future__ import annotations
 
 import logging
+from time import monotonic
 from typing import Any
 
 from faust.stores.memory import Store as MemoryStore
@@ -64,16 +66,17 @@ class ChangelogRestore:
         self.restored = 0  # records applied here, for tests and the log
         # What every record needs, looked up on the first (the store exists once the app
         # runs; Faust never replaces these objects, only fills and clears them).
-        self._bound: tuple[Any, dict[Any, Any], dict[Any, int], list[Any]] | None = None
+        self._bound: tuple[Any, dict[Any, Any], dict[Any, int], list[Any], dict[Any, float]] | None = None
         self._memory: bool | None = None
 
-    def _bind(self) -> tuple[Any, dict[Any, Any], dict[Any, int], list[Any]] | None:
+    def _bind(self) -> tuple[Any, dict[Any, Any], dict[Any, int], list[Any], dict[Any, float]] | None:
         store = self.table.data
         self._memory = type(store) is MemoryStore
         if not self._memory:
             return None
         recovery = self.app.tables.recovery
-        self._bound = (recovery, store.data, store._key_partition, recovery.buffers[self.table])
+        received = recovery._active_events_received_at
+        self._bound = (recovery, store.data, store._key_partition, recovery.buffers[self.table], received)
         return self._bound
 
     def take(self, message: Any) -> bool:
@@ -83,7 +86,7 @@ class ChangelogRestore:
         bound = self._bound
         if bound is None and (self._memory is False or (bound := self._bind()) is None):
             return False
-        recovery, data, key_partition, pending = bound
+        recovery, data, key_partition, pending, received = bound
         tp = message.tp
         if tp not in recovery.active_tps:
             return False
@@ -99,6 +102,9 @@ class ChangelogRestore:
             self.table.apply_changelog_batch(pending)
             pending.clear()
         offsets[tp] = offset
+        # Faust's progress log reads these: without them it warns that no record came and
+        # nothing was flushed, though each record is applied as it comes.
+        received[tp] = recovery._last_flush_at = monotonic()
         key = loads(message.key)
         value = message.value
         if value is None:

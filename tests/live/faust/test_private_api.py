@@ -82,6 +82,8 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._new_producer",
         "._build_highwaters",
         "._txn_manager",
+        "._active_events_received_at",
+        "._last_flush_at",
     }
 
 
@@ -334,6 +336,11 @@ def test_table_recovery_tracks_what_changelog_restore_reads_and_advances() -> No
     ]:
         assert line in slurp, line
     assert "tp: highwater - offsets[tp]" in inspect.getsource(Recovery.active_remaining)
+    # Its progress log warns of partitions with no record received and of buffers never flushed.
+    assert isinstance(recovery._active_events_received_at, dict)
+    assert "active_events_received_at[tp] = now" in slurp and "self._last_flush_at = now" in slurp
+    verify = inspect.getsource(Recovery._verify_remaining)
+    assert "active_events_received_at" in verify and "self._last_flush_at" in verify
 
 
 def test_the_worker_spinner_is_an_attribute_that_can_be_cleared() -> None:
