@@ -171,6 +171,49 @@ def bench_pipeline(
         click.echo("matplotlib is not installed (pip install -e '.[bench]'): no chart", err=True)
 
 
+@main.command("recovery")
+@click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--restarts", default=3, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--against",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Another checkout with its .venv (repeatable): its worker restarts over the same state in turn.",
+)
+@click.option("--out", "out", default="out/bench", show_default=True, type=click.Path(file_okay=False))
+def bench_recovery(customers: int, restarts: int, against: tuple[str, ...], out: str) -> None:
+    """Only step (7) of `pipeline`: a worker restarted over `customers` customers' state, several times."""
+    import os
+    import uuid
+
+    from bench import pipeline
+    from streams.settings import Settings
+
+    settings = Settings.from_env(os.environ)
+    if not settings.redis.url:
+        raise click.UsageError("the worker mirrors to Redis: set TACTFUL_REDIS_URL")
+    bootstrap = settings.kafka.bootstrap_servers
+    logs = Path(out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    sides = [("this", pipeline.REPO), *(("against", Path(a).resolve()) for a in against)]
+    try:
+        click.echo(f"feeding and processing {customers:,} customers ...", err=True)
+        env, at = pipeline.recovery_state(bootstrap, settings.redis.url, customers, logs, prefix)
+        for i in range(restarts):
+            for j, (side, repo) in enumerate(sides):
+                probe = i * len(sides) + j + 1
+                python = str(repo / ".venv" / "bin" / "python") if side == "against" else sys.executable
+                log = logs / f"{env['TACTFUL_APP_ID']}-restart-{probe}.log"
+                seconds = pipeline.restart(bootstrap, env, at, log, probe=probe, cwd=repo, python=python, timeout=900)
+                click.echo(f"recovery of {customers:,} customers, {side} ({repo}): {seconds:.1f} s")
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        pipeline.cleanup(bootstrap, settings.redis.url, prefix, Path(out))
+
+
 @main.command("chart")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", default="out/bench/bench-runs.png", show_default=True, type=click.Path(dir_okay=False))

@@ -255,9 +255,11 @@ def wait_committed(
 
 
 @contextmanager
-def process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:
@@ -489,57 +491,75 @@ def _decisions_with_times(bootstrap: str, topic: str) -> Iterator[tuple[dict[str
 
 def recovery(bootstrap: str, redis_url: str, customers: int, logs: Path, prefix: str = "") -> float:
     """Seconds from a worker's start, over the state of `customers` customers, to its next decision."""
+    env, at = recovery_state(bootstrap, redis_url, customers, logs, prefix)
+    return restart(bootstrap, env, at, logs / f"{env['TACTFUL_APP_ID']}-2.log")
+
+
+def recovery_state(
+    bootstrap: str, redis_url: str, customers: int, logs: Path, prefix: str = ""
+) -> tuple[dict[str, str], int]:
+    """A worker's environment, its changelog holding the state of `customers` customers (its worker
+    stopped), and the time of their complaints."""
+    at = int(time.time() * 1000)
     name = f"{prefix or 'bench-' + uuid.uuid4().hex[:8]}-rec"
-    port = free_port()
-    env = worker_env(bootstrap, redis_url, name, port, TACTFUL_PROCESSING_GUARANTEE=LATENCY_GUARANTEE)
+    env = worker_env(bootstrap, redis_url, name, free_port(), TACTFUL_PROCESSING_GUARANTEE=LATENCY_GUARANTEE)
     settings = Settings.from_env(env)
     create_topic(bootstrap, settings.topics.input)
-    now = int(time.time() * 1000)
     # One complaint per customer: each holds state (complaint_escalation counts them), none decides yet.
-    feed(
-        settings,
-        (
-            {
-                "event_id": f"c{i}",
-                "customer_id": f"r{i:06d}",
-                "type": "complaint",
-                "occurred_at": now,
-                "channel": "email",
-                "attributes": {"category": "billing"},
-            }
-            for i in range(customers)
-        ),
-    )
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
-    with process(cmd, logs / f"{name}-1.log", env) as proc:
-        wait_ready(port, proc)
-        wait_committed(bootstrap, name, settings.topics.input, customers, proc, timeout=600)
+    feed(settings, (_complaint(f"c{i}", f"r{i:06d}", at) for i in range(customers)))
+    with process(WORKER, logs / f"{name}-1.log", env) as proc:
+        wait_ready(int(env["TACTFUL_WEB_PORT"]), proc)
+        wait_committed(bootstrap, name, settings.topics.input, customers, proc, timeout=1800)
         time.sleep(2)
+    return env, at
+
+
+def restart(
+    bootstrap: str,
+    env: dict[str, str],
+    at: int,
+    log: Path,
+    probe: int = 0,
+    cwd: Path = REPO,
+    python: str = sys.executable,
+    timeout: float = 300,
+) -> float:
+    """Seconds from a worker's start over `env`'s state to its decision on customer `probe`'s
+    second complaint (each restart its own customer: a decision starts a 14-day cooldown).
+    `cwd` and `python`: the checkout to run."""
+    settings = Settings.from_env(env)
     started = time.monotonic()
-    with process(cmd, logs / f"{name}-2.log", env) as proc:
-        probe = {
-            "event_id": "probe",
-            "customer_id": "r000000",
-            "type": "complaint",
-            "occurred_at": now + 1000,
-            "channel": "email",
-            "attributes": {"category": "billing"},
-        }
-        feed(settings, [probe])
+    with process([python, *WORKER[1:]], log, env, cwd=cwd) as proc:
+        event_id = f"probe{probe}"
+        feed(settings, [_complaint(event_id, f"r{probe:06d}", at + 1000)])
         topic = settings.topics.decision("call_center")
         resolve = avro.local_registry().resolve
         c = _reader(bootstrap, "probe")
         c.subscribe([topic])
         try:
-            while time.monotonic() - started < 300:
+            while time.monotonic() - started < timeout:
                 for m in c.consume(100, 0.2):
-                    if m.error() is None and "probe" in avro.decode(m.value() or b"", resolve)["evidence"]:
+                    if m.error() is None and event_id in avro.decode(m.value() or b"", resolve)["evidence"]:
                         return time.monotonic() - started
                 if proc.poll() is not None:
                     raise InfraError("the restarted worker exited")
         finally:
             c.close()
-    raise InfraError("the restarted worker made no decision within 300s")
+    raise InfraError(f"the restarted worker made no decision within {timeout:.0f}s")
+
+
+WORKER = [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+
+
+def _complaint(event_id: str, customer: str, at: int) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "customer_id": customer,
+        "type": "complaint",
+        "occurred_at": at,
+        "channel": "email",
+        "attributes": {"category": "billing"},
+    }
 
 
 # -- the whole run ----------------------------------------------------------------------

@@ -11,6 +11,8 @@ plugs it into a Faust worker:
 - :mod:`~streams.live.faust.source`: the runtime's
   :class:`~streams.live.runtime.Source` port (acks, recovery, high watermarks);
 - :mod:`~streams.live.faust.table`: the state table and its changelog writer;
+- :mod:`~streams.live.faust.recovery`: the state table's recovery, applied in
+  place from the consumer's fetches instead of through Faust's conductor;
 - :mod:`~streams.live.faust.web`: the HTTP API (:mod:`streams.live.api`) as
   Faust views;
 - :mod:`~streams.live.faust.mirror_log`: the Redis mirror's decision-topic
@@ -47,6 +49,11 @@ name                                                   module      why
 ``Topic.__aiter__()``                                  app         registers the topic with the conductor
 ``app.tables.recovery.completed``                      source      not in Faust's typed interface
 ``faust memory Store._key_partition``                  table       keys of revoked partitions are dropped
+``faust memory Store.data`` (its dict)                 table       the runtime's state map, no wrapper
+``faust Recovery.active_tps``, ``.active_highwaters``  recovery    which changelog records to restore
+``faust Recovery.active_offsets``, ``.buffers``        recovery    restored in place, as Faust would
+``Recovery._active_events_received_at``                recovery    Faust's progress log, kept true
+``faust Recovery._last_flush_at``                      recovery    Faust's progress log, kept true
 ``faust Worker.spinner``                               app         set to None: keeps the log level
 ``PartitionAssignor._compress``, ``._decompress``      assignor    the assignment's metadata (zlib)
 ``PartitionAssignor.on_assignment`` asserts the url    assignor    overridden: a restart's new address

@@ -9,6 +9,10 @@ the equivalent of an agent at ``concurrency=1`` (with more, Faust may commit
 past an event still in flight, faust-streaming #606). A batch is acked only
 after the runtime has published its decisions and written its state, so an
 offset is never committed past an event whose effects have not landed.
+The state table recovers from its changelog as Faust's would, but the
+consumer applies most records in place (:mod:`~streams.live.faust.recovery`),
+and the runtime keeps state in the memory store's own dict
+(:func:`~streams.live.faust.table.state_data`).
 
 With ``TACTFUL_PROCESSING_GUARANTEE=exactly_once`` the sink is a
 :class:`~streams.live.sink.TransactionalSink` over one transactional producer
@@ -41,9 +45,10 @@ from streams.live.catalog import CatalogMetrics, LiveCatalog
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
-from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, batching_consumer
+from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, Restore, batching_consumer
+from streams.live.faust.recovery import ChangelogRestore
 from streams.live.faust.source import FaustSource, committed_reader
-from streams.live.faust.table import changelog_writer, state_table
+from streams.live.faust.table import changelog_writer, key_partitions, state_data, state_table
 from streams.live.faust.transactions import FENCED_GRACE, PartitionProducers, committed_ends, is_fenced
 from streams.live.metrics import Metrics
 from streams.live.runtime import Runtime, RuntimeIO, StateTable
@@ -167,7 +172,7 @@ def create_worker(
     io = RuntimeIO(
         source=source,
         sink=sink,
-        state=StateTable(table.data, changelog_writer(table, sink)),
+        state=StateTable(state_data(table), changelog_writer(table, sink), key_partitions(table)),
         codecs=codecs,
         metrics=metrics,
         limits=limits,
@@ -177,7 +182,7 @@ def create_worker(
     ends = _recovery_ends(app, settings, table.changelog_topic.get_topic_name(), producers)
     if live is not None:
         _follow_catalog(app, settings, live, runtime, metrics, follow_from)
-    _consume(app, settings, runtime, source, ends)
+    _consume(app, settings, runtime, source, ends, ChangelogRestore(app, table).take)
     schedule = _Schedule(app, settings, runtime, metrics, mirror, sink, outputs, source, producers)
     schedule.install()
     status = WorkerStatus(
@@ -245,7 +250,12 @@ def _recovery_ends(
 
 
 def _consume(
-    app: faust.App, settings: Settings, runtime: Runtime, port: FaustSource, recovery_ends: RecoveryEnds
+    app: faust.App,
+    settings: Settings,
+    runtime: Runtime,
+    port: FaustSource,
+    recovery_ends: RecoveryEnds,
+    restore: Restore | None = None,
 ) -> None:
     """Subscribe to the input topic and hand its messages to the runtime a fetch at a time."""
     source = app.topic(
@@ -264,6 +274,7 @@ def _consume(
         commit_metadata=runtime.commit_metadata,
         transactional=settings.processing.guarantee == "exactly_once",
         recovery_ends=recovery_ends,
+        restore=restore,
     )
 
 

@@ -3,11 +3,13 @@
 Faust's consumer loop awaits ``wait_first(callback(message), suspend_flow)``
 for every message, then the conductor builds an ``Event``, queues it, and a
 stream takes it off again: measured, that is most of a worker's time. This
-subclass keeps Faust's loop as it is for every other topic (the changelog
-during recovery goes through the conductor as before) and keeps its
+subclass keeps Faust's loop as it is for every other topic and keeps its
 bookkeeping for the input topic too (read offsets, offset gaps, the commit
 cadence), but collects the input topic's messages of one fetch and hands them
-to :class:`BatchHandler` in one call.
+to :class:`BatchHandler` in one call. The state table's changelog records
+of a recovery are offered to ``restore`` first
+(:mod:`streams.live.faust.recovery`), which applies them in place; the rest
+(the last records of a recovery, standbys) go through the conductor.
 
 The handler tracks each message as unacked before the runtime sees it; the
 runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
@@ -61,6 +63,8 @@ BatchCallback = Callable[[list[Any]], Awaitable[None]]
 CommitMetadata = Callable[[int, int], str | None]  # (partition, offset) -> metadata
 # The end (next offset) of the changelog partitions among these, for recovery; others left out.
 RecoveryEnds = Callable[[list[Any]], Awaitable[dict[Any, int]]]
+# Restores a table from a changelog message in place; False: the message is Faust's to handle.
+Restore = Callable[[Any], bool]
 
 
 def without_topic(commit: Callable[..., Awaitable[Any]], topic: str) -> Callable[..., Any]:
@@ -164,6 +168,7 @@ def batching_consumer(
     *,
     transactional: bool = False,
     recovery_ends: RecoveryEnds | None = None,
+    restore: Restore | None = None,
 ) -> type[AIOKafkaConsumer]:
     """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
 
@@ -172,6 +177,8 @@ def batching_consumer(
     stay bounded while a worker catches up. ``fetch_max_wait_ms`` replaces
     the 1.5 s that Faust hard-codes for the broker's long poll.
     ``commit_metadata(partition, offset)`` is committed with the input topic's offsets.
+    ``restore(message)`` is offered every other topic's message first
+    (:class:`~streams.live.faust.recovery.ChangelogRestore`): what it takes skips Faust's callback.
     """
 
     class ConsumerThread(AIOKafkaConsumerThread):
@@ -245,7 +252,8 @@ def batching_consumer(
                             if batch:  # keep order across topics
                                 await handle(batch)
                                 batch = []
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                            if restore is None or not restore(message):
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
                         set_read_offset(tp, offset)
                     if batch:
                         await handle(batch)

@@ -82,6 +82,8 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._new_producer",
         "._build_highwaters",
         "._txn_manager",
+        "._active_events_received_at",
+        "._last_flush_at",
     }
 
 
@@ -293,6 +295,52 @@ def test_the_memory_store_keeps_each_keys_partition() -> None:
     assert isinstance(data._key_partition, dict)
     # ...and reads it to drop the keys of partitions it no longer holds.
     assert "self._key_partition.items()" in inspect.getsource(MemoryStore.on_recovery_completed)
+
+
+def test_the_memory_store_keeps_its_values_in_one_dict_that_recovery_fills() -> None:
+    # The runtime is handed that dict (streams/live/faust/table.py's state_data).
+    def check(app: faust.App) -> Any:
+        return state_table(app, 4).data
+
+    data = in_app(check, store="memory://")
+    assert type(data.data) is dict
+    assert "self.data.update(" in inspect.getsource(MemoryStore.apply_changelog_batch)
+    assert "self._key_partition[key] = event.message.partition" in inspect.getsource(MemoryStore._create_batch_iterator)
+    assert "self.data.pop(k, None)" in inspect.getsource(MemoryStore.on_recovery_completed)
+
+
+def test_table_recovery_tracks_what_changelog_restore_reads_and_advances() -> None:
+    # streams/live/faust/recovery.py does in place what _slurp_changelogs does with an active
+    # partition's record: note its offset if beyond the last, buffer it, apply the buffer;
+    # recovery is over once each active offset reaches its highwater.
+    from collections import Counter
+
+    from faust.tables.recovery import Recovery
+
+    def check(app: faust.App) -> Any:
+        return app.tables.recovery  # type: ignore[attr-defined]
+
+    recovery = in_app(check)
+    assert isinstance(recovery.active_tps, set)
+    assert isinstance(recovery.active_highwaters, Counter) and isinstance(recovery.active_offsets, Counter)
+    assert isinstance(recovery.buffers, defaultdict) and recovery.buffers.default_factory is list
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)
+    for line in [
+        "if tp in active_tps:",
+        "offsets = active_offsets",
+        "if seen_offset is None or offset > seen_offset:",
+        "offsets[tp] = offset",
+        "buf = buffers[table]",
+        "table.apply_changelog_batch(buf)",
+        "await _maybe_signal_recovery_end()",
+    ]:
+        assert line in slurp, line
+    assert "tp: highwater - offsets[tp]" in inspect.getsource(Recovery.active_remaining)
+    # Its progress log warns of partitions with no record received and of buffers never flushed.
+    assert isinstance(recovery._active_events_received_at, dict)
+    assert "active_events_received_at[tp] = now" in slurp and "self._last_flush_at = now" in slurp
+    verify = inspect.getsource(Recovery._verify_remaining)
+    assert "active_events_received_at" in verify and "self._last_flush_at" in verify
 
 
 def test_the_worker_spinner_is_an_attribute_that_can_be_cleared() -> None:
