@@ -137,11 +137,18 @@ def test_a_missing_dead_letter_or_a_crash_fails_the_verdict() -> None:
     assert failures(o)
 
 
-def test_the_workers_run_at_the_guarantee_asked_for() -> None:
-    from chaos.run import Options
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_the_workers_run_at_the_guarantee_asked_for(guarantee: str) -> None:
     from chaos.workers import worker_env
     from streams.settings import Settings
 
-    assert Options().guarantee == "at_least_once"
-    env = worker_env("127.0.0.1:1", "redis://127.0.0.1:1/0", "chaos-x", "chaosx", "exactly_once")
-    assert Settings.from_env(env).processing.guarantee == "exactly_once"
+    env = worker_env("127.0.0.1:1", "redis://127.0.0.1:1/0", "chaos-x", "chaosx", guarantee)
+    assert Settings.from_env(env).processing.guarantee == guarantee
+
+
+def test_chaos_runs_the_workers_default_guarantee_unless_asked() -> None:
+    """`make chaos` tries what a worker runs by default; `--guarantee` the other mode."""
+    from chaos.run import Options
+    from streams.settings import Settings
+
+    assert Options().guarantee == Settings().processing.guarantee

@@ -398,7 +398,9 @@ def runtime(codecs: Codecs, log: Log) -> Runtime:
         metrics=live_metrics.create(),
         limits=RecordLimits(),
     )
-    return Runtime(Settings.from_flat({"redis_url": ""}), load_folder(TOPOLOGIES), io, clock=lambda: NOW / 1000)
+    # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+    settings = Settings.from_flat({"redis_url": "", "processing_guarantee": "at_least_once"})
+    return Runtime(settings, load_folder(TOPOLOGIES), io, clock=lambda: NOW / 1000)
 
 
 def batch(*values: bytes) -> list[Record]:

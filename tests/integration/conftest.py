@@ -254,9 +254,10 @@ class Namespace:
     def committed(self) -> int:
         """The workers' consumer group's committed offsets on the input topic, summed over partitions.
 
-        Faust commits a batch's offsets only after its decisions, dead letters
-        and changelog writes are acknowledged (streams/live/runtime.py), so a
-        committed offset of N means the first N records' effects have landed.
+        At-least-once, Faust commits a batch's offsets only after its decisions,
+        dead letters and changelog writes are acknowledged (streams/live/runtime.py);
+        exactly-once, the offsets commit in the same transaction as those records.
+        Either way a committed offset of N means the first N records' effects have landed.
         """
         group, topic = self.settings().topics.app_id, self.settings().topics.input
         client = admin()  # kept referenced until the future resolves: a collected client cancels it

@@ -6,6 +6,13 @@ kills itself right after its own side effect (the window the client's
 docstring names), restarts it each time, and checks that every decision was
 acted on exactly once, the redelivered ones with ``attempt`` 2, and that the
 group's offsets end committed to the end.
+
+Restarts are counted against kills that each ended a process on their own: a
+kill from outside counts only when it signalled a live process that was not
+already bound to kill itself (the consumer notes its pid in a file before it
+starts the hand-over it dies after), and is tried again on the next process
+when it did not; otherwise a kill landing on a consumer already dying by its
+own hand would be one restart for two kills.
 """
 
 from __future__ import annotations
@@ -65,10 +72,14 @@ def committed(group: str, topic: str) -> int:
 
 
 class ConsumerProcess:
-    """channel_consumer.py in a child process, started again whenever it died by SIGKILL."""
+    """channel_consumer.py in a child process, started again whenever it died by SIGKILL.
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
+    ``doomed`` is the file where the consumer notes ``pid id`` before a hand-over it kills
+    itself after (channel_consumer.py's DOOMED argument).
+    """
+
+    def __init__(self, args: list[str], doomed: Path, env: dict[str, str], log: Path) -> None:
+        self.args, self.doomed, self.env, self.log = [*args, str(doomed)], doomed, env, log
         self.restarts = 0
         self.proc = self._start()
 
@@ -90,10 +101,18 @@ class ConsumerProcess:
             self.restarts += 1
         return True
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+    def kill(self) -> bool:
+        """SIGKILL it; true only if that ended a live process which was not about to kill itself."""
+        proc = self.proc
+        if proc.poll() is not None:
+            return False
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return str(proc.pid) not in self.doomed_pids()
+
+    def doomed_pids(self) -> set[str]:
+        """The processes that died (or were bound to die) by their own SIGKILL."""
+        return {line.split()[0] for line in lines(self.doomed)}
 
 
 def test_a_killed_and_restarted_consumer_acts_on_each_decision_once(namespace: Namespace, tmp_path: Path) -> None:
@@ -118,13 +137,17 @@ def test_a_killed_and_restarted_consumer_acts_on_each_decision_once(namespace: N
     kill_on = ["d00050", "d00251"]
     consumer = ConsumerProcess(
         [str(records), str(calls), ",".join(kill_on)],
+        tmp_path / "doomed.txt",
         {**os.environ, **namespace.env(), "TACTFUL_SESSION_TIMEOUT": "6"},
         tmp_path / "consumer.log",
     )
     try:
-        for target in (80, 170, 300):  # killed from outside a few times while it works
-            wait_until(lambda: consumer.revive() and len(lines(records)) >= target, 120, f"{target} records")  # noqa: B023
-            consumer.kill()
+        for target in (80, 170, 300):  # killed from outside a few times while it works; each kill ends a process
+            wait_until(
+                lambda: consumer.revive() and len(lines(records)) >= target and consumer.kill(),  # noqa: B023
+                120,
+                f"{target} records and a live consumer killed",
+            )
         wait_until(
             lambda: (
                 consumer.revive() and len(lines(records)) >= total_records and committed(group, topic) >= total_records
@@ -142,6 +165,7 @@ def test_a_killed_and_restarted_consumer_acts_on_each_decision_once(namespace: N
     attempts = Counter(tuple(line.split()) for line in lines(calls))
     for did in kill_on:  # killed right after its effect: handed over again, and not acted on again
         assert attempts[(did, "1")] == 1 and attempts[(did, "2")] >= 1
+    assert len(consumer.doomed_pids()) == len(kill_on)  # one process per self-kill, each restarted
     assert consumer.restarts >= len(kill_on) + 3
     # Only a hand-over a kill interrupted comes again (one per kill at most): what was marked done never does.
     again = {did for did, attempt in attempts if attempt != "1"}

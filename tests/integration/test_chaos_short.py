@@ -66,7 +66,12 @@ def landed(ns: Namespace, want: list[Any]) -> Findings:
 
 
 def test_a_worker_killed_mid_feed_loses_no_decision(services: None, tmp_path: Any) -> None:
-    ns = Namespace(tmp_path, TACTFUL_IDLE_AFTER="3650d")  # historical times: no wall-clock advance
+    """At-least-once, named: the killed batch is decided again (test_exactly_once.py has the other mode)."""
+    ns = Namespace(
+        tmp_path,
+        TACTFUL_IDLE_AFTER="3650d",  # historical times: no wall-clock advance
+        TACTFUL_PROCESSING_GUARANTEE="at_least_once",
+    )
     try:
         a = ns.worker("a").wait_ready()
         b = ns.worker("b").wait_ready()

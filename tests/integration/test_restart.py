@@ -1,12 +1,29 @@
-"""A worker killed mid-sequence resumes from its changelog and completes the sequence."""
+"""A worker killed mid-sequence resumes from its changelog and completes the sequence.
+
+At-least-once, named here whatever the default guarantee: a batch a kill
+interrupted is read and decided again, and its decisions may land twice
+(test_kill_right_after_processing_loses_no_decision allows that).
+test_exactly_once.py runs the kill scenarios that hold in both modes with
+exactly-once.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from streams.decisions import Kind
 from tests.integration.conftest import Namespace, WorkerProcess, wait_until
+
+
+@pytest.fixture
+def namespace(namespace: Namespace) -> Iterator[Namespace]:
+    """conftest's namespace, its workers at-least-once (set before any worker starts)."""
+    namespace.extra_env["TACTFUL_PROCESSING_GUARANTEE"] = "at_least_once"
+    yield namespace
 
 
 def phone_trouble(cust: str, now: int) -> list[dict[str, Any]]:
@@ -41,8 +58,9 @@ def test_killed_worker_completes_a_sequence_begun_before_the_restart(namespace: 
         60,
         "the first two events processed",
     )
-    # Once both offsets are committed, the changelog write has landed too (it is acknowledged
-    # before Faust commits); then kill without a chance to clean up.
+    # Once both offsets are committed, the changelog write has landed too (at-least-once: it is
+    # acknowledged before Faust commits; exactly-once: it is in the offsets' transaction); then kill
+    # without a chance to clean up.
     namespace.wait_committed(2)
     w.stop(kill=True)
 

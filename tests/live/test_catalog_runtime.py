@@ -40,7 +40,9 @@ def make(live: LiveCatalog, stream_times: dict[int, int] | None = None) -> Runti
     )
     newest = live.versions.newest()
     assert newest is not None
-    return Runtime(Settings.from_flat({"redis_url": ""}), newest.catalog, io, clock=lambda: NOW / 1000)
+    # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+    settings = Settings.from_flat({"redis_url": "", "processing_guarantee": "at_least_once"})
+    return Runtime(settings, newest.catalog, io, clock=lambda: NOW / 1000)
 
 
 def friction(cust: str, at: int) -> list[tuple[str, bytes]]:

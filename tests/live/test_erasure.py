@@ -31,9 +31,9 @@ def make(log: Log, clock: list[float], data: dict[str, Any] | None = None, **set
         codecs=Codecs(lambda b: avro.decode(b, avro.local_registry().resolve), lambda d: d.decision_id.encode(), 0),
         metrics=live_metrics.create(),
     )
-    return Runtime(
-        Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
-    )
+    # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+    flat = {"redis_url": "", "processing_guarantee": "at_least_once", **settings}
+    return Runtime(Settings.from_flat(flat), load_folder(TOPOLOGIES), io, clock=lambda: clock[0])
 
 
 def erase(cust: str, at: int) -> bytes:

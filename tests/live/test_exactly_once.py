@@ -106,10 +106,13 @@ def customer_on_another_partition(than: str) -> str:
     return next(c for c in (f"d{i}" for i in range(100)) if on_partition(c) != on_partition(than))
 
 
-def test_settings_take_exactly_once_and_default_to_at_least_once() -> None:
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_settings_take_either_guarantee(guarantee: str) -> None:
+    assert Settings.from_env({"TACTFUL_PROCESSING_GUARANTEE": guarantee}).processing.guarantee == guarantee
+
+
+def test_the_default_guarantee_is_at_least_once() -> None:
     assert Settings.from_env({}).processing.guarantee == "at_least_once"
-    settings = Settings.from_env({"TACTFUL_PROCESSING_GUARANTEE": "exactly_once"})
-    assert settings.processing.guarantee == "exactly_once"
 
 
 def test_each_partitions_records_and_offset_go_in_one_transaction_before_the_ack() -> None:

@@ -109,9 +109,9 @@ def make(log: Log, clock: list[float], limits: RecordLimits | None = None, **set
         metrics=live_metrics.create(),
         limits=limits or RecordLimits(),
     )
-    runtime = Runtime(
-        Settings.from_flat({"redis_url": "", **settings}), load_folder(TOPOLOGIES), io, clock=lambda: clock[0]
-    )
+    # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+    flat = {"redis_url": "", "processing_guarantee": "at_least_once", **settings}
+    runtime = Runtime(Settings.from_flat(flat), load_folder(TOPOLOGIES), io, clock=lambda: clock[0])
     return runtime, source
 
 
@@ -659,7 +659,8 @@ def test_a_restarted_partition_keeps_the_deadline_of_a_goal_with_no_absence_time
             metrics=live_metrics.create(),
             limits=RecordLimits(),
         )
-        settings = Settings.from_flat({"redis_url": "", "idle_after": "3650d"})
+        # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+        settings = Settings.from_flat({"redis_url": "", "idle_after": "3650d", "processing_guarantee": "at_least_once"})
         return Runtime(settings, load_folder(TOPOLOGIES), io, clock=lambda: NOW / 1000), log
 
     first, _ = runtime()

@@ -67,7 +67,9 @@ def make(folder: Path, log: Log) -> Runtime:
         metrics=live_metrics.create(),
         limits=RecordLimits(),
     )
-    return Runtime(Settings.from_flat({"redis_url": ""}), load_folder(folder), io, clock=lambda: NOW / 1000)
+    # The fake Sink has no transactional commit: at-least-once, named whatever the default.
+    settings = Settings.from_flat({"redis_url": "", "processing_guarantee": "at_least_once"})
+    return Runtime(settings, load_folder(folder), io, clock=lambda: NOW / 1000)
 
 
 def test_only_emitted_decisions_reach_channel_topics_and_everything_reaches_audit(tmp_path: Path) -> None:
