@@ -74,15 +74,14 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
     touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
     decision_reader = local.resolve(avro.decision_schema_id())
 
-    def decode_touchpoint(value: bytes) -> dict[str, Any]:
-        return avro.decode(value, resolve, touchpoint_reader)
-
     def encode_decision(d: Decision) -> bytes:
         return avro.encode(d.to_record(), schema, decision_id)
 
     def decode_decision(value: bytes) -> Decision:
         return Decision.from_record(avro.decode(value, resolve, decision_reader))
 
+    # The worker's hot path: avro.decode's results and errors, a layout-specific reader first.
+    decode_touchpoint = avro.TouchpointDecoder(resolve, touchpoint_reader)
     return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision, prepare)
 
 
