@@ -32,9 +32,6 @@ fails there, loudly, instead of in production:
 name                                                   module      why
 =====================================================  ==========  =====================================
 ``faust Consumer._drain_messages(fetcher)``            consumer    overridden: the loop, input batched
-``faust Consumer._wait_next_records(timeout)``         consumer    the fetch, as ``getmany`` takes it
-``faust Consumer._buffered_partitions``                consumer    as ``getmany``: fetched while paused
-``faust aiokafka Consumer._to_message(tp, record)``    consumer    a record as Faust's consumer message
 ``faust aiokafka Consumer._new_consumer_thread()``     consumer    overridden: our consumer thread
 ``AIOKafkaConsumerThread._create_worker_consumer``     consumer    overridden: sets the fetch wait
 ``aiokafka AIOKafkaConsumer._fetch_max_wait_ms``       consumer    replaces Faust's hard-coded 1.5 s

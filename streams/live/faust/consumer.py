@@ -7,14 +7,7 @@ subclass keeps Faust's loop as it is for every other topic (the changelog
 during recovery goes through the conductor as before) and keeps its
 bookkeeping for the input topic too (read offsets, offset gaps, the commit
 cadence), but collects the input topic's messages of one fetch and hands them
-to :class:`BatchHandler` in one call. It takes the fetch as Faust's
-``getmany`` does (``_wait_next_records``: the records of the active
-partitions, group membership and pausing left to Faust) but walks it a
-partition at a time, without ``getmany``'s async generator and its
-per-message round-robin, high-watermark and generation steps: the
-generation and the flow are checked per batch and per partition instead,
-and what a rebalance leaves unread is read again from the committed offsets,
-as with ``getmany``.
+to :class:`BatchHandler` in one call.
 
 The handler tracks each message as unacked before the runtime sees it; the
 runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
@@ -211,25 +204,10 @@ def batching_consumer(
                 found.update(await super().highwaters(*rest))
             return found
 
-        async def _fetch(self, timeout: float) -> list[tuple[Any, list[Any]]]:
-            # Faust's getmany (faust/transport/consumer.py) up to its per-message generator:
-            # the fetch's records of the active partitions, per partition, as aiokafka gave them.
-            records, active = await self._wait_next_records(timeout)
-            if records is None or self.should_stop:
-                return []
-            if not self.flow_active:
-                try:
-                    await self.perform_seek()
-                except Exception as exc:
-                    log.warning("exception performing seek when flow not active %r", exc)
-                return []
-            buffered = self._buffered_partitions
-            return [(tp, rs) for tp, rs in records.items() if active is None or tp in active or tp in buffered]
-
         async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
-            # Faust's loop (faust/transport/consumer.py) over its getmany, with the input topic
-            # taken a partition's records at a time instead of through a generator per message.
+            # Faust's loop (faust/transport/consumer.py), with the input topic batched.
             callback = self.callback
+            getmany = self.getmany
             consumer_should_stop = cast(Service, self)._stopped.is_set
             fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
             get_read_offset = self._read_offset.__getitem__
@@ -237,77 +215,40 @@ def batching_consumer(
             set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
             commit_every = self._commit_every
             acks_enabled_for = self.app.topics.acks_enabled_for
-            input_acks = acks_enabled_for(input_topic)
-            to_message = self._to_message
-            app = self.app
-            track_end = app.monitor.track_tp_end_offset
-
-            async def flush(batch: list[Any]) -> None:
-                # Acks happen only in handle: checking the commit cadence before each is
-                # checking it before each message, as Faust's loop does.
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                await handle(batch)
-
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
                     set_flag(CONSUMER_FETCHING)
-                    fetched = await self._fetch(timeout=1.0)
+                    ait = getmany(timeout=1.0)
                     await self.sleep(0)
                     if self.should_stop:
                         continue
-                    generation = app.consumer_generation_id
                     batch: list[Any] = []
-                    for tp, records in fetched:
-                        # As getmany, which stops at a rebalance or a paused flow; the rest is read again.
-                        if app.consumer_generation_id != generation or not self.flow_active:
-                            break
-                        track_end(tp, self.highwater(tp))
-                        if tp.topic == input_topic:
-                            r_offset = get_read_offset(tp)
-                            cut = False
-                            for record in records:
-                                offset = record.offset
-                                if r_offset is not None and offset < r_offset:
-                                    continue  # already delivered (Faust drops these too)
-                                if r_offset and offset - r_offset > 1 and input_acks:
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                                r_offset = offset
-                                batch.append(to_message(tp, record))
-                                if len(batch) >= max_batch:
-                                    set_read_offset(tp, offset)
-                                    await flush(batch)
-                                    batch = []
-                                    if app.consumer_generation_id != generation or not self.flow_active:
-                                        cut = True
-                                        break
-                            if r_offset is not None:
-                                set_read_offset(tp, r_offset)
-                            if cut:
-                                break
-                            continue
-                        if batch:  # keep order across topics
-                            await flush(batch)
-                            batch = []
-                        for record in records:
-                            if app.consumer_generation_id != generation or not self.flow_active:
-                                break  # as getmany: the rest is read again (the loop below goes on)
-                            message = to_message(tp, record)
-                            offset = message.offset
-                            r_offset = get_read_offset(tp)
-                            if r_offset is not None and offset < r_offset:
+                    async for tp, message in ait:
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is not None and offset < r_offset:
+                            continue  # already delivered (Faust drops these too)
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if message.topic == input_topic:
+                            batch.append(message)
+                            if len(batch) >= max_batch:
+                                set_read_offset(tp, offset)
+                                await handle(batch)
+                                batch = []
                                 continue
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
+                        else:
+                            if batch:  # keep order across topics
+                                await handle(batch)
+                                batch = []
                             await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
+                        set_read_offset(tp, offset)
                     if batch:
-                        await flush(batch)
+                        await handle(batch)
                     unset_flag(CONSUMER_FETCHING)
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:

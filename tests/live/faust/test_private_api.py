@@ -38,8 +38,6 @@ from streams.live.faust.table import state_table
 # A new Faust that changes the loop fails here: port the change into the copy, then
 # update this digest.
 DRAIN_LOOP_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
-# Faust's getmany as the batching consumer's _fetch and loop copied it (faust-streaming 0.15.3).
-GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
 
 
 def params(fun: Callable[..., Any]) -> list[str]:
@@ -64,9 +62,6 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
     )
     assert listed >= {
         "._drain_messages",
-        "._wait_next_records",
-        "._buffered_partitions",
-        "._to_message",
         "._new_consumer_thread",
         "._create_worker_consumer",
         "._fetch_max_wait_ms",
@@ -98,22 +93,6 @@ def test_drain_messages_is_the_loop_the_adapter_copied() -> None:
     assert params(drain) == ["self", "fetcher"]
     digest = hashlib.sha256(inspect.getsource(drain).encode()).hexdigest()
     assert digest == DRAIN_LOOP_SHA256, f"Faust's _drain_messages changed (sha256 {digest}): port it"
-
-
-def test_getmany_is_the_fetch_the_adapter_copied() -> None:
-    # The batching consumer's _fetch copies getmany up to its per-message generator, and its
-    # loop the generation and flow checks: a changed getmany must be ported.
-    getmany = faust_consumer.Consumer.getmany
-    assert faust_aiokafka.Consumer.getmany is getmany
-    digest = hashlib.sha256(inspect.getsource(getmany).encode()).hexdigest()
-    assert digest == GETMANY_SHA256, f"Faust's getmany changed (sha256 {digest}): port it"
-    wait = faust_consumer.Consumer._wait_next_records
-    assert inspect.iscoroutinefunction(wait)
-    assert params(wait) == ["self", "timeout"]
-    assert "return records, active_partitions" in inspect.getsource(wait)
-    assert params(faust_aiokafka.Consumer._to_message) == ["self", "tp", "record"]
-    buffered = in_app(lambda app: app.consumer._buffered_partitions)
-    assert isinstance(buffered, set) and not buffered
 
 
 def test_the_consumer_thread_hooks_exist_with_their_signatures() -> None:
