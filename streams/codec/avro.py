@@ -20,6 +20,11 @@ layout a reader needs, and every process computes the same id with no
 coordination. With a schema registry the ids are the registry's
 (:mod:`streams.codec.registry`), and :func:`decode` reads a record by its
 writer's schema against the caller's reader schema.
+
+A worker reads touchpoints with :class:`TouchpointDecoder`: :func:`decode`'s
+results and errors, but records of the touchpoint layout are read by code
+written for that layout rather than by fastavro's per-call machinery (the
+worker's input path, issue 13).
 """
 
 from __future__ import annotations

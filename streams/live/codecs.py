@@ -9,7 +9,9 @@ each subject set to ``BACKWARD`` compatibility, writes decisions with the
 registry's id, and resolves incoming ids there (local ids are still
 understood). Touchpoints are read against the worker's own touchpoint schema,
 so a newer compatible version registered while the worker runs (a field added
-with a default) is read without a restart.
+with a default) is read without a restart. Touchpoints of the worker's own
+layout, under any id, take :class:`~streams.codec.avro.TouchpointDecoder`'s
+fast path; other layouts are resolved by :func:`~streams.codec.avro.decode`.
 
 :attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
 new schema ids off the event loop and waits out a registry outage with
