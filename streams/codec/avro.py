@@ -20,6 +20,11 @@ layout a reader needs, and every process computes the same id with no
 coordination. With a schema registry the ids are the registry's
 (:mod:`streams.codec.registry`), and :func:`decode` reads a record by its
 writer's schema against the caller's reader schema.
+
+A worker reads touchpoints with :class:`TouchpointDecoder`: :func:`decode`'s
+results and errors, but records of the touchpoint layout are read by code
+written for that layout rather than by fastavro's per-call machinery (the
+worker's input path, issue 13).
 """
 
 from __future__ import annotations
@@ -279,6 +284,201 @@ def decode(data: bytes | bytearray, resolve: Resolver, reader: ParsedSchema | No
     if not isinstance(record, dict):
         raise MalformedRecord("not_an_object", f"schema id {schema_id} is not a record schema")
     return _millis_inplace(record)
+
+
+class _General(Exception):
+    """The fast touchpoint path met something it leaves to :func:`decode` (which judges it)."""
+
+
+# Event types, channels and attribute keys repeat: one str object each, not one per event.
+# Bounded, as a producer could send any number of distinct values.
+_NAMES_MAX = 4096
+
+
+class TouchpointDecoder:
+    """:func:`decode` for touchpoints, read as ``reader`` (the touchpoint :func:`reading_schema`).
+
+    A record whose writer schema has the Parsing Canonical Form of ``tactful.Touchpoint``
+    (the local id, or a registry id of the same layout) is read by a decoder written for
+    that one layout: fastavro's ``schemaless_reader`` costs about twice as much per
+    record, most of it per-call setup (parsing the schema again, a file object, a read call
+    per field). Anything the fast path does not read as a plain, well-formed record (a
+    negative length, a long varint, a union index other than 0 or 1, a map block with a
+    byte size, bad UTF-8, leftover or missing bytes) goes to :func:`decode`, so the result
+    and every error are the general decoder's. Event types, channels and attribute keys are
+    interned: a million customers' states then share one string per distinct value.
+    """
+
+    def __init__(self, resolve: Resolver, reader: ParsedSchema | None) -> None:
+        self._resolve = resolve
+        self._reader = reader
+        self._canonical = to_parsing_canonical_form(schema_json(TOUCHPOINT))
+        self._fast: dict[bytes, bool] = {}  # wire header (magic and id) -> the touchpoint layout
+        self._names: dict[bytes, str] = {}
+
+    def __call__(self, data: bytes | bytearray) -> dict[str, Any]:
+        if len(data) <= MAX_RECORD_BYTES:
+            body = data if type(data) is bytes else bytes(data)  # slices as keys: hashable
+            head = body[:5]
+            fast = self._fast.get(head)
+            if fast is None:
+                fast = self._is_touchpoint(head)
+            if fast:
+                try:
+                    return self._read(body)
+                except (_General, IndexError, UnicodeDecodeError):
+                    pass
+        return decode(data, self._resolve, self._reader)
+
+    def _is_touchpoint(self, header: bytes) -> bool:
+        if len(header) < _HEADER.size or header[0] != _MAGIC:
+            return False
+        try:
+            schema = self._resolve(int.from_bytes(header[1:], "big"))
+        except Exception:  # decode() resolves it again and raises what it should
+            return False
+        if schema is None:
+            return False  # not cached: a registry may know it later
+        found = to_parsing_canonical_form(cast(Any, schema)) == self._canonical
+        self._fast[header] = found
+        return found
+
+    def _read(self, b: bytes) -> dict[str, Any]:
+        # Zigzag varints: a byte below 0x80 is the whole number, an even one a length >= 0.
+        names = self._names
+        i = 5
+        out: dict[str, Any] = {}
+        for key in ("event_id", "customer_id"):
+            x = b[i]
+            if x < 0x80 and not x & 1:
+                i += 1
+                n = x >> 1
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    raise _General
+            j = i + n
+            out[key] = b[i:j].decode()
+            i = j
+        x = b[i]
+        if x < 0x80 and not x & 1:
+            i += 1
+            n = x >> 1
+        else:
+            n, i = _long(b, i)
+            if n < 0:
+                raise _General
+        j = i + n
+        raw = b[i:j]
+        name = names.get(raw)
+        if name is None:
+            name = self._name(raw)
+        out["type"] = name
+        i = j
+        x = b[i]
+        i += 1
+        n = x & 0x7F
+        shift = 7
+        while x >= 0x80:  # an epoch-ms time takes 6 bytes
+            if shift >= 63:
+                raise _General
+            x = b[i]
+            i += 1
+            n |= (x & 0x7F) << shift
+            shift += 7
+        out["occurred_at"] = (n >> 1) ^ -(n & 1)
+        x = b[i]
+        i += 1
+        if x == 0:
+            out["channel"] = None
+        elif x == 2:
+            x = b[i]
+            if x < 0x80 and not x & 1:
+                i += 1
+                n = x >> 1
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    raise _General
+            j = i + n
+            raw = b[i:j]
+            name = names.get(raw)
+            if name is None:
+                name = self._name(raw)
+            out["channel"] = name
+            i = j
+        else:
+            raise _General
+        x = b[i]
+        i += 1
+        if x == 0:
+            out["attributes"] = None
+        elif x == 2:
+            attributes: dict[str, str] = {}
+            while True:
+                x = b[i]
+                if x < 0x80 and not x & 1:
+                    i += 1
+                    count = x >> 1
+                else:
+                    count, i = _long(b, i)
+                    if count < 0:
+                        raise _General  # a block with its byte size
+                if count == 0:
+                    break
+                for _ in range(count):
+                    x = b[i]
+                    if x < 0x80 and not x & 1:
+                        i += 1
+                        n = x >> 1
+                    else:
+                        n, i = _long(b, i)
+                        if n < 0:
+                            raise _General
+                    j = i + n
+                    raw = b[i:j]
+                    name = names.get(raw)
+                    if name is None:
+                        name = self._name(raw)
+                    i = j
+                    x = b[i]
+                    if x < 0x80 and not x & 1:
+                        i += 1
+                        n = x >> 1
+                    else:
+                        n, i = _long(b, i)
+                        if n < 0:
+                            raise _General
+                    j = i + n
+                    attributes[name] = b[i:j].decode()
+                    i = j
+            out["attributes"] = attributes
+        else:
+            raise _General
+        if i != len(b):
+            raise _General  # short (a slice past the end) or leftover bytes
+        return out
+
+    def _name(self, raw: bytes) -> str:
+        name = raw.decode()
+        if len(self._names) < _NAMES_MAX:
+            self._names[raw] = name
+        return name
+
+
+def _long(b: bytes | bytearray, i: int) -> tuple[int, int]:
+    """The zigzag varint at ``i`` and the index after it; longer than 9 bytes is left to fastavro."""
+    n = 0
+    shift = 0
+    while True:
+        x = b[i]
+        i += 1
+        n |= (x & 0x7F) << shift
+        if x < 0x80:
+            return (n >> 1) ^ -(n & 1), i
+        shift += 7
+        if shift >= 63:
+            raise _General
 
 
 def _resolve(resolve: Resolver, schema_id: int) -> ParsedSchema:

@@ -9,7 +9,9 @@ each subject set to ``BACKWARD`` compatibility, writes decisions with the
 registry's id, and resolves incoming ids there (local ids are still
 understood). Touchpoints are read against the worker's own touchpoint schema,
 so a newer compatible version registered while the worker runs (a field added
-with a default) is read without a restart.
+with a default) is read without a restart. Touchpoints of the worker's own
+layout, under any id, take :class:`~streams.codec.avro.TouchpointDecoder`'s
+fast path; other layouts are resolved by :func:`~streams.codec.avro.decode`.
 
 :attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
 new schema ids off the event loop and waits out a registry outage with
@@ -74,15 +76,14 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
     touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
     decision_reader = local.resolve(avro.decision_schema_id())
 
-    def decode_touchpoint(value: bytes) -> dict[str, Any]:
-        return avro.decode(value, resolve, touchpoint_reader)
-
     def encode_decision(d: Decision) -> bytes:
         return avro.encode(d.to_record(), schema, decision_id)
 
     def decode_decision(value: bytes) -> Decision:
         return Decision.from_record(avro.decode(value, resolve, decision_reader))
 
+    # The worker's hot path: avro.decode's results and errors, a layout-specific reader first.
+    decode_touchpoint = avro.TouchpointDecoder(resolve, touchpoint_reader)
     return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision, prepare)
 
 

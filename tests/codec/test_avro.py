@@ -397,6 +397,135 @@ def test_random_bytes_only_ever_raise_input_errors() -> None:
             assert set(record) == {f["name"] for f in codec.schema_json("touchpoint")["fields"]}
 
 
+# --- the touchpoint decoder of the worker's hot path ------------------------------------
+
+
+def touchpoint_decoder(resolve: codec.Resolver = resolve_7) -> codec.TouchpointDecoder:
+    return codec.TouchpointDecoder(resolve, codec.reading_schema(codec.schema_json("touchpoint")))
+
+
+def general_or_error(data: bytes | bytearray, resolve: codec.Resolver = resolve_7) -> object:
+    try:
+        return codec.decode(data, resolve, codec.reading_schema(codec.schema_json("touchpoint")))
+    except InputError as exc:
+        return (type(exc), exc.reason, exc.detail)
+
+
+def fast_or_error(decoder: codec.TouchpointDecoder, data: bytes | bytearray) -> object:
+    try:
+        return decoder(data)
+    except InputError as exc:
+        return (type(exc), exc.reason, exc.detail)
+
+
+TOUCHPOINTS: list[dict[str, Any]] = [
+    codec.event_to_avro(EVENT),
+    {**codec.event_to_avro(EVENT), "channel": None, "attributes": None},
+    {**codec.event_to_avro(EVENT), "attributes": {}},
+    {**codec.event_to_avro(EVENT), "occurred_at": -T_2026_05_01_10},
+    {**codec.event_to_avro(EVENT), "occurred_at": 2**62 - 1},  # 9 varint bytes
+    {**codec.event_to_avro(EVENT), "occurred_at": -(2**63)},  # 10 varint bytes: fastavro's
+    {**codec.event_to_avro(EVENT), "event_id": "é" * 200, "customer_id": "c" * 128, "type": "t" * 64},
+    {**codec.event_to_avro(EVENT), "channel": "ç" * 70},
+    {**codec.event_to_avro(EVENT), "attributes": {f"k{i}": "v" * i for i in range(100)}},  # 2-byte count
+    {**codec.event_to_avro(EVENT), "attributes": {"k" * 300: "v" * 300, "": ""}},
+]
+
+
+@pytest.mark.parametrize("record", TOUCHPOINTS, ids=range(len(TOUCHPOINTS)))
+def test_touchpoint_decoder_reads_as_decode(record: dict[str, Any]) -> None:
+    data = codec.encode(record, codec.touchpoint_schema(), 7)
+    decoder = touchpoint_decoder()
+    got = decoder(data)
+    assert got == record == codec.decode(data, resolve_7)
+    assert list(got) == list(record)  # field order, as fastavro gives it
+    assert decoder(bytearray(data)) == record
+
+
+def test_touchpoint_decoder_interns_repeated_names() -> None:
+    decoder = touchpoint_decoder()
+    one = decoder(codec.encode(codec.event_to_avro(EVENT), codec.touchpoint_schema(), 7))
+    two = decoder(codec.encode({**codec.event_to_avro(EVENT), "event_id": "e2"}, codec.touchpoint_schema(), 7))
+    assert one["type"] is two["type"]
+    assert one["channel"] is two["channel"]
+    assert next(iter(one["attributes"])) is next(iter(two["attributes"]))
+    assert one["event_id"] is not two["event_id"]
+
+
+def test_touchpoint_decoder_reads_another_id_of_the_same_layout() -> None:
+    # A registry's id for the touchpoint schema: the same layout, another number.
+    registered = codec.reading_schema(codec.schema_json("touchpoint"))
+    decoder = touchpoint_decoder(lambda i: registered if i in (7, 12) else None)
+    first = decoder(header(12) + touchpoint_body())
+    assert first == codec.event_to_avro(EVENT)
+    assert decoder(header(12) + touchpoint_body())["type"] is first["type"]
+
+
+def test_touchpoint_decoder_leaves_another_layout_to_schema_resolution() -> None:
+    newer = codec.schema_json("touchpoint")
+    newer["fields"].append({"name": "campaign", "type": ["null", "string"], "default": None})
+    record = {**codec.event_to_avro(EVENT), "campaign": "spring"}
+    data = codec.encode(record, fastavro.parse_schema(newer), 8)
+    parsed = codec.reading_schema(newer)
+    resolve = lambda i: parsed if i == 8 else None  # noqa: E731
+    assert touchpoint_decoder(resolve)(data) == codec.event_to_avro(EVENT) == general_or_error(data, resolve)
+
+
+def test_touchpoint_decoder_reads_map_blocks_with_their_size() -> None:
+    # Avro lets a writer give a block's byte size (a negative count): legal, left to fastavro.
+    entry = zigzag(1) + b"k" + zigzag(1) + b"v"
+    body = b"\x02e\x02c\x02t\x00\x00\x02" + zigzag(-1) + zigzag(len(entry)) + entry + b"\x00"
+    assert touchpoint_decoder()(header(7) + body) == general_or_error(header(7) + body)
+    assert touchpoint_decoder()(header(7) + body)["attributes"] == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\x00\x00\x00\x07",
+        header(8) + touchpoint_body(),
+        header(7) + touchpoint_body() + b"\x00",
+        b"\x07" * (MAX_RECORD_BYTES + 1),
+        header(7) + b"\x04\xff\xfe" + b"\x02c\x02t\x00\x00\x00",
+        header(7) + b"\x02e\x02c\x02t\x00\x04\x00",
+        header(7) + b"\x02e\x02c\x02t\x00\x7f\x00",
+        header(7) + b"\x02e\x02c\x02t\x00\x00\x01",
+        header(7) + b"\x02e\x02c\x02t" + b"\xff" * 11 + b"\x00\x00",
+        header(7) + zigzag(-(2**40)) + b"abc",
+        header(7) + b"\x02e\x02c\x02t\x00\x00\x02" + zigzag(2**40) + b"\x00\x00" * 50,
+        header(7) + b"\x02e\x02c\x02t\x00\x00\x02\x02" + zigzag(2**62) + b"k",
+    ],
+)
+def test_touchpoint_decoder_fails_as_decode(data: bytes) -> None:
+    assert isinstance(general_or_error(data), tuple)
+    assert fast_or_error(touchpoint_decoder(), data) == general_or_error(data)
+
+
+def test_touchpoint_decoder_every_truncation_as_decode() -> None:
+    decoder = touchpoint_decoder()
+    data = codec.encode(TOUCHPOINTS[-2], codec.touchpoint_schema(), 7)
+    for cut in range(len(data)):
+        assert fast_or_error(decoder, data[:cut]) == general_or_error(data[:cut]), cut
+
+
+def test_touchpoint_decoder_random_bytes_as_decode() -> None:
+    rng = random.Random(13)
+    decoder = touchpoint_decoder()
+    bodies = [codec.encode(r, codec.touchpoint_schema(), 7)[5:] for r in TOUCHPOINTS[:4]]
+    decoded = 0
+    for n in range(4000):
+        mutated = bytearray(header(7) + bodies[n % len(bodies)])
+        for _ in range(rng.randint(1, 3)):
+            mutated[rng.randrange(5, len(mutated))] = rng.getrandbits(8)
+        junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 30)))
+        for data in (bytes(mutated), header(7) + junk):
+            expected = general_or_error(data)
+            assert fast_or_error(decoder, data) == expected, data
+            decoded += isinstance(expected, dict)
+    assert decoded > 500  # the mutations left many records readable: both paths were compared
+
+
 # --- size ----------------------------------------------------------------------------
 
 
