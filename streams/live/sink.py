@@ -45,7 +45,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.errors import InfraError
 from streams.live.limits import BATCH_OVERHEAD, RecordLimits, record_size
-from streams.live.partitioning import Partitioner
+from streams.live.partitioning import Partitioner, murmur2
 from streams.live.runtime import Committed, Headers, Offset
 
 log = logging.getLogger(__name__)
@@ -93,14 +93,23 @@ class BatchSink:
 
     async def _send_all(self, producer: Any, pending: dict[tuple[str, int | None], Pending]) -> list[Awaitable[object]]:
         routed: dict[tuple[str, int], Pending] = {}
+        # A decision's key goes to its channel's topic and to the audit topic: hashed once.
+        hashes: dict[bytes, int] = {}
         for (topic, partition), records in pending.items():
             if partition is not None:
                 routed.setdefault((topic, partition), []).extend(records)
                 continue
             owner = await self._partitioner(producer, topic)
+            n = owner.partitions
             for record in records:
                 key = record[0]
-                p = owner.of_bytes(key) if key is not None else next(self._round_robin) % owner.partitions
+                if key is None:
+                    p = next(self._round_robin) % n
+                else:
+                    h = hashes.get(key)
+                    if h is None:
+                        h = hashes[key] = murmur2(key) & 0x7FFFFFFF
+                    p = h % n
                 routed.setdefault((topic, p), []).append(record)
         futures: list[Awaitable[object]] = []
         for (topic, partition), records in routed.items():
