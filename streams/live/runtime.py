@@ -680,15 +680,20 @@ class Runtime:
                     self.metrics.latency.observe(max(0.0, now - appended_at))
 
     def _add_decisions(self, appended: Sequence[Appended]) -> None:
-        s = self.settings
+        topics = self.settings.topics
+        audit = topics.audit
         add = self.sink.add
+        # Counted once per label set: each labels() lookup takes a lock and builds a key.
+        counts: Counter[tuple[str, str, str, str]] = Counter()
         for d, _, origin in appended:
             value = self.encode(d)
             key = d.customer_id.encode()
             if d.emitted and d.channel is not None:  # GOAL records (channel null) are never emitted
-                add(s.topics.decision(d.channel), key, value, origin=origin)
-            add(s.topics.audit, key, value, origin=origin)
-            self.metrics.decisions.labels(d.kind, d.channel or "", d.topology, d.status).inc()
+                add(topics.decision(d.channel), key, value, origin=origin)
+            add(audit, key, value, origin=origin)
+            counts[(d.kind, d.channel or "", d.topology, d.status)] += 1
+        for labels, n in counts.items():
+            self.metrics.decisions.labels(*labels).inc(n)
         if appended:
             published = [d for d, _, _ in appended]
             self.metrics.count_fired(published, self._arm_of)
