@@ -10,6 +10,18 @@ collected, just later.
 
 A long-running worker (:func:`tune`) keeps collecting, with high thresholds:
 its memory must stay bounded, and a collection pauses it, which is latency.
+A worker also freezes (:class:`Freezer`, once a second from its clock):
+what has lived through a second, a million customers' state above all, moves
+to the collector's permanent generation, so that no collection walks it
+again. Without it, every full collection walked all of it, and one came each
+time a quarter as many objects as were alive had survived young collections:
+at a million customers, a single worker ran 1.39 times as fast with the
+collector off (``python -m bench ab``, 300,000 customers). Before a freeze the
+young generations are collected, so cyclic garbage made since the last one is
+freed, not frozen; what is frozen and later becomes cyclic garbage (rare: the
+hot path makes none) waits for the full collection of everything, unfrozen,
+once an hour.
+
 A bounded run (:func:`tuned`: replay, diff, the benchmarks) switches the
 collector off and back on after: at a million customers its
 collections (walking millions of live state objects, most of them out of
@@ -21,10 +33,12 @@ bound, no exception kept with its traceback.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 THRESHOLDS = (100_000, 50, 100)
+FULL_EVERY_S = 3600.0
 
 
 def tune() -> None:
@@ -42,3 +56,24 @@ def tuned() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class Freezer:
+    """For a long-running worker, called periodically (its one-second clock): collects the young
+    generations and freezes what survives; every ``full_every_s``, unfreezes everything and
+    collects it all first."""
+
+    def __init__(self, full_every_s: float = FULL_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.full_every_s = full_every_s
+        self.clock = clock
+        self._last_full = clock()
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if now - self._last_full >= self.full_every_s:
+            self._last_full = now
+            gc.unfreeze()
+            gc.collect()
+        else:
+            gc.collect(1)
+        gc.freeze()

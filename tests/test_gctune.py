@@ -4,13 +4,14 @@ the hot path (decode, validate, process, decide) makes no reference cycles."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from streams.codec.jsonl import read_jsonl
-from streams.gctune import THRESHOLDS, tune, tuned
+from streams.gctune import THRESHOLDS, Freezer, tune, tuned
 from streams.generate import generate, write
 from streams.replay import replay_numbered
 from streams.timeutil import parse_time
@@ -39,6 +40,48 @@ def test_tuned_switches_the_collector_off_inside_and_back_as_it_was(collector: N
 def test_tune_sets_the_thresholds(collector: None) -> None:
     tune()
     assert gc.get_threshold() == THRESHOLDS
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Leave nothing frozen behind (the test runner's objects included)."""
+    yield
+    gc.unfreeze()
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_freezer_frees_young_cyclic_garbage_and_freezes_what_survives(unfrozen: None) -> None:
+    gc.unfreeze()
+    kept = Cycle()
+    garbage = weakref.ref(Cycle())  # a cycle: only a collection frees it
+    Freezer(full_every_s=3600, clock=lambda: 0.0)()
+    assert garbage() is None
+    assert gc.get_freeze_count() > 0
+    # What survived is frozen: it becomes garbage, and no ordinary collection frees it.
+    lost = weakref.ref(kept)
+    del kept
+    gc.collect()
+    assert lost() is not None
+
+
+def test_the_freezer_unfreezes_and_collects_everything_once_a_period(unfrozen: None) -> None:
+    now = [0.0]
+    freeze = Freezer(full_every_s=60, clock=lambda: now[0])
+    gc.unfreeze()
+    kept = Cycle()
+    freeze()
+    lost = weakref.ref(kept)
+    del kept  # frozen, then garbage
+    now[0] = 59.0
+    freeze()
+    assert lost() is not None
+    now[0] = 61.0
+    freeze()
+    assert lost() is None
 
 
 def test_a_replay_of_dirty_input_leaves_no_cyclic_garbage(collector: None, tmp_path: Path) -> None:

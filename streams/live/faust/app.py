@@ -39,6 +39,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
+from streams.gctune import Freezer
 from streams.live import metrics as live_metrics
 from streams.live.api import WorkerApi, WorkerStatus
 from streams.live.catalog import CatalogMetrics, LiveCatalog
@@ -317,6 +318,8 @@ class _Schedule:
         self.joined = False
         # Joining the group takes the broker, so until the first probe it counts as reachable.
         self.reachable = True
+        # Customer state lives long: frozen once a second, no collection walks it again.
+        self.freeze = Freezer()
 
     def install(self) -> None:
         app = self.app
@@ -332,6 +335,7 @@ class _Schedule:
 
     async def clock(self) -> None:
         await self.runtime.tick()
+        self.freeze()
         self._check_fenced()
         if self.mirror is not None:
             self.metrics.degraded.labels("redis").set(1 if self.mirror.degraded else 0)
