@@ -11,15 +11,16 @@ collected, just later.
 A long-running worker (:func:`tune`) keeps collecting, with high thresholds:
 its memory must stay bounded, and a collection pauses it, which is latency.
 A worker also freezes (:class:`Freezer`, once a second from its clock):
-what has lived through a second, a million customers' state above all, moves
+every object alive then, a million customers' state above all, moves
 to the collector's permanent generation, so that no collection walks it
 again. Without it, every full collection walked all of it, and one came each
-time a quarter as many objects as were alive had survived young collections:
-at a million customers, a single worker ran 1.39 times as fast with the
-collector off (``python -m bench ab``, 300,000 customers). Before a freeze the
-young generations are collected, so cyclic garbage made since the last one is
-freed, not frozen; what is frozen and later becomes cyclic garbage (rare: the
-hot path makes none) waits for the full collection of everything, unfrozen,
+time a quarter as many objects as were alive had survived young collections
+(a single worker at 300,000 customers ran 1.39 times as fast with the
+collector off, ``python -m bench ab``, two noisy rounds). A freeze alone costs
+nothing; collecting the young generations first, each second, was 5.7% of a
+busy worker's samples, so it does not: cyclic garbage that happens to be young
+at a freeze (rare: the hot path makes none) waits, with anything frozen that
+later becomes cyclic garbage, for the full collection of everything, unfrozen,
 once an hour.
 
 A bounded run (:func:`tuned`: replay, diff, the benchmarks) switches the
@@ -59,9 +60,8 @@ def tuned() -> Iterator[None]:
 
 
 class Freezer:
-    """For a long-running worker, called periodically (its one-second clock): collects the young
-    generations and freezes what survives; every ``full_every_s``, unfreezes everything and
-    collects it all first."""
+    """For a long-running worker, called periodically (its one-second clock): freezes every object
+    tracked; every ``full_every_s``, unfreezes everything and collects it all first."""
 
     def __init__(self, full_every_s: float = FULL_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.full_every_s = full_every_s
@@ -74,6 +74,4 @@ class Freezer:
             self._last_full = now
             gc.unfreeze()
             gc.collect()
-        else:
-            gc.collect(1)
         gc.freeze()
