@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from streams.decisions import (
     Arm,
@@ -77,6 +78,11 @@ from streams.topology.model import (
 _SUPPRESS, _ENGAGE, _RELEASE = Kind.SUPPRESS, Kind.ENGAGE, Kind.RELEASE
 _EMITTED, _BLOCKED, _OUTRANKED, _SKIPPED = Status.EMITTED, Status.BLOCKED, Status.OUTRANKED, Status.SKIPPED
 _SHADOW, _HELD_OUT, _TREATED = Status.SHADOW, Status.HELD_OUT, Arm.TREATED
+_GOAL, _REACHED, _MISSED = Kind.GOAL, Status.REACHED, Status.MISSED
+_ARM_SHADOW, _ARM_GLOBAL, _ARM_TOPOLOGY = Arm.SHADOW, Arm.HOLDOUT_GLOBAL, Arm.HOLDOUT_TOPOLOGY
+# A suppression's reason names its end, the same for each of its action's channels: formatting
+# a time costs more than the rest of the reason, so the few recent ones are kept.
+_until = lru_cache(maxsize=64)(format_time)
 # An engagement still standing after 4.1: (position in the output, priority, its arbitration group:
 # -1 for every treated match, else its own match's, whether it is a service message, the
 # held-out arm or None).
@@ -284,12 +290,12 @@ class Engine:
     def _arm(self, topo: Topology, customer: str) -> str:
         """The arm of a match of ``topo`` fired for ``customer``: the first that applies (7.3)."""
         if topo.shadow:
-            return Arm.SHADOW
+            return _ARM_SHADOW
         p = self.policies
         if p.holdout and not topo.service and bucket(p.salt, customer) < p.holdout:
-            return Arm.HOLDOUT_GLOBAL
+            return _ARM_GLOBAL
         if topo.holdout and bucket(f"{p.salt}/{topo.name}", customer) < topo.holdout:
-            return Arm.HOLDOUT_TOPOLOGY
+            return _ARM_TOPOLOGY
         return _TREATED
 
     def _apply_arm(
@@ -311,7 +317,7 @@ class Engine:
         """
         m = fired.match
         topo = m.topology
-        shadow = arm == Arm.SHADOW
+        shadow = arm == _ARM_SHADOW
         hold = (_SHADOW, arm) if shadow else (_HELD_OUT, arm)
         for action in topo.then:
             if isinstance(action, Suppress):
@@ -346,7 +352,7 @@ class Engine:
         m = fired.match
         expires_at = m.effective + action.duration
         what = "any" if category == ANY_CATEGORY else category
-        reason = f"{fired.said}: no {what} marketing on {channel} until {format_time(expires_at)}."
+        reason = f"{fired.said}: no {what} marketing on {channel} until {_until(expires_at)}."
         if hold is not None:
             status, cause = hold
             d = fired.decision(
@@ -550,16 +556,16 @@ class Engine:
         if reached is not None:
             self.stats["goals_reached"] += 1
             at, reached_id, reached_type = reached
-            status, evidence = Status.REACHED, (*goal.evidence, reached_id)
+            status, evidence = _REACHED, (*goal.evidence, reached_id)
             reason = f"{said} reached its goal: {reached_type} within {within} of the match."
         else:
             self.stats["goals_missed"] += 1
-            status, at, evidence = Status.MISSED, goal.deadline, goal.evidence
+            status, at, evidence = _MISSED, goal.deadline, goal.evidence
             reason = f"{said} missed its goal: no {goal.pattern.event} within {within} of the match."
         return new_decision(
             decision_id=goal_id(goal.topology, goal.version, customer, goal.evidence),
             customer_id=customer,
-            kind=Kind.GOAL,
+            kind=_GOAL,
             channel=None,
             action=None,
             category=None,
