@@ -32,7 +32,9 @@ consumer therefore holds the input topic's partitions paused from their
 assignment until Faust's ``perform_seek`` has returned
 (:meth:`resume_partitions` defers them, :meth:`perform_seek` releases
 them): no input is fetched, handed over or counted in a read offset before
-the seek, and nothing is read twice after a restart.
+the seek, so the seek sends back nothing processed since the assignment (what
+was processed before it and not committed is read again, as at-least-once
+reads it after any restart).
 
 Commits of the input topic's offsets carry the partition's stream time in
 their metadata (``commit_metadata``, :meth:`Runtime.commit_metadata
