@@ -7,7 +7,8 @@ plugs it into a Faust worker:
   (wires app, table, consumer, runtime, timers, views and the Redis mirror),
   the aiokafka producer accessor for the sink, and :func:`faust_worker`;
 - :mod:`~streams.live.faust.consumer`: the batching consumer, which hands the
-  input topic to the runtime a fetch at a time;
+  input topic to the runtime a fetch at a time, none of it before Faust's seek
+  to the committed offsets after a rebalance (its order pinned too);
 - :mod:`~streams.live.faust.source`: the runtime's
   :class:`~streams.live.runtime.Source` port (acks, recovery, high watermarks);
 - :mod:`~streams.live.faust.table`: the state table and its changelog writer;

@@ -15,8 +15,28 @@ The handler tracks each message as unacked before the runtime sees it; the
 runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
 only after it has published and persisted the batch, so Faust still never
 commits past an event whose effects have not landed. Messages of a stale
-consumer generation (a rebalance started) are acked unprocessed, as Faust's
-own stream does: another worker owns them now and reads them again.
+consumer generation (a rebalance started) are dropped, untracked and *not*
+acked: Faust's own stream acks them, but an ack is all Faust's commit looks
+at, and an ack of a partition assigned here again (its bookkeeping is
+cleared on revocation, so the ack lands in the new generation's) let it
+commit past a record nobody processed. The rebalance's seek to the
+committed offsets reads them again, here or on their new owner.
+
+Faust resumes the input partitions after a rebalance *before* it seeks them
+to their committed offsets (``on_recovery_completed``: resume, then
+``perform_seek``, one broker request per partition), so input fetched from
+wherever the fetcher stood was handed over and processed, then read again
+after the seek; worse, a fetch taken before the seek and walked after it
+moved the read offsets past the seek, and Faust recorded the records in
+between as a gap it then committed, unprocessed (``make chaos``: about 800
+records a partition lost after a restart during a broker outage). The
+consumer therefore holds the input topic's partitions paused from their
+assignment until Faust's ``perform_seek`` has returned
+(:meth:`resume_partitions` defers them, :meth:`perform_seek` releases
+them): no input is fetched, handed over or counted in a read offset before
+the seek, so the seek sends back nothing processed since the assignment (what
+was processed before it and not committed is read again, as at-least-once
+reads it after any restart).
 
 Commits of the input topic's offsets carry the partition's stream time in
 their metadata (``commit_metadata``, :meth:`Runtime.commit_metadata
@@ -101,7 +121,7 @@ def with_metadata(commit: Callable[..., Awaitable[Any]], topic: str, metadata: C
 
 
 class BatchHandler:
-    """Tracks and processes one fetch's worth of input messages; acks the stale ones.
+    """Tracks and processes one fetch's worth of input messages; drops the stale ones unacked.
 
     ``process`` (the runtime's ``handle``) acks the messages it is given once
     their effects have landed.
@@ -154,9 +174,10 @@ class BatchHandler:
                 log.critical("batch failed; exiting so that the batch is processed again", exc_info=True)
                 logging.shutdown()
                 os._exit(EXIT_BATCH_FAILED)
-        ack = consumer.ack
-        for m in stale:
-            ack(m)
+        # The stale ones are neither tracked nor acked: an ack is what lets Faust commit past
+        # them, and they were not processed. The rebalance's seek reads them again.
+        if stale:
+            log.debug("dropped %d input messages of a stale generation or a suspended flow", len(stale))
 
 
 def batching_consumer(
@@ -201,6 +222,41 @@ def batching_consumer(
     class BatchingConsumer(AIOKafkaConsumer):
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        # The input partitions Faust resumed before seeking them: released by perform_seek.
+        _held_input: set[Any] | None = None
+
+        def _held(self) -> set[Any]:
+            if self._held_input is None:
+                self._held_input = set()
+            return self._held_input
+
+        async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+            # Faust makes every assigned partition active here, pausing them only later (the app's
+            # rebalance callback): a worker that held none before, its flow never stopped, could
+            # fetch input in between. Paused now, they wait for the seek like any other.
+            self.pause_partitions({tp for tp in assigned if tp.topic == input_topic})
+            await super().on_partitions_assigned(assigned, generation_id)
+
+        def resume_partitions(self, tps: Any) -> None:
+            # Faust resumes the input partitions just before it seeks them to their committed
+            # offsets (on_recovery_completed); fetched in between, input would be processed and
+            # then read again, or (a fetch walked across the seek) skipped as a gap.
+            tps = set(tps)
+            held = {tp for tp in tps if tp.topic == input_topic}
+            self._held().update(held)
+            super().resume_partitions(tps - held)
+
+        async def perform_seek(self) -> None:
+            try:
+                await super().perform_seek()
+            finally:
+                # Released even if the seek failed: a held partition was never handed out, so
+                # the fetcher stands where the assignment put it, at the committed offset.
+                held, self._held_input = self._held(), set()
+                assigned = self.assignment() if held else set()
+                if held & assigned:
+                    super().resume_partitions(held & assigned)
 
         async def highwaters(self, *partitions: Any) -> Any:
             found: dict[Any, int] = {}
