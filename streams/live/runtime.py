@@ -62,9 +62,8 @@ rebalance) does not carry it, and a partition whose consumer resumes below it
 (Faust seeks to the committed offset after recovery, later than the read)
 starts without it (:meth:`Runtime._resumed`): records processed once already
 at a lower stream time would be found late. For the same reason a partition
-that keeps running while its consumer goes back (Faust seeks every assigned
-partition to its committed offset once recovery is done, after it may have
-handed over input already) takes back the stream time it had acked at that
+that keeps running while its consumer goes back (the Faust adapter now holds
+input until its post-recovery seek, so this is a safety net) takes back the stream time it had acked at that
 offset (:meth:`Runtime._rewound`), and forgets what it acked past it.
 
 No record the runtime writes exceeds its topic's limit
@@ -514,9 +513,10 @@ class Runtime:
         self._acked_times[rec.partition] = deque(maxlen=ACKED_TIMES)
 
     def _rewound(self, rec: Incoming, run: PartitionRun) -> None:
-        """The consumer went back on a partition that kept running here: Faust seeks every assigned
-        partition to its committed offset after recovery, and input fetched before that seek may
-        have been processed already. The records from ``rec`` on were processed once, at the
+        """The consumer went back on a partition that kept running here. The Faust adapter holds
+        input back until the post-recovery seek (streams.live.faust.consumer), so this is a
+        safety net for any source that rewinds a running partition (a seek, a record delivered
+        twice). The records from ``rec`` on were processed once, at the
         stream time this partition had when every record before ``rec`` was done, not at the one
         it reached past them (which would find them late now): it takes that stream time back, as
         a restart at ``rec``'s offset would, from what it acked (a lower one if it acked no batch
