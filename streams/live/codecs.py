@@ -72,12 +72,14 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
         registry.register_own(client, resolver, avro.TOUCHPOINT, [settings.topics.input], timeout=timeout)
         resolve = resolver.resolve
         prepare = resolver.prepare
-    schema = avro.decision_schema()
     touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
     decision_reader = local.resolve(avro.decision_schema_id())
 
+    # The worker's output path: avro.encode's bytes and errors, a layout-specific writer first.
+    encode_record = avro.DecisionEncoder(decision_id)
+
     def encode_decision(d: Decision) -> bytes:
-        return avro.encode(d.to_record(), schema, decision_id)
+        return encode_record(d.to_record())
 
     def decode_decision(value: bytes) -> Decision:
         return Decision.from_record(avro.decode(value, resolve, decision_reader))
