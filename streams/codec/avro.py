@@ -24,7 +24,9 @@ writer's schema against the caller's reader schema.
 A worker reads touchpoints with :class:`TouchpointDecoder`: :func:`decode`'s
 results and errors, but records of the touchpoint layout are read by code
 written for that layout rather than by fastavro's per-call machinery (the
-worker's input path, issue 13).
+worker's input path, issue 13). It writes decisions with :class:`DecisionEncoder`:
+:func:`encode`'s bytes and errors, with records of the engine's types written by
+code for the decision layout (the output path).
 """
 
 from __future__ import annotations
@@ -498,6 +500,9 @@ class _GeneralEncoding(Exception):
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 # Zigzag varints of 0..63, one byte each: string lengths and array counts mostly.
+# Times whose varints a DecisionEncoder keeps: about half the times of a replay's decisions
+# repeat one of the last few hundred.
+_TIMES_KEPT = 256
 _SMALL = tuple(bytes(((n << 1),)) for n in range(64))
 
 
@@ -563,7 +568,8 @@ class DecisionEncoder:
     ``datetime``, a string fastavro would take as another type, an int out of range, a
     surrogate, a record over :data:`MAX_RECORD_BYTES`) goes to :func:`encode`, which writes it
     or raises as it always did. Built for the layout of ``avro/decision.avsc`` (checked: the
-    schema's fields and enum symbols are read from it).
+    schema's fields and enum symbols are read from it). The varints of the last few hundred
+    times are kept: a match's decisions share theirs.
     """
 
     def __init__(self, schema_id: int) -> None:
@@ -576,6 +582,7 @@ class DecisionEncoder:
         self._header = _HEADER.pack(_MAGIC, schema_id) if 0 <= schema_id <= _MAX_SCHEMA_ID else None
         self._kinds = _symbols("DecisionKind")
         self._statuses = _symbols("DecisionStatus")
+        self._times: dict[int, bytes] = {}
 
     def __call__(self, record: Mapping[str, Any]) -> bytes:
         if self._header is not None and type(record) is dict:
@@ -638,19 +645,28 @@ class DecisionEncoder:
         if type(v) is not int or not _INT_MIN <= v <= _INT_MAX:
             raise _GeneralEncoding
         out += _zigzag(v)
+        # A match's decisions share their times: the varints of recent ones are kept. The
+        # type is checked first, as True and 1.0 are equal to 1 as keys.
+        times = self._times
         v = r["effective_at"]
-        if type(v) is not int or not _LONG_MIN <= v <= _LONG_MAX:
+        if type(v) is not int:
             raise _GeneralEncoding
-        out += _zigzag(v)
+        t = times.get(v)
+        if t is None:
+            t = self._time(v)
+        out += t
         for key in ("expires_at", "not_before"):
             v = r[key]
             if v is None:
                 out.append(0)
                 continue
-            if type(v) is not int or not _LONG_MIN <= v <= _LONG_MAX:
+            if type(v) is not int:
                 raise _GeneralEncoding
+            t = times.get(v)
+            if t is None:
+                t = self._time(v)
             out.append(2)
-            out += _zigzag(v)
+            out += t
         evidence = r["evidence"]
         if type(evidence) is not list and type(evidence) is not tuple:
             raise _GeneralEncoding
@@ -697,6 +713,15 @@ class DecisionEncoder:
                 out += _zigzag(n)
             out += b
         return bytes(out)
+
+    def _time(self, v: int) -> bytes:
+        if not _LONG_MIN <= v <= _LONG_MAX:
+            raise _GeneralEncoding
+        t = _zigzag(v)
+        if len(self._times) >= _TIMES_KEPT:
+            self._times.clear()
+        self._times[v] = t
+        return t
 
 
 def encode_touchpoint(event: Event) -> bytes:

@@ -12,6 +12,8 @@ so a newer compatible version registered while the worker runs (a field added
 with a default) is read without a restart. Touchpoints of the worker's own
 layout, under any id, take :class:`~streams.codec.avro.TouchpointDecoder`'s
 fast path; other layouts are resolved by :func:`~streams.codec.avro.decode`.
+Decisions are written by :class:`~streams.codec.avro.DecisionEncoder`: the bytes
+of :func:`~streams.codec.avro.encode`, by code written for the decision layout.
 
 :attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
 new schema ids off the event loop and waits out a registry outage with

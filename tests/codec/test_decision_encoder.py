@@ -288,3 +288,24 @@ def test_random_decisions_encode_as_fastavro() -> None:
         assert fast(encoder, record) == expected, record
         written += isinstance(expected, bytes)
     assert written > 2000  # most records were written: both paths compared on bytes
+
+
+def test_kept_times_never_stand_for_an_equal_value_of_another_type() -> None:
+    encoder = codec.DecisionEncoder(SCHEMA_ID)
+    for v in (1, 0, 1_777_629_600_000):
+        record = {**BASE, "effective_at": v, "expires_at": v, "not_before": v}
+        assert encoder(record) == general(record)  # now kept
+    for odd in (True, False, 1.0, 0.0, float(1_777_629_600_000), _Int(1)):
+        for key in ("effective_at", "expires_at", "not_before"):
+            record = {**BASE, key: odd}
+            assert fast(encoder, record) == general(record), (key, odd)
+
+
+def test_the_kept_times_are_bounded_and_stay_right() -> None:
+    encoder = codec.DecisionEncoder(SCHEMA_ID)
+    rng = random.Random(5)
+    for n in range(3 * codec._TIMES_KEPT):
+        t = 1_777_629_600_000 + rng.randrange(2 * codec._TIMES_KEPT)  # some repeat, most are new
+        record = {**BASE, "effective_at": t, "expires_at": t + n, "not_before": None}
+        assert encoder(record) == general(record)
+        assert len(encoder._times) <= codec._TIMES_KEPT
