@@ -5,8 +5,9 @@
 Generates journeys (``tactful generate``), replays them with the shipped topologies
 (``tactful replay --audit``) and encodes every decision of that audit, in replay order,
 once per round: with the worker's ``encode_decision`` (``make_codecs``, a fresh one each
-round), with the general path (``Decision.to_record`` then ``avro.encode``, fastavro's
-``schemaless_writer``), and ``Decision.to_record`` alone. Prints the best round of each
+round; ``DecisionEncoder.decision``), with the general path (``Decision.to_record`` then
+``avro.encode``, fastavro's ``schemaless_writer``), ``Decision.to_record`` alone and the
+encoder on ``to_record``'s output. Prints the best round of each
 (the least disturbed on a busy machine) and its ratio to the general path.
 """
 
@@ -68,12 +69,17 @@ def main() -> None:
     def general(d: Decision) -> bytes:
         return avro.encode(d.to_record(), schema, schema_id)
 
+    def of_record() -> Callable[[Decision], bytes]:
+        encoder = avro.DecisionEncoder(schema_id)
+        return lambda d: encoder(d.to_record())
+
     def worker() -> Callable[[Decision], bytes]:
         return make_codecs(Settings()).encode_decision
 
     cases: dict[str, Callable[[], Callable[[Decision], object]]] = {
         "general (to_record + avro.encode)": lambda: general,
         "Decision.to_record alone": lambda: Decision.to_record,
+        "DecisionEncoder of to_record": of_record,
         "worker encode_decision": worker,
     }
     encode = worker()

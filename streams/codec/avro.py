@@ -49,6 +49,7 @@ from fastavro.schema import to_parsing_canonical_form
 from fastavro.write import Writer
 
 from streams.codec import MAX_RECORD_BYTES
+from streams.decisions import Decision
 from streams.errors import ConfigError, EventsFileError, MalformedRecord, UnknownSchema
 from streams.events import Event
 from streams.timeutil import parse_time
@@ -569,7 +570,8 @@ class DecisionEncoder:
     surrogate, a record over :data:`MAX_RECORD_BYTES`) goes to :func:`encode`, which writes it
     or raises as it always did. Built for the layout of ``avro/decision.avsc`` (checked: the
     schema's fields and enum symbols are read from it). The varints of the last few hundred
-    times are kept: a match's decisions share theirs.
+    times are kept: a match's decisions share theirs. :meth:`decision` writes a
+    :class:`~streams.decisions.Decision` as ``self(d.to_record())`` does, without the record.
     """
 
     def __init__(self, schema_id: int) -> None:
@@ -586,8 +588,13 @@ class DecisionEncoder:
 
     def __call__(self, record: Mapping[str, Any]) -> bytes:
         if self._header is not None and type(record) is dict:
+            r = record
             try:
-                data = self._write(record)
+                data = self._write(
+                    r["decision_id"], r["customer_id"], r["kind"], r["channel"], r["action"], r["category"],
+                    r["topology"], r["topology_version"], r["effective_at"], r["expires_at"], r["not_before"],
+                    r["evidence"], r["reason"], r["status"], r["cause"],
+                )  # fmt: skip
             except (_GeneralEncoding, KeyError, TypeError, UnicodeEncodeError):
                 pass
             else:
@@ -595,17 +602,47 @@ class DecisionEncoder:
                     return data
         return encode(record, self._schema, self._schema_id)
 
-    def _write(self, r: dict[str, Any]) -> bytes:
+    def decision(self, d: Decision) -> bytes:
+        """Exactly ``self(d.to_record())``, without building the record (a tenth of the time)."""
+        if self._header is not None:
+            try:
+                data = self._write(
+                    d.decision_id, d.customer_id, d.kind, d.channel, d.action, d.category, d.topology,
+                    d.topology_version, d.effective_at, d.expires_at, d.not_before, d.evidence, d.reason,
+                    d.status, d.cause,
+                )  # fmt: skip
+            except (_GeneralEncoding, KeyError, TypeError, UnicodeEncodeError):
+                pass
+            else:
+                if len(data) <= MAX_RECORD_BYTES:
+                    return data
+        return encode(d.to_record(), self._schema, self._schema_id)
+
+    def _write(
+        self,
+        decision_id: object,
+        customer_id: object,
+        kind: object,
+        channel: object,
+        action: object,
+        category: object,
+        topology: object,
+        topology_version: object,
+        effective_at: object,
+        expires_at: object,
+        not_before: object,
+        evidence: object,
+        reason: object,
+        status: object,
+        cause: object,
+    ) -> bytes:
         # Written out field by field: a helper call per field costs about an eighth more.
-        kind = r["kind"]
-        status = r["status"]
         # The enums are str (or StrEnum) in the engine's records; a hashable non-str that
         # compares equal to a symbol is fastavro's to judge.
         if not isinstance(kind, str) or not isinstance(status, str):
             raise _GeneralEncoding
         out = bytearray(self._header)  # type: ignore[arg-type]  # checked in __call__
-        for key in ("decision_id", "customer_id"):
-            v = r[key]
+        for v in (decision_id, customer_id):
             if type(v) is not str:
                 raise _GeneralEncoding
             b = v.encode()  # surrogates raise UnicodeEncodeError: left to encode()
@@ -616,8 +653,7 @@ class DecisionEncoder:
                 out += _zigzag(n)
             out += b
         out += self._kinds[kind]
-        for key in ("channel", "action", "category"):
-            v = r[key]
+        for v in (channel, action, category):
             if v is None:
                 out.append(0)  # union branch 0, null
                 continue
@@ -631,7 +667,7 @@ class DecisionEncoder:
             else:
                 out += _zigzag(n)
             out += b
-        v = r["topology"]
+        v = topology
         if type(v) is not str:
             raise _GeneralEncoding
         b = v.encode()
@@ -641,22 +677,21 @@ class DecisionEncoder:
         else:
             out += _zigzag(n)
         out += b
-        v = r["topology_version"]
+        v = topology_version
         if type(v) is not int or not _INT_MIN <= v <= _INT_MAX:
             raise _GeneralEncoding
         out += _zigzag(v)
         # A match's decisions share their times: the varints of recent ones are kept. The
         # type is checked first, as True and 1.0 are equal to 1 as keys.
         times = self._times
-        v = r["effective_at"]
+        v = effective_at
         if type(v) is not int:
             raise _GeneralEncoding
         t = times.get(v)
         if t is None:
             t = self._time(v)
         out += t
-        for key in ("expires_at", "not_before"):
-            v = r[key]
+        for v in (expires_at, not_before):
             if v is None:
                 out.append(0)
                 continue
@@ -667,7 +702,6 @@ class DecisionEncoder:
                 t = self._time(v)
             out.append(2)
             out += t
-        evidence = r["evidence"]
         if type(evidence) is not list and type(evidence) is not tuple:
             raise _GeneralEncoding
         if evidence:  # one block of all items, then the empty block; an empty array is that alone
@@ -687,7 +721,7 @@ class DecisionEncoder:
                     out += _zigzag(n)
                 out += b
         out.append(0)
-        v = r["reason"]
+        v = reason
         if type(v) is not str:
             raise _GeneralEncoding
         b = v.encode()
@@ -698,7 +732,7 @@ class DecisionEncoder:
             out += _zigzag(n)
         out += b
         out += self._statuses[status]
-        v = r["cause"]
+        v = cause
         if v is None:
             out.append(0)
         else:

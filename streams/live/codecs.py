@@ -78,10 +78,7 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
     decision_reader = local.resolve(avro.decision_schema_id())
 
     # The worker's output path: avro.encode's bytes and errors, a layout-specific writer first.
-    encode_record = avro.DecisionEncoder(decision_id)
-
-    def encode_decision(d: Decision) -> bytes:
-        return encode_record(d.to_record())
+    encode_decision = avro.DecisionEncoder(decision_id).decision
 
     def decode_decision(value: bytes) -> Decision:
         return Decision.from_record(avro.decode(value, resolve, decision_reader))

@@ -67,6 +67,39 @@ def fast(encoder: codec.DecisionEncoder, record: object) -> object:
         return (type(exc), str(exc))
 
 
+def _refuse(*args: object) -> bytes:
+    raise AssertionError("the general encoder was called")
+
+
+def fast_path(record: dict[str, Any]) -> bytes:
+    """The fast path's bytes, both for the record and for its Decision: the general encoder refuses."""
+    encoder = codec.DecisionEncoder(SCHEMA_ID)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(codec, "encode", _refuse)
+        data = encoder(record)
+        assert encoder.decision(Decision(**{k: record[k] for k in codec._DECISION_LAYOUT})) == data
+    return data
+
+
+def fast_decision(encoder: codec.DecisionEncoder, decision: Decision) -> object:
+    try:
+        return encoder.decision(decision)
+    except InputError as exc:
+        return (type(exc), exc.reason, exc.detail)
+    except (ValueError, TypeError) as exc:
+        return (type(exc), str(exc))
+
+
+def general_decision(decision: Decision, schema_id: int = SCHEMA_ID) -> object:
+    """What the worker did before the encoder: avro.encode of the decision's record."""
+    try:
+        return codec.encode(decision.to_record(), codec.decision_schema(), schema_id)
+    except InputError as exc:
+        return (type(exc), exc.reason, exc.detail)
+    except (ValueError, TypeError) as exc:  # TypeError: to_record() of evidence that is no iterable
+        return (type(exc), str(exc))
+
+
 def audit_decisions(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [Decision.from_record(codec.decision_to_avro(json.loads(line))).to_record() for line in lines]
@@ -76,10 +109,7 @@ def audit_decisions(path: Path) -> list[dict[str, Any]]:
 def no_general(monkeypatch: pytest.MonkeyPatch) -> None:
     """Records that must take the fast path: the general encoder fails the test if called."""
 
-    def refuse(*args: object) -> bytes:
-        raise AssertionError("the general encoder was called")
-
-    monkeypatch.setattr(codec, "encode", refuse)
+    monkeypatch.setattr(codec, "encode", _refuse)
 
 
 def test_golden_audit_decisions_take_the_fast_path_with_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,6 +119,7 @@ def test_golden_audit_decisions_take_the_fast_path_with_the_same_bytes(monkeypat
     monkeypatch.setattr(codec, "encode", lambda *a: pytest.fail("the general encoder was called"))
     encoder = codec.DecisionEncoder(SCHEMA_ID)
     assert [encoder(r) for r in records] == expected
+    assert [encoder.decision(Decision.from_record(r)) for r in records] == expected
 
 
 def test_the_worker_encodes_decisions_with_the_encoder() -> None:
@@ -112,7 +143,7 @@ def test_replay_of_generated_events_encodes_as_fastavro(tmp_path: Path, no_gener
     for record in records:  # encode() is patched out: compare with fastavro itself
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, codec.decision_schema(), record)
-        assert encoder(record) == header + buf.getvalue()
+        assert encoder(record) == encoder.decision(Decision.from_record(record)) == header + buf.getvalue()
 
 
 def _edge_cases() -> list[dict[str, Any]]:
@@ -145,7 +176,7 @@ EDGE_CASES = _edge_cases()
 def test_edge_cases_take_the_fast_path_with_the_same_bytes(record: dict[str, Any]) -> None:
     expected = general(record)
     assert isinstance(expected, bytes)
-    assert codec.DecisionEncoder(SCHEMA_ID)._write(record) == expected
+    assert fast_path(record) == expected
 
 
 class _Str(str):
@@ -207,6 +238,9 @@ LEFT_TO_GENERAL: list[object] = [
 def test_what_the_fast_path_leaves_encodes_as_encode(record: object) -> None:
     expected = general(record)
     assert fast(codec.DecisionEncoder(SCHEMA_ID), record) == expected
+    if isinstance(record, dict) and set(codec._DECISION_LAYOUT) <= set(record):
+        decision = Decision(**{k: record[k] for k in codec._DECISION_LAYOUT})
+        assert fast_decision(codec.DecisionEncoder(SCHEMA_ID), decision) == general_decision(decision)
 
 
 def test_the_fast_path_writes_up_to_the_limit_and_no_further() -> None:
@@ -214,7 +248,7 @@ def test_the_fast_path_writes_up_to_the_limit_and_no_further() -> None:
     overhead = len(general({**BASE, "reason": ""})) - 1
     exactly = MAX_RECORD_BYTES - overhead - 3
     fitting = {**BASE, "reason": "x" * exactly}
-    assert len(codec.DecisionEncoder(SCHEMA_ID)._write(fitting)) == MAX_RECORD_BYTES
+    assert len(fast_path(fitting)) == MAX_RECORD_BYTES
     for size in (exactly, exactly + 1):
         record = {**BASE, "reason": "x" * size}
         assert fast(codec.DecisionEncoder(SCHEMA_ID), record) == general(record)
@@ -224,6 +258,8 @@ def test_the_fast_path_writes_up_to_the_limit_and_no_further() -> None:
 @pytest.mark.parametrize("schema_id", [0, 1, 2**31 - 1, 2**32 - 1, 2**32, -1])
 def test_every_schema_id_as_encode(schema_id: int) -> None:
     assert fast(codec.DecisionEncoder(schema_id), BASE) == general(BASE, schema_id)
+    decision = Decision.from_record(BASE)
+    assert fast_decision(codec.DecisionEncoder(schema_id), decision) == general_decision(decision, schema_id)
 
 
 def _random_text(rng: random.Random) -> str:
@@ -286,6 +322,9 @@ def test_random_decisions_encode_as_fastavro() -> None:
                 record[key] = rng.choice(ODD_VALUES)
         expected = general(record)
         assert fast(encoder, record) == expected, record
+        if set(codec._DECISION_LAYOUT) <= set(record):  # a Decision of the same values, unchecked
+            decision = Decision(**{k: record[k] for k in codec._DECISION_LAYOUT})
+            assert fast_decision(encoder, decision) == general_decision(decision), record
         written += isinstance(expected, bytes)
     assert written > 2000  # most records were written: both paths compared on bytes
 
