@@ -12,6 +12,8 @@ so a newer compatible version registered while the worker runs (a field added
 with a default) is read without a restart. Touchpoints of the worker's own
 layout, under any id, take :class:`~streams.codec.avro.TouchpointDecoder`'s
 fast path; other layouts are resolved by :func:`~streams.codec.avro.decode`.
+Decisions are written by :class:`~streams.codec.avro.DecisionEncoder`: the bytes
+of :func:`~streams.codec.avro.encode`, by code written for the decision layout.
 
 :attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
 new schema ids off the event loop and waits out a registry outage with
@@ -72,12 +74,11 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
         registry.register_own(client, resolver, avro.TOUCHPOINT, [settings.topics.input], timeout=timeout)
         resolve = resolver.resolve
         prepare = resolver.prepare
-    schema = avro.decision_schema()
     touchpoint_reader = local.resolve(avro.touchpoint_schema_id())
     decision_reader = local.resolve(avro.decision_schema_id())
 
-    def encode_decision(d: Decision) -> bytes:
-        return avro.encode(d.to_record(), schema, decision_id)
+    # The worker's output path: avro.encode's bytes and errors, a layout-specific writer first.
+    encode_decision = avro.DecisionEncoder(decision_id).decision
 
     def decode_decision(value: bytes) -> Decision:
         return Decision.from_record(avro.decode(value, resolve, decision_reader))
