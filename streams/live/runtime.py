@@ -272,9 +272,10 @@ class StateTable:
     data: MutableMapping[str, Any]
     changelog: ChangelogWriter
     # Each key of ``data`` -> its partition, where the table keeps that (Faust's memory store
-    # does): a starting partition lists its customers from it instead of hashing every key
-    # (pure-Python murmur2, seconds at a million customers).
-    partitions: Mapping[str, int] | None = None
+    # does, for what its recovery applied): a starting partition lists its customers from it
+    # instead of hashing every key (pure-Python murmur2, seconds at a million customers). The
+    # runtime's own writes bypass the store, so PartitionStore keeps it up to date.
+    partitions: MutableMapping[str, int] | None = None
 
 
 class CatalogHook(Protocol):
@@ -311,7 +312,7 @@ class PartitionStore:
         partition: int,
         data: MutableMapping[str, Any],
         owner: Partitioner,
-        partitions: Mapping[str, int] | None = None,
+        partitions: MutableMapping[str, int] | None = None,
     ) -> None:
         self.partition = partition
         self.data = data
@@ -337,10 +338,16 @@ class PartitionStore:
     def put(self, customer_id: str, state: CustomerState) -> None:
         self.data[customer_id] = state
         self.dirty.add(customer_id)
+        if self.partitions is not None:
+            # A customer first seen live is in no recovery's index: without this a sweep
+            # (a catalog switch, a partition's restart) would never see it.
+            self.partitions[customer_id] = self.partition
 
     def delete(self, customer_id: str) -> None:
         self.data.pop(customer_id, None)
         self.dirty.add(customer_id)
+        if self.partitions is not None:
+            self.partitions.pop(customer_id, None)
 
     def customers(self) -> list[str]:
         if self.partitions is not None:

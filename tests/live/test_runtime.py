@@ -679,3 +679,26 @@ def test_a_restarted_partition_keeps_the_deadline_of_a_goal_with_no_absence_time
     assert [(d.kind, d.status) for d in later.decisions if d.topology == "failed_login_guard"] == [
         (Kind.GOAL, Status.MISSED)
     ]
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_partition_lists_the_customers_written_live_as_well_as_the_recovered_ones(indexed: bool) -> None:
+    # The memory store's index of key partitions holds what recovery applied; customers first
+    # seen live must be listed too, or a sweep (a catalog switch, a restart of the partition's
+    # run) never sees them. Found by tests/integration/test_catalog_deploy.py.
+    from streams.engine.state import CustomerState
+    from streams.live.runtime import PartitionStore
+
+    owner = Partitioner(4)
+    recovered = [f"r{i}" for i in range(40)]
+    data: dict[str, Any] = {cid: b"{}" for cid in recovered}
+    index: dict[str, int] | None = {cid: owner(cid) for cid in recovered} if indexed else None
+    live = [f"live{i}" for i in range(40)]
+    stores = {p: PartitionStore(p, data, owner, index) for p in range(4)}
+    for cid in live:
+        stores[owner(cid)].put(cid, CustomerState())
+    gone = live[0]
+    stores[owner(gone)].delete(gone)
+    for p, store in stores.items():
+        expected = sorted(cid for cid in recovered + live[1:] if owner(cid) == p)
+        assert sorted(store.customers()) == expected

@@ -14,7 +14,7 @@ dict (:func:`state_data`) and its index of each key's partition
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import faust
@@ -42,13 +42,13 @@ def state_data(table: Any) -> MutableMapping[str, Any]:
     return store  # type: ignore[no-any-return]
 
 
-def key_partitions(table: Any) -> Mapping[str, int] | None:
+def key_partitions(table: Any) -> MutableMapping[str, int] | None:
     """Each key's partition, as a memory store keeps it (and drops the keys of revoked
     partitions by it); None for any other store. Private (Faust's memory
     ``Store._key_partition``), pinned by tests/live/faust/test_private_api.py."""
     store = table.data
     if type(store) is MemoryStore and isinstance(store._key_partition, dict):
-        known: Mapping[str, int] = store._key_partition
+        known: MutableMapping[str, int] = store._key_partition
         return known
     return None
 
