@@ -68,7 +68,7 @@ class Options:
     cache_dir: Path = REPO / ".cache"
     keep_run_dir: bool = False
     # TACTFUL_PROCESSING_GUARANTEE for the workers: at_least_once or exactly_once.
-    guarantee: str = "at_least_once"
+    guarantee: str = "exactly_once"
 
 
 @dataclass

@@ -226,7 +226,7 @@ class Fleet:
 
 
 def worker_env(
-    bootstrap: str, redis_url: str, prefix: str, redis_prefix: str, guarantee: str = "at_least_once"
+    bootstrap: str, redis_url: str, prefix: str, redis_prefix: str, guarantee: str = "exactly_once"
 ) -> dict[str, str]:
     """The workers' environment: the caller's, minus any TACTFUL_* of its own, plus the namespace
     and the processing guarantee."""

@@ -141,10 +141,11 @@ class Processing(_Section):
     """How the worker processes: topologies, batching, time, state."""
 
     topologies: Path = Path("topologies")
-    # at_least_once: Faust commits offsets, channels drop repeats by decision_id (docs/live.md).
     # exactly_once: a batch's records and its input offsets go in one Kafka transaction per
-    # input partition (streams/live/faust/transactions.py). The default until measured.
-    guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # input partition (streams/live/faust/transactions.py). The default: `python -m bench
+    # guarantees` measured no throughput cost and about a second more per restart (README).
+    # at_least_once: Faust commits offsets, channels drop repeats by decision_id (docs/live.md).
+    guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # The most input records one batch may hold (a fetch can hold far more).
     batch_max: int = Field(default=2000, ge=1)
     # Advance an idle partition's stream time after this much wall-clock quiet.

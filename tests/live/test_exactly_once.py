@@ -111,8 +111,8 @@ def test_settings_take_either_guarantee(guarantee: str) -> None:
     assert Settings.from_env({"TACTFUL_PROCESSING_GUARANTEE": guarantee}).processing.guarantee == guarantee
 
 
-def test_the_default_guarantee_is_at_least_once() -> None:
-    assert Settings.from_env({}).processing.guarantee == "at_least_once"
+def test_the_default_guarantee_is_exactly_once() -> None:
+    assert Settings.from_env({}).processing.guarantee == "exactly_once"
 
 
 def test_each_partitions_records_and_offset_go_in_one_transaction_before_the_ack() -> None:
