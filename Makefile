@@ -52,8 +52,8 @@ demo-offline: install
 # virtualenv of its own: it is a peer to measure, not a dependency. The benchmarks
 # live in bench/, run from the checkout: they are not part of the tactful wheel.
 # RUNS: measure every contender RUNS times in one invocation (median, min-max; each run
-# in out/bench/results.json); one run takes about 7 minutes on a quiet 2-core machine, each
-# further one about 4 (naive Faust runs in the first only): RUNS=5 about 25.
+# in out/bench/results.json); one run takes about 4 minutes on a quiet 2-core machine, plus
+# about 2 for naive Faust (first run only): RUNS=5 about 21 (measured 2026-11-29: 3.8 per run).
 # CUSTOMERS=1000000: throughput and recovery at a million customers (as many events, unless
 # EVENTS says otherwise). BENCH_ARGS: any other option of `python -m bench pipeline`.
 RUNS ?= 1
