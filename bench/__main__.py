@@ -241,7 +241,14 @@ def bench_chart(results: tuple[str, ...], out: str) -> None:
 @click.option("--customers", default=100_000, show_default=True, type=click.IntRange(1))
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--out", "out", default="out/bench-ab", show_default=True, type=click.Path(file_okay=False))
-def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, out: str) -> None:
+@click.option(
+    "--guarantee",
+    type=click.Choice(["at_least_once", "exactly_once"]),
+    default="at_least_once",
+    show_default=True,
+    help="Both builds' processing guarantee (builds before exactly-once ignore it).",
+)
+def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, out: str, guarantee: str) -> None:
     """One worker's throughput: this checkout ("after") against another build, alternately."""
     import os
 
@@ -265,6 +272,7 @@ def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, ou
             rounds=rounds,
             out=Path(out),
             say=lambda msg: click.echo(msg, err=True),
+            guarantee=guarantee,
         )
     except TactfulError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -43,8 +43,12 @@ def run(
     rounds: int,
     out: Path,
     say: Callable[[str], None],
+    guarantee: str = "at_least_once",
 ) -> dict[str, list[float]]:
-    """Events/s per build (label -> one figure a round), each build's worker started by its command."""
+    """Events/s per build (label -> one figure a round), each build's worker started by its command.
+
+    Both run under ``guarantee``, named rather than left to each build's default: the default
+    changed (exactly-once since 2026-11-29), and builds before exactly-once only ran at-least-once."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     (REPO / ".run" / "bench").mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,13 @@ def run(
             for label in labels if r % 2 == 0 else labels[::-1]:
                 name = f"{prefix}-{label}-{r}"
                 env = worker_env(
-                    bootstrap, redis_url, name, free_port(), TACTFUL_INPUT_TOPIC=topic, TACTFUL_IDLE_AFTER="3650d"
+                    bootstrap,
+                    redis_url,
+                    name,
+                    free_port(),
+                    TACTFUL_INPUT_TOPIC=topic,
+                    TACTFUL_IDLE_AFTER="3650d",
+                    TACTFUL_PROCESSING_GUARANTEE=guarantee,
                 )
                 with process([*builds[label], "worker", "--loglevel", "warning"], logs / f"{name}.log", env) as proc:
                     rate = time_group(bootstrap, name, topic, events, proc, timeout=1800)

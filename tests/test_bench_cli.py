@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bench.__main__ import main
@@ -173,6 +174,27 @@ def test_guarantees_takes_its_options() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--events", "--rounds", "--restarts", "--workers", "--partitions", "--rate", "--cap", "--out"):
         assert option in result.stdout
+
+
+def test_ab_names_one_guarantee_for_both_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The default guarantee changed; an A/B must not compare two modes without saying so.
+    from bench import ab
+
+    seen: dict[str, object] = {}
+
+    def run(*args: object, **kwargs: object) -> dict[str, list[float]]:
+        seen.update(kwargs)
+        return {"before": [1.0], "after": [1.0]}
+
+    monkeypatch.setattr(ab, "run", run)
+    monkeypatch.setenv("TACTFUL_REDIS_URL", "redis://127.0.0.1:1/0")
+    other = tmp_path / "tactful"
+    other.write_text("")
+    args = ["ab", "--other", str(other), "--events", "1000", "--rounds", "1", "--out", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert seen["guarantee"] == "at_least_once"
+    assert CliRunner().invoke(main, [*args, "--guarantee", "exactly_once"]).exit_code == 0
+    assert seen["guarantee"] == "exactly_once"
 
 
 def test_the_holdouts_catalog_puts_every_topology_and_the_policies_under_control_groups() -> None:
