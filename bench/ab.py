@@ -23,10 +23,9 @@ from bench.pipeline import (
     REPO,
     cleanup,
     create_topic,
-    free_port,
+    history_worker_env,
     process,
     time_group,
-    worker_env,
 )
 from streams.generate import generate_events
 from streams.live.feed import feed
@@ -67,15 +66,7 @@ def run(
         for r in range(rounds):
             for label in labels if r % 2 == 0 else labels[::-1]:
                 name = f"{prefix}-{label}-{r}"
-                env = worker_env(
-                    bootstrap,
-                    redis_url,
-                    name,
-                    free_port(),
-                    TACTFUL_INPUT_TOPIC=topic,
-                    TACTFUL_IDLE_AFTER="3650d",
-                    TACTFUL_PROCESSING_GUARANTEE=guarantee,
-                )
+                env = history_worker_env(bootstrap, redis_url, name, topic, guarantee)
                 with process([*builds[label], "worker", "--loglevel", "warning"], logs / f"{name}.log", env) as proc:
                     rate = time_group(bootstrap, name, topic, events, proc, timeout=1800)
                 rates[label].append(rate)

@@ -36,10 +36,9 @@ from bench.pipeline import (
     PARTITIONS,
     cleanup,
     create_topic,
-    free_port,
+    history_worker_env,
     process,
     timed_by_metrics,
-    worker_env,
 )
 from bench.restarts import _events, _events_taken
 from streams.generate import generate_events
@@ -81,15 +80,7 @@ def throughput(
         for r in range(rounds):
             for guarantee in GUARANTEES if r % 2 == 0 else GUARANTEES[::-1]:
                 name = f"{prefix}-{guarantee.replace('_', '')}-{r}"
-                env = worker_env(
-                    bootstrap,
-                    redis_url,
-                    name,
-                    free_port(),
-                    TACTFUL_INPUT_TOPIC=topic,
-                    TACTFUL_IDLE_AFTER="3650d",
-                    TACTFUL_PROCESSING_GUARANTEE=guarantee,
-                )
+                env = history_worker_env(bootstrap, redis_url, name, topic, guarantee)
                 port = int(env["TACTFUL_WEB_PORT"])
                 with process([*build, "worker", "--loglevel", "warning"], logs / f"{name}.log", env) as proc:
                     rate = timed_by_metrics(bootstrap, name, topic, events, proc, port, timeout=1800)

@@ -213,22 +213,15 @@ def timed_by_metrics(
     2.8 s timer, exactly-once with every batch, so commit times would favour exactly-once
     by up to one commit interval at each end.
     """
-    committed = Committed(bootstrap, group, topic)
     samples: list[tuple[float, float]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while committed.total() < total:
-            if proc.poll() is not None:
-                raise InfraError(f"{group}: the process exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise InfraError(f"{group}: not all of {total:,} committed after {timeout:.0f}s")
-            n = taken_in(port)
-            if n:
-                samples.append((time.monotonic(), n))
-            time.sleep(0.1)
-        final = taken_in(port)
-    finally:
-        committed.close()
+
+    def sample() -> None:
+        n = taken_in(port)
+        if n:
+            samples.append((time.monotonic(), n))
+
+    wait_committed(bootstrap, group, topic, total, proc, timeout, each=sample, poll_s=0.1)
+    final = taken_in(port)
     if not samples or final is None:
         raise InfraError(f"{group}: no events seen taken in")
     first = samples[0]
@@ -239,8 +232,16 @@ def timed_by_metrics(
 
 
 def wait_committed(
-    bootstrap: str, group: str, topic: str, total: int, proc: subprocess.Popen[bytes], timeout: float
+    bootstrap: str,
+    group: str,
+    topic: str,
+    total: int,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    each: Callable[[], None] | None = None,
+    poll_s: float = 0.2,
 ) -> None:
+    """Until ``group`` has committed ``total`` offsets of ``topic``; ``each`` runs at every poll."""
     committed = Committed(bootstrap, group, topic)
     deadline = time.monotonic() + timeout
     try:
@@ -249,7 +250,9 @@ def wait_committed(
                 raise InfraError(f"{group}: the process exited with {proc.returncode}")
             if time.monotonic() > deadline:
                 raise InfraError(f"{group}: not all of {total:,} committed after {timeout:.0f}s")
-            time.sleep(0.2)
+            if each is not None:
+                each()
+            time.sleep(poll_s)
     finally:
         committed.close()
 
@@ -289,6 +292,20 @@ def worker_env(bootstrap: str, redis_url: str, name: str, port: int, **extra: st
         "TACTFUL_SCHEMA_REGISTRY_URL": "",
         **extra,
     }
+
+
+def history_worker_env(bootstrap: str, redis_url: str, name: str, topic: str, guarantee: str) -> dict[str, str]:
+    """A throughput worker's environment: ``topic``'s input is history (May 2026), so no
+    wall-clock advance of idle partitions; the guarantee named, never left to a build's default."""
+    return worker_env(
+        bootstrap,
+        redis_url,
+        name,
+        free_port(),
+        TACTFUL_INPUT_TOPIC=topic,
+        TACTFUL_IDLE_AFTER="3650d",
+        TACTFUL_PROCESSING_GUARANTEE=guarantee,
+    )
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
@@ -695,17 +712,8 @@ def _one_run(
         guarantee = GUARANTEES[key]
         step(f"(5) tactful, one worker, {guarantee.replace('_', '-')}")
         name = f"{prefix}-{key.replace('_', '')}"
-        port = free_port()
-        # The input is history (May 2026): no wall-clock advance of idle partitions.
-        env = worker_env(
-            bootstrap,
-            redis_url,
-            name,
-            port,
-            TACTFUL_INPUT_TOPIC=topic,
-            TACTFUL_IDLE_AFTER="3650d",
-            TACTFUL_PROCESSING_GUARANTEE=guarantee,
-        )
+        env = history_worker_env(bootstrap, redis_url, name, topic, guarantee)
+        port = int(env["TACTFUL_WEB_PORT"])
         with process(
             [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"], logs / f"{name}.log", env
         ) as proc:
