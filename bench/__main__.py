@@ -280,6 +280,76 @@ def bench_ab(other: str, label: str, total: int, customers: int, rounds: int, ou
     click.echo(ab.table(rates, total, customers))
 
 
+@main.command("latency")
+@click.option(
+    "--other",
+    help='Another build\'s tactful executable (its worker runs as "before"); without it, --before-set only.',
+)
+@click.option("--rate", default=13_000.0, show_default=True, type=click.FloatRange(1), help="Events per second fed.")
+@click.option("--seconds", default=20.0, show_default=True, type=click.FloatRange(5), help="Feed time per worker.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--guarantee",
+    "guarantees",
+    multiple=True,
+    type=click.Choice(["exactly_once", "at_least_once"]),
+    help="Repeatable; default: both, exactly-once first.",
+)
+@click.option("--set", "sets", multiple=True, help="NAME=VALUE: a TACTFUL_* variable for this checkout's worker.")
+@click.option("--before-set", "before_sets", multiple=True, help='NAME=VALUE: a TACTFUL_* variable for "before".')
+@click.option("--out", "out", default="out/latency", show_default=True, type=click.Path(file_okay=False))
+def bench_latency(
+    other: str | None,
+    rate: float,
+    seconds: float,
+    rounds: int,
+    guarantees: tuple[str, ...],
+    sets: tuple[str, ...],
+    before_sets: tuple[str, ...],
+    out: str,
+) -> None:
+    """Only step (6) of `pipeline`: append-to-append latency at a fixed rate, "before" (another build,
+    or other settings) against this checkout ("after"), in alternating order, with where the time went."""
+    import os
+
+    from bench import latency
+    from streams.errors import ConfigError
+    from streams.settings import Settings
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from exc
+    if not settings.redis.url:
+        raise click.UsageError("the worker mirrors to Redis: set TACTFUL_REDIS_URL")
+
+    def pairs(items: tuple[str, ...]) -> dict[str, str]:
+        if any("=" not in item for item in items):
+            raise click.UsageError("--set and --before-set take NAME=VALUE")
+        return dict(item.split("=", 1) for item in items)
+
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {}
+    if other or before_sets:
+        variants["before"] = ([str(Path(other).resolve())] if other else [], pairs(before_sets))
+    variants["after"] = ([], pairs(sets))
+    try:
+        got = latency.run(
+            settings.kafka.bootstrap_servers,
+            settings.redis.url,
+            variants,
+            rate=rate,
+            seconds=seconds,
+            rounds=rounds,
+            guarantees=guarantees or ("exactly_once", "at_least_once"),
+            out=Path(out),
+            say=lambda msg: click.echo(msg, err=True),
+        )
+    except TactfulError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(latency.table(got, rate, seconds))
+
+
 @main.command("restarts")
 @click.option("--rounds", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=3, show_default=True, type=click.IntRange(2))
