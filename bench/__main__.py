@@ -350,6 +350,44 @@ def bench_latency(
     click.echo(latency.table(got, rate, seconds))
 
 
+@main.command("transactions")
+@click.option(
+    "--backoff",
+    "backoffs",
+    multiple=True,
+    type=click.IntRange(1),
+    help="A producer retry backoff in ms (repeatable; default: aiokafka's 100 and tactful's 10).",
+)
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--batches", default=100, show_default=True, type=click.IntRange(10), help="Batches per round.")
+def bench_transactions(backoffs: tuple[int, ...], rounds: int, batches: int) -> None:
+    """Exactly-once's transactions alone, a batch's worth at a time, per producer retry backoff."""
+    import os
+    import statistics
+
+    from bench import latency
+    from streams.errors import ConfigError
+    from streams.settings import Settings
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from exc
+    got = latency.transactions(
+        settings.kafka.bootstrap_servers,
+        backoffs or (100, 10),
+        rounds=rounds,
+        batches=batches,
+        say=lambda msg: click.echo(msg, err=True),
+    )
+    click.echo(f"ms per batch of 4 transactions, {rounds} rounds of {batches} batches in alternating order")
+    click.echo(f"{'backoff':>8} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
+    for backoff, times in got.items():
+        ordered = sorted(times)
+        p90, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.9, 0.99))
+        click.echo(f"{backoff:>6}ms {statistics.median(ordered):7.1f} {p90:7.1f} {p99:7.1f} {ordered[-1]:7.1f}")
+
+
 @main.command("restarts")
 @click.option("--rounds", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=3, show_default=True, type=click.IntRange(2))
