@@ -602,7 +602,6 @@ def _breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str, f
         "batch_p99_le_ms": p99("tactful_batch_seconds"),
         "worker_p99_le_ms": p99("tactful_event_to_decision_seconds"),
         "cpu_seconds": d("cpu_seconds"),
-        "gc_collections": d("python_gc_collections_total"),
     }
 
 
