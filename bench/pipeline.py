@@ -483,7 +483,7 @@ def latency(
         raise InfraError("no decisions to time")
     # For a look at when the slow ones came (a timer, a pause): (append ms from the start, latency ms).
     (logs / f"{name}.times.json").write_text(json.dumps(timeline))
-    return LatencyRun(guarantee, quantiles(lat), quantiles(vis), len(lat), _breakdown(before, after))
+    return LatencyRun(guarantee, quantiles(lat), quantiles(vis), len(lat), breakdown(before, after))
 
 
 @dataclass
@@ -554,9 +554,12 @@ class _Receipts:
 
 
 def _scrape(port: int) -> dict[str, float]:
-    """The worker's metrics, summed over label sets (``name`` and ``name{le="x"}`` for buckets)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+        return summed_metrics(resp.read().decode())
+
+
+def summed_metrics(text: str) -> dict[str, float]:
+    """Prometheus text, summed over label sets but a bucket's bound (``name``, ``name{le="x"}``)."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -578,7 +581,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Over the feed: batches, their mean size, mean and p99 (bucket bound) time inside a batch,
     the worker's own append-to-acknowledged p99 (bucket bound), and its CPU seconds per second."""
 

@@ -237,3 +237,44 @@ def test_the_holdouts_catalog_puts_every_topology_and_the_policies_under_control
     events = list(generate_events(20_000, 2_000, 7, start_ms=1_777_852_800_000))
     statuses = {d.status for d in replay_numbered(catalog, enumerate(events, 1)).all_decisions}
     assert "held_out" in statuses and "emitted" in statuses
+
+
+METRICS = """# HELP tactful_batch_seconds Time to process one micro-batch.
+tactful_batch_seconds_bucket{{le="0.005"}} {fast}
+tactful_batch_seconds_bucket{{le="0.05"}} {mid}
+tactful_batch_seconds_bucket{{le="+Inf"}} {n}
+tactful_batch_seconds_count {n}
+tactful_batch_seconds_sum {total}
+tactful_event_to_decision_seconds_bucket{{le="0.01"}} {n}
+tactful_event_to_decision_seconds_bucket{{le="+Inf"}} {n}
+tactful_event_to_decision_seconds_count {n}
+tactful_events_total{{type="purchase"}} {events}
+tactful_events_total{{type="complaint"}} {events}
+"""
+
+
+def test_the_latency_breakdown_is_the_workers_metrics_over_the_feed_only() -> None:
+    from bench.pipeline import breakdown, summed_metrics
+
+    before = {**summed_metrics(METRICS.format(fast=5, mid=5, n=5, total=0.01, events=50)), "cpu_seconds": 2.0}
+    # 100 batches during the feed: 98 within 5 ms, 1 within 50 ms, 1 slower; 1,000 events of each type.
+    after = {**summed_metrics(METRICS.format(fast=103, mid=104, n=105, total=0.51, events=1050)), "cpu_seconds": 5.5}
+    got = breakdown(before, after)
+    assert got == {
+        "batches": 100.0,
+        "events_per_batch": 20.0,
+        "batch_mean_ms": pytest.approx(5.0),
+        "batch_p99_le_ms": 50.0,
+        "worker_p99_le_ms": 10.0,
+        "cpu_seconds": 3.5,
+    }
+    # Past the last finite bound: no bound to give.
+    slow = {**after, 'tactful_batch_seconds_bucket{le="0.05"}': 100.0}
+    assert breakdown(before, slow)["batch_p99_le_ms"] == float("inf")
+
+
+def test_latency_quantiles_pick_from_the_sorted_values() -> None:
+    from bench.pipeline import quantiles
+
+    assert quantiles([float(v) for v in range(200, 0, -1)]) == {"p50": 101.0, "p95": 191.0, "p99": 199.0, "max": 200.0}
+    assert quantiles([]) == {}
