@@ -396,9 +396,10 @@ class MirrorConsumer:
         if token is None or token != self._generation:
             self._forget(token)  # the writes may have landed in a Redis that lost what came before
             return
-        offsets: dict[Partition, tuple[int, str]] = {}
+        last: dict[Partition, int] = {}
         for record in batch:
-            offsets[(record.topic, record.partition)] = (record.offset + 1, token)
+            last[(record.topic, record.partition)] = record.offset
+        offsets = {part: (offset + 1, token) for part, offset in last.items()}
         if self._batch_epoch == self._epoch:
             await self._source.commit(offsets)
 
@@ -426,8 +427,9 @@ class MirrorConsumer:
             self._oldest = None
             return
         self._behind = dict(await self._source.behind(self._assigned))
-        held = {(record.topic, record.partition) for record in self._batch}
-        self._replaying -= {part for part in self._replaying if self._behind.get(part) == 0 and part not in held}
+        if self._replaying:  # only while replaying: the batch's partitions are a set per record
+            held = {(record.topic, record.partition) for record in self._batch}
+            self._replaying -= {part for part in self._replaying if self._behind.get(part) == 0 and part not in held}
         caught_up = not self._batch and not self._unresolved and all(n == 0 for n in self._behind.values())
         if caught_up:
             self._oldest = None
