@@ -26,7 +26,11 @@ results and errors, but records of the touchpoint layout are read by code
 written for that layout rather than by fastavro's per-call machinery (the
 worker's input path, issue 13). It writes decisions with :class:`DecisionEncoder`:
 :func:`encode`'s bytes and errors, with records of the engine's types written by
-code for the decision layout (the output path).
+code for the decision layout (the output path). Decisions are read back (the Redis
+mirror, the channel client) with :class:`DecisionDecoder`: ``Decision.from_record``
+of :func:`decode`, read by code for the decision layout, whose ``inert`` tells from
+a record's first fields that it changes no suppression, so the mirror need not
+decode it at all.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from fastavro.schema import to_parsing_canonical_form
 from fastavro.write import Writer
 
 from streams.codec import MAX_RECORD_BYTES
-from streams.decisions import Decision
+from streams.decisions import Decision, Kind, Status, new_decision
 from streams.errors import ConfigError, EventsFileError, MalformedRecord, UnknownSchema
 from streams.events import Event
 from streams.timeutil import parse_time
@@ -756,6 +760,317 @@ class DecisionEncoder:
             self._times.clear()
         self._times[v] = t
         return t
+
+
+class DecisionDecoder:
+    """``Decision.from_record(decode(data, resolve, reader))``: the same decisions and the same errors.
+
+    ``reader`` is the decision :func:`reading_schema`. A record whose writer schema has the
+    Parsing Canonical Form of ``tactful.Decision`` (the local id, or a registry id of the
+    same layout) is read by code written for that one layout, straight into a
+    :class:`~streams.decisions.Decision` (no record dict, no ``from_record``); fastavro's
+    per-call setup makes the general path several times dearer. Anything the fast path does
+    not read as a plain, well-formed record (a negative length, a varint over nine bytes,
+    a union or enum index out of range, an array block with a byte size, bad UTF-8,
+    leftover or missing bytes) goes to the general path, so the result and every error are
+    its. Channels, actions, categories and topology names are interned.
+
+    :meth:`inert` is the Redis mirror's reason to exist here (issue 13): it reads the
+    first fields only and says whether the record is a decision of this layout that
+    :func:`streams.mirror.keys.mirror_write` would leave out, so the mirror can pass it
+    over undecoded. Built for the layout of ``avro/decision.avsc`` (checked).
+    """
+
+    def __init__(self, resolve: Resolver, reader: ParsedSchema | None) -> None:
+        names = tuple(f["name"] for f in schema_json(DECISION)["fields"])
+        if names != _DECISION_LAYOUT:  # pragma: no cover - the schema changed without this code
+            raise ConfigError(f"DecisionDecoder is written for the fields {_DECISION_LAYOUT}, the schema has {names}")
+        self._resolve = resolve
+        self._reader = reader
+        self._canonical = to_parsing_canonical_form(schema_json(DECISION))
+        self._fast: dict[bytes, bool] = {}  # wire header (magic and id) -> the decision layout
+        self._names: dict[bytes, str] = {}
+        # Enum index -> member; the zigzag byte of index k is 2k.
+        self._kinds = tuple(Kind(symbol) for symbol in _symbols("DecisionKind"))
+        self._statuses = tuple(Status(symbol) for symbol in _symbols("DecisionStatus"))
+        self._suppress = _symbols("DecisionKind")[Kind.SUPPRESS][0]
+        self._release = _symbols("DecisionKind")[Kind.RELEASE][0]
+
+    def __call__(self, data: bytes | bytearray) -> Decision:
+        if len(data) <= MAX_RECORD_BYTES:
+            body = data if type(data) is bytes else bytes(data)  # slices as keys: hashable
+            head = body[:5]
+            fast = self._fast.get(head)
+            if fast is None:
+                fast = self._is_decision(head)
+            if fast:
+                try:
+                    return self._read(body)
+                except (_General, IndexError, UnicodeDecodeError):
+                    pass
+        return Decision.from_record(decode(data, self._resolve, self._reader))
+
+    def inert(self, data: bytes | bytearray, now_ms: int) -> bool:
+        """True when ``data`` is, by its first fields, a decision of this layout that changes no
+        suppression as of ``now_ms``: an ENGAGE or a GOAL, one without a channel, or a SUPPRESS
+        with no ``expires_at`` or one at or before ``now_ms`` (:func:`~streams.mirror.keys.mirror_write`'s
+        rule, minus the status, which comes last and is ``emitted`` on the channel topics).
+
+        False means "read it in full": a SUPPRESS still active, a RELEASE, another layout, an
+        unknown id, or bytes this cannot judge. The rest of an inert record is not looked at,
+        so a record whose later fields are corrupt is passed over rather than refused.
+        """
+        if len(data) > MAX_RECORD_BYTES:
+            return False
+        b = data if type(data) is bytes else bytes(data)
+        head = b[:5]
+        fast = self._fast.get(head)
+        if fast is None:
+            fast = self._is_decision(head)
+        if not fast:
+            return False
+        try:
+            i = 5
+            for _ in range(2):  # decision_id, customer_id
+                x = b[i]
+                if x < 0x80 and not x & 1:
+                    i += 1 + (x >> 1)
+                else:
+                    n, i = _long(b, i)
+                    if n < 0:
+                        return False
+                    i += n
+            kind = b[i]
+            if kind != self._suppress and kind != self._release:
+                return kind < 8 and not kind & 1  # ENGAGE or GOAL; anything else is the full path's
+            branch = b[i + 1]
+            if branch == 0:
+                return True  # no channel (a GOAL's form): nothing to mirror
+            if branch != 2 or kind == self._release:
+                return False
+            i += 2
+            x = b[i]  # channel
+            if x < 0x80 and not x & 1:
+                i += 1 + (x >> 1)
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    return False
+                i += n
+            for _ in range(2):  # action, category: ["null", "string"]
+                x = b[i]
+                i += 1
+                if x == 2:
+                    x = b[i]
+                    if x < 0x80 and not x & 1:
+                        i += 1 + (x >> 1)
+                    else:
+                        n, i = _long(b, i)
+                        if n < 0:
+                            return False
+                        i += n
+                elif x:
+                    return False
+            x = b[i]  # topology
+            if x < 0x80 and not x & 1:
+                i += 1 + (x >> 1)
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    return False
+                i += n
+            while b[i] >= 0x80:  # topology_version
+                i += 1
+            i += 1
+            while b[i] >= 0x80:  # effective_at
+                i += 1
+            x = b[i + 1]
+            if x == 0:
+                return True  # a SUPPRESS without an end: mirror_write leaves it out
+            if x != 2:
+                return False
+            i += 2
+            x = b[i]
+            n = x & 0x7F
+            shift = 7
+            while x >= 0x80:  # expires_at; over nine bytes is the full path's
+                if shift >= 63:
+                    return False
+                i += 1
+                x = b[i]
+                n |= (x & 0x7F) << shift
+                shift += 7
+            return (n >> 1) ^ -(n & 1) <= now_ms
+        except (_General, IndexError):
+            return False
+
+    def _is_decision(self, header: bytes) -> bool:
+        if len(header) < _HEADER.size or header[0] != _MAGIC:
+            return False
+        try:
+            schema = self._resolve(int.from_bytes(header[1:], "big"))
+        except Exception:  # the general path resolves it again and raises what it should
+            return False
+        if schema is None:
+            return False  # not cached: a registry may know it later
+        found = to_parsing_canonical_form(cast(Any, schema)) == self._canonical
+        self._fast[header] = found
+        return found
+
+    def _read(self, b: bytes) -> Decision:
+        # Written out field by field, as TouchpointDecoder._read: zigzag varints, where a byte
+        # below 0x80 is the whole number and an even one a length >= 0.
+        names = self._names
+        i = 5
+        x = b[i]
+        if x < 0x80 and not x & 1:
+            i += 1
+            n = x >> 1
+        else:
+            n, i = _long(b, i)
+            if n < 0:
+                raise _General
+        j = i + n
+        decision_id = b[i:j].decode()
+        i = j
+        x = b[i]
+        if x < 0x80 and not x & 1:
+            i += 1
+            n = x >> 1
+        else:
+            n, i = _long(b, i)
+            if n < 0:
+                raise _General
+        j = i + n
+        customer_id = b[i:j].decode()
+        i = j
+        x = b[i]
+        i += 1
+        if x & 1 or x >= 8:
+            raise _General
+        kind = self._kinds[x >> 1]
+        texts: list[str | None] = []
+        for _ in range(3):  # channel, action, category: ["null", "string"]
+            x = b[i]
+            i += 1
+            if x == 0:
+                texts.append(None)
+                continue
+            if x != 2:
+                raise _General
+            x = b[i]
+            if x < 0x80 and not x & 1:
+                i += 1
+                n = x >> 1
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    raise _General
+            j = i + n
+            raw = b[i:j]
+            name = names.get(raw)
+            if name is None:
+                name = self._name(raw)
+            texts.append(name)
+            i = j
+        x = b[i]
+        if x < 0x80 and not x & 1:
+            i += 1
+            n = x >> 1
+        else:
+            n, i = _long(b, i)
+            if n < 0:
+                raise _General
+        j = i + n
+        raw = b[i:j]
+        topology = names.get(raw)
+        if topology is None:
+            topology = self._name(raw)
+        i = j
+        version, i = _long(b, i)
+        effective_at, i = _long(b, i)
+        times: list[int | None] = []
+        for _ in range(2):  # expires_at, not_before: ["null", long]
+            x = b[i]
+            i += 1
+            if x == 0:
+                times.append(None)
+            elif x == 2:
+                t, i = _long(b, i)
+                times.append(t)
+            else:
+                raise _General
+        evidence: list[str] = []
+        while True:
+            x = b[i]
+            if x < 0x80 and not x & 1:
+                i += 1
+                count = x >> 1
+            else:
+                count, i = _long(b, i)
+                if count < 0:
+                    raise _General  # a block with its byte size
+            if count == 0:
+                break
+            for _ in range(count):
+                x = b[i]
+                if x < 0x80 and not x & 1:
+                    i += 1
+                    n = x >> 1
+                else:
+                    n, i = _long(b, i)
+                    if n < 0:
+                        raise _General
+                j = i + n
+                evidence.append(b[i:j].decode())
+                i = j
+        x = b[i]
+        if x < 0x80 and not x & 1:
+            i += 1
+            n = x >> 1
+        else:
+            n, i = _long(b, i)
+            if n < 0:
+                raise _General
+        j = i + n
+        reason = b[i:j].decode()
+        i = j
+        x = b[i]
+        i += 1
+        if x & 1 or x >= 2 * len(self._statuses):
+            raise _General
+        status = self._statuses[x >> 1]
+        x = b[i]
+        i += 1
+        cause: str | None = None
+        if x == 2:
+            x = b[i]
+            if x < 0x80 and not x & 1:
+                i += 1
+                n = x >> 1
+            else:
+                n, i = _long(b, i)
+                if n < 0:
+                    raise _General
+            j = i + n
+            cause = b[i:j].decode()
+            i = j
+        elif x != 0:
+            raise _General
+        if i != len(b):
+            raise _General  # short (a slice past the end) or leftover bytes
+        return new_decision(
+            decision_id=decision_id, customer_id=customer_id, kind=kind, channel=texts[0], action=texts[1],
+            category=texts[2], topology=topology, topology_version=version, effective_at=effective_at,
+            expires_at=times[0], not_before=times[1], evidence=tuple(evidence), reason=reason, status=status,
+            cause=cause,
+        )  # fmt: skip
+
+    def _name(self, raw: bytes) -> str:
+        name = raw.decode()
+        if len(self._names) < _NAMES_MAX:
+            self._names[raw] = name
+        return name
 
 
 def encode_touchpoint(event: Event) -> bytes:

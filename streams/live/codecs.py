@@ -13,7 +13,10 @@ with a default) is read without a restart. Touchpoints of the worker's own
 layout, under any id, take :class:`~streams.codec.avro.TouchpointDecoder`'s
 fast path; other layouts are resolved by :func:`~streams.codec.avro.decode`.
 Decisions are written by :class:`~streams.codec.avro.DecisionEncoder`: the bytes
-of :func:`~streams.codec.avro.encode`, by code written for the decision layout.
+of :func:`~streams.codec.avro.encode`, by code written for the decision layout;
+they are read back (by the Redis mirror, the channel client, ``tactful tail``) by
+:class:`~streams.codec.avro.DecisionDecoder`, whose ``inert`` lets the mirror
+pass over, undecoded, the decisions that change no suppression.
 
 :attr:`Codecs.prepare` is awaited before each batch: it resolves the batch's
 new schema ids off the event loop and waits out a registry outage with
@@ -40,6 +43,10 @@ async def _nothing_to_prepare(values: Iterable[bytes | None]) -> None:
     return None
 
 
+def _never_inert(value: bytes, now_ms: int) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Codecs:
     decode_touchpoint: Callable[[bytes], dict[str, Any]]
@@ -49,6 +56,9 @@ class Codecs:
     decode_decision: Callable[[bytes], Decision] = _decode_local_decision
     # Awaited with a batch's record values before they are decoded.
     prepare: Callable[[Iterable[bytes | None]], Awaitable[None]] = _nothing_to_prepare
+    # (value, now ms) -> True when a decision record certainly changes no suppression: the
+    # mirror passes it over undecoded (DecisionDecoder.inert). False: decode it.
+    inert_decision: Callable[[bytes, int], bool] = _never_inert
 
 
 def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codecs:
@@ -80,12 +90,13 @@ def make_codecs(settings: Settings, channel_topics: Iterable[str] = ()) -> Codec
     # The worker's output path: avro.encode's bytes and errors, a layout-specific writer first.
     encode_decision = avro.DecisionEncoder(decision_id).decision
 
-    def decode_decision(value: bytes) -> Decision:
-        return Decision.from_record(avro.decode(value, resolve, decision_reader))
+    # The mirror's and the channels' reading: Decision.from_record(avro.decode(...))'s results
+    # and errors, a layout-specific reader first.
+    decisions = avro.DecisionDecoder(resolve, decision_reader)
 
     # The worker's hot path: avro.decode's results and errors, a layout-specific reader first.
     decode_touchpoint = avro.TouchpointDecoder(resolve, touchpoint_reader)
-    return Codecs(decode_touchpoint, encode_decision, decision_id, decode_decision, prepare)
+    return Codecs(decode_touchpoint, encode_decision, decision_id, decisions, prepare, decisions.inert)
 
 
 def resolver(settings: Settings) -> avro.Resolver:

@@ -12,6 +12,15 @@ mirror's offsets) where they are and nothing else: the decisions still
 reach their channels, and no queue grows in memory. Why this and not
 holding the worker's batch until its mirror writes land: ``docs/redis-mirror.md``.
 
+Most decisions on the channel topics change no suppression: ENGAGEs, and
+SUPPRESSes whose end has passed when they are read (a replay, a backlog).
+With ``inert`` (:meth:`~streams.codec.avro.DecisionDecoder.inert`, given by
+the worker's codecs) such a record is judged by its first fields and passed
+over undecoded (counted in :attr:`MirrorConsumer.passed_over`); only the rest
+is decoded and turned into writes. A record whose later bytes are corrupt is
+then passed over rather than counted in :attr:`MirrorConsumer.skipped`: it
+would have changed nothing either way.
+
 Self-healing rests on the generation (:mod:`streams.mirror.generation`).
 Offsets are committed with the generation token they were written under as
 their metadata. A partition whose committed token is not Redis's current
@@ -123,6 +132,7 @@ class MirrorConsumer:
         source: DecisionLog,
         decode: Callable[[bytes], Decision],
         *,
+        inert: Callable[[bytes, int], bool] | None = None,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], int] = wall_clock_ms,
         backoff: Backoff | None = None,
@@ -137,6 +147,7 @@ class MirrorConsumer:
         self.prefix = check_prefix(prefix)
         self._source = source
         self._decode = decode
+        self._inert = inert or _never_inert
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._check_every_s = check_every_s
@@ -162,6 +173,7 @@ class MirrorConsumer:
         self._failing = False
         self._last_error: str | None = None
         self.skipped = 0  # records that were not decisions
+        self.passed_over = 0  # decisions left undecoded: their first bytes said they change nothing
 
     # -- status -------------------------------------------------------------------------
 
@@ -328,30 +340,41 @@ class MirrorConsumer:
 
     def _hold(self, records: Sequence[LogRecord]) -> None:
         now = self._clock()
+        inert, decode = self._inert, self._decode
         writes: list[MirrorWrite | ForgetCustomer] = []
+        oldest = records[0].timestamp
+        passed = 0
         for record in records:
-            if record.value is None and record.key and forgotten(record.headers):
-                # An erased customer (contract section 9): their keys go, in the order of the
-                # topic, so a suppression decided before the erase never outlives it.
-                writes.append(ForgetCustomer(record.key.decode("utf-8", "replace")))
+            timestamp = record.timestamp
+            if timestamp < oldest:
+                oldest = timestamp
+            value = record.value
+            if value is None:
+                key = record.key
+                if key and forgotten(record.headers):
+                    # An erased customer (contract section 9): their keys go, in the order of the
+                    # topic, so a suppression decided before the erase never outlives it.
+                    writes.append(ForgetCustomer(key.decode("utf-8", "replace")))
+                else:
+                    self.skipped += 1
                 continue
-            decision = self._decision(record)
-            write = mirror_write(decision, now) if decision is not None else None
+            # Most decisions change no suppression (an ENGAGE, a SUPPRESS already over):
+            # their first bytes say so, and the rest is not decoded.
+            if inert(value, now):
+                passed += 1
+                continue
+            try:
+                decision = decode(value)
+            except (InputError, KeyError, TypeError, ValueError):
+                self.skipped += 1
+                log.debug("skipping %s[%d]@%d: not a decision", record.topic, record.partition, record.offset)
+                continue
+            write = mirror_write(decision, now)
             if write is not None:
                 writes.append(write)
+        self.passed_over += passed
         self._batch, self._writes, self._batch_epoch = records, writes, self._epoch
-        self._oldest = min(record.timestamp for record in records) / 1000
-
-    def _decision(self, record: LogRecord) -> Decision | None:
-        if record.value is None:
-            self.skipped += 1
-            return None
-        try:
-            return self._decode(record.value)
-        except (InputError, KeyError, TypeError, ValueError):
-            self.skipped += 1
-            log.debug("skipping %s[%d]@%d: not a decision", record.topic, record.partition, record.offset)
-            return None
+        self._oldest = oldest / 1000
 
     def _drop(self) -> None:
         self._batch, self._writes = (), []
@@ -373,9 +396,10 @@ class MirrorConsumer:
         if token is None or token != self._generation:
             self._forget(token)  # the writes may have landed in a Redis that lost what came before
             return
-        offsets: dict[Partition, tuple[int, str]] = {}
+        last: dict[Partition, int] = {}
         for record in batch:
-            offsets[(record.topic, record.partition)] = (record.offset + 1, token)
+            last[(record.topic, record.partition)] = record.offset
+        offsets = {part: (offset + 1, token) for part, offset in last.items()}
         if self._batch_epoch == self._epoch:
             await self._source.commit(offsets)
 
@@ -403,8 +427,9 @@ class MirrorConsumer:
             self._oldest = None
             return
         self._behind = dict(await self._source.behind(self._assigned))
-        held = {(record.topic, record.partition) for record in self._batch}
-        self._replaying -= {part for part in self._replaying if self._behind.get(part) == 0 and part not in held}
+        if self._replaying:  # only while replaying: the batch's partitions are a set per record
+            held = {(record.topic, record.partition) for record in self._batch}
+            self._replaying -= {part for part in self._replaying if self._behind.get(part) == 0 and part not in held}
         caught_up = not self._batch and not self._unresolved and all(n == 0 for n in self._behind.values())
         if caught_up:
             self._oldest = None
@@ -431,6 +456,10 @@ class MirrorConsumer:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
+
+
+def _never_inert(value: bytes, now_ms: int) -> bool:
+    return False
 
 
 def _firsts(records: Sequence[LogRecord]) -> dict[Partition, int | None]:

@@ -19,7 +19,7 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.codec.avro import decision_schema, decision_schema_id, encode, local_registry
+from streams.codec.avro import DecisionDecoder, decision_schema, decision_schema_id, encode, local_registry
 from streams.codec.avro import decode as avro_decode
 from streams.decisions import Decision, Kind, forget_headers
 from streams.errors import InfraError
@@ -160,11 +160,17 @@ class Redis:
         return await self.dump("scratch")
 
 
-def consumer(redis: Redis, log: FakeLog, registry: CollectorRegistry | None = None) -> MirrorConsumer:
+def consumer(
+    redis: Redis,
+    log: FakeLog,
+    registry: CollectorRegistry | None = None,
+    decoder: DecisionDecoder | None = None,
+) -> MirrorConsumer:
     return MirrorConsumer(
         redis.client,
         log,
-        unwire,
+        unwire if decoder is None else decoder,
+        inert=None if decoder is None else decoder.inert,
         prefix=P,
         backoff=FAST,
         check_every_s=0.01,
@@ -427,6 +433,44 @@ async def test_records_that_are_not_decisions_are_skipped_and_committed() -> Non
         await until(lambda: mirrored(topics, redis), what="committed")
         assert mirror.skipped == 2
         assert await redis.dump() == await redis.expected(topics.history)
+
+
+@run_async
+async def test_decisions_that_change_nothing_are_passed_over_undecoded() -> None:
+    """With the worker's decoder: ENGAGEs and ended suppressions are judged by their first
+    bytes and never decoded; the mirror holds what it would hold had it decoded them all."""
+    topics, redis = Topics(A, B), Redis()
+    now = wall_clock_ms()
+    inert = [
+        decision(Kind.ENGAGE, customer="c1"),
+        decision(customer="c2", expires_at=now - HOUR),
+        decision(customer="c1", channel="sms", expires_at=now - 1),
+    ]
+    changes = [
+        decision(customer="c1", expires_at=now + HOUR),
+        decision(customer="c3", channel="sms", category=None, expires_at=now + HOUR),
+        decision(Kind.RELEASE, customer="c3", channel="sms", category=None),
+        decision(customer="c4", expires_at=now + HOUR),
+    ]
+    topics.append(A, inert[0], changes[0], inert[1], changes[1])
+    topics.append(B, changes[2], inert[2], changes[3])
+    topics.records[B].append(Rec(B[0], B[1], 3, b"not a decision", wall_clock_ms()))
+    decoded: list[bytes] = []
+
+    class Counting(DecisionDecoder):
+        def __call__(self, data: bytes | bytearray) -> Decision:
+            decoded.append(bytes(data))
+            return super().__call__(data)
+
+    counting = Counting(local_registry().resolve, local_registry().resolve(decision_schema_id()))
+    log = FakeLog(topics)
+    async with running(consumer(redis, log, decoder=counting)) as mirror:
+        await log.assign(A, B)
+        await until(lambda: mirrored(topics, redis), what="committed")
+        assert (mirror.passed_over, mirror.skipped) == (len(inert), 1)
+        assert sorted(decoded) == sorted([*map(wire, changes), b"not a decision"])
+        assert await redis.dump() == await redis.expected(topics.history)
+        assert await redis.dump() == await redis.expected(changes)
 
 
 @run_async

@@ -419,4 +419,11 @@ def _mirror(settings: Settings, catalog: Catalog, codecs: Codecs, registry: Any)
     topics = [settings.topics.decision(ch) for ch in channels(catalog)]
     group = mirror_group(settings.topics.app_id)
     source = KafkaDecisionLog(settings.kafka, group, topics, client_id=group)
-    return MirrorConsumer(client, source, codecs.decode_decision, prefix=settings.redis.prefix, registry=registry)
+    return MirrorConsumer(
+        client,
+        source,
+        codecs.decode_decision,
+        inert=codecs.inert_decision,
+        prefix=settings.redis.prefix,
+        registry=registry,
+    )
