@@ -252,6 +252,7 @@ class MirrorConsumer:
                     await self._step()
                 except (RedisError, RedisClusterException, OSError, InfraError) as exc:
                     self._failed(exc, delay)
+                    await self._measure_while_failing()
                     await self._pause(delay)
                     delay = self._backoff.after(delay)
                 else:
@@ -447,6 +448,12 @@ class MirrorConsumer:
             log.warning("Redis mirror degraded (%s); %d decisions pending, retrying", self._last_error, self.pending)
             self._failing = True
         log.debug("Redis mirror step failed (%s); retrying in %.2fs", self._last_error, delay)
+
+    async def _measure_while_failing(self) -> None:
+        # A failing step stops before its fetch, so without this /health would go on showing
+        # the backlog of the moment Redis went away (often 0) for the whole outage.
+        with contextlib.suppress(RedisError, RedisClusterException, OSError, InfraError):
+            await self._measure()
 
     def _recovered(self) -> None:
         log.warning("Redis mirror recovered; %d decisions pending", self.pending)

@@ -334,6 +334,26 @@ async def test_a_worker_restarted_while_redis_was_down_rebuilds_when_it_comes_ba
 
 
 @run_async
+async def test_decisions_appended_during_a_redis_outage_are_counted_pending_before_it_ends() -> None:
+    topics, redis = Topics(A, B), Redis()
+    log = FakeLog(topics)
+    async with running(consumer(redis, log)) as mirror:
+        await log.assign(A, B)
+        topics.append(A, decision(customer="a1"))
+        topics.append(B, decision(customer="b0"))
+        await until(lambda: mirrored(topics, redis), what="committed")
+        redis.server.connected = False
+        await until(lambda: mirror.degraded, what="degraded while Redis is down")
+        topics.append(A, decision(customer="a2"), decision(customer="a3"))
+        topics.append(B, decision(customer="b1"))
+        await until(lambda: mirror.pending == 3, what="the outage's decisions counted pending")
+        assert mirror.degraded and mirror.lag_seconds > 0
+        redis.server.connected = True
+        await until(lambda: mirrored(topics, redis), what="everything committed")
+        assert mirror.pending == 0
+
+
+@run_async
 async def test_two_consumers_healing_at_once_agree_and_keep_each_others_writes() -> None:
     topics, redis = Topics(A, B), Redis()
     logs = FakeLog(topics), FakeLog(topics)
