@@ -3,18 +3,23 @@
 Faust's consumer loop awaits ``wait_first(callback(message), suspend_flow)``
 for every message, then the conductor builds an ``Event``, queues it, and a
 stream takes it off again: measured, that is most of a worker's time. This
-subclass keeps Faust's loop as it is for every other topic and keeps its
+subclass keeps Faust's loop as it is for every other topic, and keeps its
 bookkeeping for the input topic too (read offsets, offset gaps, the commit
-cadence), but collects the input topic's messages of one fetch and hands them
-to :class:`BatchHandler` in one call. The state table's changelog records
-of a recovery are offered to ``restore`` first
+cadence, the flow and generation checks), but does it once per partition of
+a fetch instead of once per message: its ``getmany`` is inlined, the input
+records become :class:`InputMessage` (not Faust's twenty-field
+``ConsumerMessage``), and a fetch's input goes to :class:`BatchHandler` in
+runs of up to ``max_batch``, one partition after another. The state table's
+changelog records of a recovery are offered to ``restore`` first
 (:mod:`streams.live.faust.recovery`), which applies them in place; the rest
 (the last records of a recovery, standbys) go through the conductor.
 
-The handler tracks each message as unacked before the runtime sees it; the
-runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
-only after it has published and persisted the batch, so Faust still never
-commits past an event whose effects have not landed. Messages of a stale
+The handler puts one :class:`InFlight` marker per batch in Faust's unacked
+set while the runtime processes it (a rebalance waits for it); the runtime
+acks the messages (through :class:`~streams.live.faust.source.FaustSource`,
+:func:`ack_all`: Faust's ``ack`` in one pass) only after it has published
+and persisted the batch, so Faust still never commits past an event whose
+effects have not landed. Messages of a stale
 consumer generation (a rebalance started) are dropped, untracked and *not*
 acked: Faust's own stream acks them, but an ack is all Faust's commit looks
 at, and an ack of a partition assigned here again (its bookkeeping is
