@@ -480,8 +480,7 @@ def batching_consumer(
                     recs = [r for r in recs if r.offset >= r_offset]  # already delivered
                     if not recs:
                         continue
-                if self.app.topics.acks_enabled_for(input_topic):
-                    await self._add_gaps(tp, r_offset, recs)
+                gaps = self.app.topics.acks_enabled_for(input_topic)
                 i, n = 0, len(recs)
                 while i < n:
                     if i and self._moved_on(generation):
@@ -491,6 +490,11 @@ def batching_consumer(
                         await self.commit()
                     run = recs[i : i + max_batch - len(batch)]
                     i += len(run)
+                    # Only for the records about to be handed over, as Faust's loop did: a gap
+                    # recorded for a record never handed over could let a commit pass it.
+                    if gaps and not await self._add_gaps(tp, r_offset, run, generation):
+                        break
+                    r_offset = run[-1].offset
                     batch += [
                         InputMessage(
                             tp,
@@ -510,21 +514,27 @@ def batching_consumer(
             if batch:
                 await handle(batch)
 
-        async def _add_gaps(self, tp: Any, r_offset: int | None, recs: list[Any]) -> None:
-            # As Faust's loop: a record more than one past the last one read leaves a gap
-            # (compaction, transaction markers) that Faust's commit may pass; none after a
-            # read offset of 0 or None, as there.
+        async def _add_gaps(self, tp: Any, r_offset: int | None, recs: list[Any], generation: int) -> bool:
+            """As Faust's loop: a record more than one past the last one read leaves a gap
+            (compaction, transaction markers) that Faust's commit may pass; none after a read
+            offset of 0 or None, as there. False if a rebalance began meanwhile (``_add_gap``
+            yields): the rest would land in the next generation's bookkeeping."""
             first = recs[0].offset
             if r_offset and first - r_offset > 1:
+                if self._moved_on(generation):
+                    return False
                 await self._add_gap(tp, r_offset + 1, first)
             if recs[-1].offset - first == len(recs) - 1:
-                return  # contiguous: nothing between them
+                return not self._moved_on(generation)  # contiguous: nothing between them
             previous = first
             for r in recs[1:]:
                 offset = r.offset
                 if previous and offset - previous > 1:
+                    if self._moved_on(generation):
+                        return False
                     await self._add_gap(tp, previous + 1, offset)
                 previous = offset
+            return not self._moved_on(generation)
 
         async def _deliver_others(self, tp: Any, recs: list[Any], generation: int) -> bool:
             """Another topic's records (the changelog), as Faust's loop handles each; False
