@@ -259,10 +259,8 @@ def exact_cuts(records: list[tuple[bytes | None, bytes | None, list[tuple[str, b
 def test_the_cheap_size_bound_cuts_batches_where_the_exact_size_would(
     limit: int, headers: list[tuple[str, bytes]]
 ) -> None:
-    # Sizes that cross the varint steps (127, 16383), keys absent and present.
-    records = [
-        (None if i % 7 == 0 else f"c{i}".encode(), bytes(i % 5) * ((i * 37) % 300), headers) for i in range(400)
-    ]
+    # Values of 0 to 299 bytes (a length varint grows a byte at 64), keys absent and present.
+    records = [(None if i % 7 == 0 else f"c{i}".encode(), bytes(i % 5) * ((i * 37) % 300), headers) for i in range(400)]
     producer = Producer({}, batch_size=256 * 1024)
     sink = BatchSink(lambda: producer, RecordLimits({"t": limit}))
 
