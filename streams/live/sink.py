@@ -85,7 +85,11 @@ class BatchSink:
         origin: int | None = None,
     ) -> None:
         # origin (the input partition behind the record) matters only to TransactionalSink.
-        self._pending.setdefault((topic, partition), []).append((key, value, headers))
+        # get before set: setdefault would build a list for every record to throw away.
+        bucket = self._pending.get((topic, partition))
+        if bucket is None:
+            bucket = self._pending[(topic, partition)] = []
+        bucket.append((key, value, headers))
 
     async def deliver(self) -> None:
         """Send what was added, and return once the broker has acknowledged all of it."""
@@ -239,7 +243,13 @@ class TransactionalSink(BatchSink):
         if origin is None:
             # A record of no input partition would belong to no transaction: a bug, loudly.
             raise ValueError(f"a record for {topic} without its origin partition, in exactly-once mode")
-        self._by_origin.setdefault(origin, {}).setdefault((topic, partition), []).append((key, value, headers))
+        pending = self._by_origin.get(origin)
+        if pending is None:
+            pending = self._by_origin[origin] = {}
+        bucket = pending.get((topic, partition))
+        if bucket is None:
+            bucket = pending[(topic, partition)] = []
+        bucket.append((key, value, headers))
 
     async def deliver(self) -> None:
         raise NotImplementedError("exactly-once: records are sent by commit()")
