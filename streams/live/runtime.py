@@ -357,12 +357,18 @@ class PartitionStore:
         return [cid for cid in list(self.data) if self.owner(cid) == self.partition]
 
     def flush(self, write: ChangelogWriter) -> int:
+        """Write each customer changed since the last flush once (its state now, or None if deleted);
+        returns the bytes written."""
         written = 0
+        data, partition = self.data, self.partition
         for cid in self.dirty:
-            state = self.data.get(cid)
-            payload = state.to_bytes() if isinstance(state, CustomerState) else None
-            write(self.partition, cid, payload)
-            written += len(payload) if payload else 0
+            state = data.get(cid)
+            if isinstance(state, CustomerState):
+                payload = state.to_bytes()
+                written += len(payload)
+                write(partition, cid, payload)
+            else:
+                write(partition, cid, None)
         self.dirty.clear()
         return written
 

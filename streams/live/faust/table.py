@@ -20,6 +20,7 @@ from typing import Any
 import faust
 import orjson
 from faust.stores.memory import Store as MemoryStore
+from orjson import dumps
 
 from streams.live.runtime import ChangelogWriter, Sink
 
@@ -61,18 +62,21 @@ def changelog_key(customer_id: str) -> bytes:
 def changelog_writer(table: Any, sink: Sink) -> ChangelogWriter:
     """Writes one customer's state (None: deleted) to the table's changelog partition."""
     topic = table.changelog_topic.get_topic_name()
-    data = table.data
+    add = sink.add
+    # The memory store forgets which partition a key came from unless it recovered it
+    # itself; it needs that to drop keys of revoked partitions. Private (Faust's memory
+    # Store._key_partition, never replaced, only filled and cleared), pinned by
+    # tests/live/faust/test_private_api.py. Looked up once: this runs for every state written.
+    known = getattr(table.data, "_key_partition", None)
+    if not isinstance(known, dict):
+        known = None
 
     def write(partition: int, key: str, value: bytes | None) -> None:
         # What table.send_changelog would write, in record batches. Faust's callback that
         # records a persisted offset matters only to a RocksDB store; without it such a
         # store recovers from the start of the changelog, which is slower, not wrong.
-        sink.add(topic, changelog_key(key), value, partition=partition, origin=partition)
-        # The memory store forgets which partition a key came from unless it recovered it
-        # itself; it needs that to drop keys of revoked partitions. Private (Faust's
-        # memory Store._key_partition), pinned by tests/live/faust/test_private_api.py.
-        known = getattr(data, "_key_partition", None)
-        if isinstance(known, dict):
+        add(topic, dumps(key), value, partition=partition, origin=partition)  # changelog_key(key), inline
+        if known is not None:
             if value is None:
                 known.pop(key, None)
             else:
