@@ -428,6 +428,21 @@ class Processor:
             self._unsorted.add(deadline)
         self._pending += 1
 
+    def _pop_due(self) -> tuple[int, str]:
+        """Take the smallest (deadline, customer) from the timer index, as a heap of pairs would pop
+        it: entries armed while firing (an earlier deadline, or this one) are among those compared."""
+        deadline = self._timers[0]
+        due = self._due[deadline]
+        if self._unsorted and deadline in self._unsorted:
+            due.sort(reverse=True)
+            self._unsorted.discard(deadline)
+        cid = due.pop()
+        if not due:
+            heapq.heappop(self._timers)
+            del self._due[deadline]
+        self._pending -= 1
+        return deadline, cid
+
     def _fire_due(self, upto: int | None = None) -> list[Decision]:
         """Fire the deadlines the watermark has reached (and, given ``upto``, at or before it)."""
         wm = self.watermark
@@ -436,20 +451,9 @@ class Processor:
             return out
         if upto is not None and upto < wm:
             wm = upto
-        heap, buckets, unsorted = self._timers, self._due, self._unsorted
+        heap = self._timers
         while heap and heap[0] <= wm:
-            # The smallest (deadline, customer) left, as a heap of pairs would pop it: entries
-            # armed while firing (an earlier deadline, or this one) are among those compared.
-            deadline = heap[0]
-            due = buckets[deadline]
-            if unsorted and deadline in unsorted:
-                due.sort(reverse=True)
-                unsorted.discard(deadline)
-            cid = due.pop()
-            if not due:
-                heapq.heappop(heap)
-                del buckets[deadline]
-            self._pending -= 1
+            deadline, cid = self._pop_due()
             state = self.store.get(cid)
             if state is None or state.next_deadline() != deadline:
                 continue  # stale entry: fired already, or the customer's earliest moved
