@@ -83,6 +83,9 @@ _ARM_SHADOW, _ARM_GLOBAL, _ARM_TOPOLOGY = Arm.SHADOW, Arm.HOLDOUT_GLOBAL, Arm.HO
 # A suppression's reason names its end, the same for each of its action's channels: formatting
 # a time costs more than the rest of the reason, so the few recent ones are kept.
 _until = lru_cache(maxsize=64)(format_time)
+# Durations said in reasons (an absence's, a goal's window, a cap's period) are the catalog's few
+# constants, formatted for every absence match, capped engagement and goal record: kept, all of them.
+_duration = lru_cache(maxsize=1024)(format_duration)
 # An engagement still standing after 4.1: (position in the output, priority, its arbitration group:
 # -1 for every treated match, else its own match's, whether it is a service message, the
 # held-out arm or None).
@@ -458,7 +461,7 @@ class Engine:
                 if floor < at <= t and (cap.channel == ANY_CATEGORY or ch == cap.channel)
             )
             if cap.channel in (ANY_CATEGORY, d.channel) and n + 1 > cap.max:
-                return f"cap {cap.channel} max {cap.max} per {format_duration(cap.per)}"
+                return f"cap {cap.channel} max {cap.max} per {_duration(cap.per)}"
         return None
 
     def _not_before(self, channel: str, m: Match) -> int:
@@ -551,7 +554,7 @@ class Engine:
 
     def _goal_record(self, customer: str, goal: OpenGoal, reached: tuple[int, str, str] | None) -> Decision:
         """The GOAL record of ``goal``: reached by the event ``(occurred_at, event_id, type)``, or missed."""
-        within = format_duration(goal.deadline - goal.start)
+        within = _duration(goal.deadline - goal.start)
         said = f"{goal.topology} v{goal.version}"
         if reached is not None:
             self.stats["goals_reached"] += 1
@@ -706,7 +709,7 @@ def _matched(m: Match) -> str:
 def _types(m: Match) -> str:
     when = m.topology.when
     if isinstance(when, Absence):
-        return f"{m.evidence[0].type} with no {when.missing.event} for {format_duration(when.duration)}"
+        return f"{m.evidence[0].type} with no {when.missing.event} for {_duration(when.duration)}"
     return ", ".join(e.type for e in m.evidence)
 
 

@@ -131,7 +131,15 @@ class Processor:
         # A floor under the watermark: set from outside (replay --until), or the watermark a catalog
         # change found when it applied (contract 8: a longer lateness never moves the watermark back).
         self._floor: int | None = None
-        self._timers: list[tuple[int, str]] = []  # (deadline, customer_id), lazily refreshed
+        # The timer index, lazily refreshed: a heap of deadlines, each once, and per deadline the
+        # customers due then (unsorted; `_unsorted` names the deadlines whose list grew since it was
+        # last sorted, descending so that pop() gives the smallest id). It fires in exactly the order of
+        # one heap of (deadline, customer_id) tuples, for a fraction of the comparisons: a million
+        # customers' heap of tuples cost three times as much per pop as one of ints.
+        self._timers: list[int] = []
+        self._due: dict[int, list[str]] = {}
+        self._unsorted: set[int] = set()
+        self._pending = 0  # entries in _due, stale ones included (pending_timers)
         self._read_types: Container[str] = engine.catalog.roles  # membership only: the per-event hot path
         self.retention = engine.policies.retention
         # Tombstones standing: customer id -> (erased_at, erase's input offset or None).
@@ -196,7 +204,7 @@ class Processor:
                     state = self.store.get(cid)
                     if state is not None and state.has_event(ev.event_id):
                         return _DUPLICATE, decisions
-            elif self._timers and self._timers[0][0] <= t - self.lateness:
+            elif self._timers and self._timers[0] <= t - self.lateness:
                 moved = True
                 decisions.extend(self._fire_due())
         if not reads:
@@ -215,7 +223,7 @@ class Processor:
             wm = self.stream_time - self.lateness  # type: ignore[operator]
             if self._floor is not None and self._floor > wm:
                 wm = self._floor
-            if timers[0][0] <= wm:
+            if timers[0] <= wm:
                 decisions.extend(self._fire_due())
         return _EVALUATED, decisions
 
@@ -396,15 +404,44 @@ class Processor:
     def restore_timers(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the timer index from stored state (a restarted live worker)."""
         # next_deadline, not timers[0]: a goal's window end is a deadline too (contract 7.4).
-        self._timers = [(d, cid) for cid, s in states if (d := s.next_deadline()) is not None]
-        heapq.heapify(self._timers)
+        self._timers, self._due, self._unsorted, self._pending = [], {}, set(), 0
+        for cid, s in states:
+            d = s.next_deadline()
+            if d is not None:
+                self._arm(d, cid)
 
     def restore_erased(self, states: Iterable[tuple[str, CustomerState]]) -> None:
         """Rebuild the tombstone index from stored state (a restarted live worker)."""
         self.erased = {cid: (s.erased_at, s.erased_offset) for cid, s in states if s.erased_at is not None}
 
     def pending_timers(self) -> int:
-        return len(self._timers)
+        return self._pending
+
+    def _arm(self, deadline: int, cid: str) -> None:
+        """Add (deadline, customer) to the timer index."""
+        due = self._due.get(deadline)
+        if due is None:
+            self._due[deadline] = [cid]
+            heapq.heappush(self._timers, deadline)
+        else:
+            due.append(cid)
+            self._unsorted.add(deadline)
+        self._pending += 1
+
+    def _pop_due(self) -> tuple[int, str]:
+        """Take the smallest (deadline, customer) from the timer index, as a heap of pairs would pop
+        it: entries armed while firing (an earlier deadline, or this one) are among those compared."""
+        deadline = self._timers[0]
+        due = self._due[deadline]
+        if self._unsorted and deadline in self._unsorted:
+            due.sort(reverse=True)
+            self._unsorted.discard(deadline)
+        cid = due.pop()
+        if not due:
+            heapq.heappop(self._timers)
+            del self._due[deadline]
+        self._pending -= 1
+        return deadline, cid
 
     def _fire_due(self, upto: int | None = None) -> list[Decision]:
         """Fire the deadlines the watermark has reached (and, given ``upto``, at or before it)."""
@@ -415,8 +452,8 @@ class Processor:
         if upto is not None and upto < wm:
             wm = upto
         heap = self._timers
-        while heap and heap[0][0] <= wm:
-            deadline, cid = heapq.heappop(heap)
+        while heap and heap[0] <= wm:
+            deadline, cid = self._pop_due()
             state = self.store.get(cid)
             if state is None or state.next_deadline() != deadline:
                 continue  # stale entry: fired already, or the customer's earliest moved
@@ -434,4 +471,4 @@ class Processor:
         self.store.put(cid, state)
         nd = state.next_deadline()
         if nd is not None and nd != previous_deadline:
-            heapq.heappush(self._timers, (nd, cid))
+            self._arm(nd, cid)

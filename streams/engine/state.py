@@ -157,8 +157,14 @@ class CustomerState:
 
     def insert(self, ev: StoredEvent) -> int:
         """Insert in (t, seq) order; returns the index. ``ev.seq`` is the newest."""
-        i = bisect_right(self.events, ev.t, key=lambda e: e.t)
-        self.events.insert(i, ev)
+        events = self.events
+        if not events or events[-1].t <= ev.t:
+            # In time order, as most events come: where bisect_right would put it, with no
+            # key function called per probe.
+            events.append(ev)
+            return len(events) - 1
+        i = bisect_right(events, ev.t, key=lambda e: e.t)
+        events.insert(i, ev)
         return i
 
     def find(self, seq: int) -> StoredEvent | None:
@@ -170,10 +176,11 @@ class CustomerState:
     def next_deadline(self) -> int | None:
         """The earliest armed absence deadline or goal window end."""
         first = self.timers[0].deadline if self.timers else None
-        if self.goals:
-            end = min(g.deadline for g in self.goals)
-            if first is None or end < first:
-                return end
+        # A loop, not min() over a generator: a customer has a goal or two, and this runs
+        # for every evaluation and every deadline that fires.
+        for g in self.goals:
+            if first is None or g.deadline < first:
+                first = g.deadline
         return first
 
     # -- pruning ----------------------------------------------------------------------
@@ -188,17 +195,25 @@ class CustomerState:
         window reaching back from the cutoff can count them, fire times while a
         cooldown can still hold back a match, events while a timer needs them.
         """
+        # This runs after every evaluation and usually drops nothing: each list is rebuilt only
+        # once a plain loop finds something to drop (a comprehension is a call and a new list).
         if self.events and self.events[0].t < cutoff:
             armed = {tm.seq for tm in self.timers}
             self.events = [e for e in self.events if e.t >= cutoff or e.seq in armed]
-        if self.suppressions:
-            self.suppressions = [s for s in self.suppressions if s.end > cutoff]
-        if self.held:
-            self.held = [s for s in self.held if s.end > cutoff]
-        if self.engagements:
-            keep_from = cutoff - max_cap_window
-            self.engagements = [g for g in self.engagements if g[0] > keep_from]
-        if self.last_fired:
+        for s in self.suppressions:
+            if s.end <= cutoff:
+                self.suppressions = [s for s in self.suppressions if s.end > cutoff]
+                break
+        for s in self.held:
+            if s.end <= cutoff:
+                self.held = [s for s in self.held if s.end > cutoff]
+                break
+        keep_from = cutoff - max_cap_window
+        for g in self.engagements:
+            if g[0] <= keep_from:
+                self.engagements = [g for g in self.engagements if g[0] > keep_from]
+                break
+        if self.last_fired and min(self.last_fired.values()) < cutoff - max_cooldown:
             keep_from = cutoff - max_cooldown
             self.last_fired = {k: v for k, v in self.last_fired.items() if v >= keep_from}
         if self.erased_at is not None and self.erased_at < cutoff:

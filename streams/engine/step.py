@@ -96,6 +96,8 @@ def _step(processor: Processor, admit: Admit | None) -> Take:
 
     if idle is None and admit is None:
         return _plain(processor)
+    if idle is not None and admit is not None:
+        return _live(processor, admit, idle.heard)
 
     def take(record: object, offset: int | None = None, /) -> Stepped:
         if idle is not None:
@@ -107,6 +109,29 @@ def _step(processor: Processor, admit: Admit | None) -> Take:
         except InputError as exc:
             return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
         if admit is not None and not admit(ev):
+            return _ROUTED, [], ev, None
+        outcome, decisions = process(ev, offset)
+        if outcome is _LATE:
+            return outcome, decisions, ev, late(ev, processor.watermark)
+        return outcome, decisions, ev, None
+
+    return take
+
+
+def _live(processor: Processor, admit: Admit, heard: Callable[[], None]) -> Take:
+    """The step with a hook and an idle policy: a live partition's, once per record it reads."""
+    process = processor.process
+    validate = validate_event
+
+    def take(record: object, offset: int | None = None, /) -> Stepped:
+        heard()
+        if type(record) is not dict and isinstance(record, InputError):
+            return _INVALID, [], None, Rejection(record.reason, record.detail, record)
+        try:
+            ev = validate(record)
+        except InputError as exc:
+            return _INVALID, [], None, Rejection(exc.reason, exc.detail, exc.with_traceback(None))
+        if not admit(ev):
             return _ROUTED, [], ev, None
         outcome, decisions = process(ev, offset)
         if outcome is _LATE:

@@ -115,6 +115,10 @@ from streams.settings import Settings
 from streams.timeutil import format_time
 from streams.topology import Catalog
 
+# Bound once: each `Outcome.X` is a lookup through the enum's class machinery, and _one tests
+# three of them for every record.
+_ROUTED, _DUPLICATE, _ERASE = Outcome.ROUTED, Outcome.DUPLICATE, Outcome.ERASE
+
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
@@ -617,13 +621,13 @@ class Runtime:
             outcome.rejected += 1
             return []
         assert ev is not None  # a step without a rejection had a valid event
-        if result is Outcome.ROUTED:
+        if result is _ROUTED:
             self._forward(rec, ev)
             return []
-        if result is Outcome.DUPLICATE:
+        if result is _DUPLICATE:
             self.metrics.duplicates.inc()
             return []
-        if result is Outcome.ERASE:
+        if result is _ERASE:
             # After the decisions of the deadlines it made due: they were made before it.
             outcome.erased.append(Erasure(ev.customer_id, ev.occurred_at, position + len(decisions)))
             log.info("a customer of partition %d was erased", rec.partition)
