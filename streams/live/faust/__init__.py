@@ -23,6 +23,8 @@ plugs it into a Faust worker:
 - :mod:`~streams.live.faust.assignor`: Faust's partition assignor, taking the
   assignment a static group member (``TACTFUL_INSTANCE_ID``) gets back after a
   restart even when its web address changed.
+- :mod:`~streams.live.faust.bootstrap`: the worker's clients wait at start
+  for a broker that is away (``TACTFUL_START_TIMEOUT``);
 - :mod:`~streams.live.faust.transactions`: exactly-once: one transactional
   producer per input partition (fencing its previous owner), and where a
   changelog partition's last committed record is, for recovery.
@@ -69,6 +71,7 @@ name                                                   module      why
 ``faust aiokafka Producer._new_producer(tid)``         app         per-partition transactional producers
 ``faust Recovery._build_highwaters`` asks highwaters   consumer    overridden highwaters: changelog ends
 ``aiokafka AIOKafkaProducer._txn_manager``             transact.   a fence met in the background
+``aiokafka AIOKafkaConsumer._client`` (its bootstrap)  consumer    waits for a broker away at start
 =====================================================  ==========  =====================================
 
 The sink (:mod:`streams.live.sink`) uses only aiokafka's public producer API

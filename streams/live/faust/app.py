@@ -46,6 +46,7 @@ from streams.live.catalog import CatalogMetrics, LiveCatalog
 from streams.live.codecs import Codecs, make_codecs
 from streams.live.faust import web
 from streams.live.faust.assignor import StaticMemberAssignor
+from streams.live.faust.bootstrap import patient
 from streams.live.faust.consumer import EXIT_BATCH_FAILED, BatchHandler, RecoveryEnds, Restore, batching_consumer
 from streams.live.faust.recovery import ChangelogRestore
 from streams.live.faust.source import FaustSource, committed_reader
@@ -143,6 +144,7 @@ def create_worker(
     topic from offset ``follow_from`` (:mod:`streams.live.catalog`)."""
     input_partitions = ensure_topics(settings, catalog)
     app = build_app(settings, input_partitions)
+    _patient_producers(app, settings.processing.start_timeout)
     metrics = live_metrics.create()
     codecs = make_codecs(settings, [settings.topics.decision(ch) for ch in channels(catalog)])
     # A catalog with no channel has nothing to mirror (and aiokafka subscribes to no empty list).
@@ -212,6 +214,21 @@ def _follow_catalog(
     app.task(CatalogFollower(settings, live, start).run)
 
 
+def _patient_producers(app: faust.App, timeout_s: float) -> None:
+    """Every aiokafka producer Faust makes (its own, and exactly-once's per partition) waits at
+    start for a broker that is away (:mod:`~streams.live.faust.bootstrap`). Private
+    (``Producer._new_producer``), pinned by a test."""
+    faust_producer: Any = app.producer
+    new = faust_producer._new_producer
+
+    def patient_producer(transactional_id: str | None = None) -> AIOKafkaProducer:
+        made: AIOKafkaProducer = new(transactional_id=transactional_id)
+        patient(made.client, timeout_s)
+        return made
+
+    faust_producer._new_producer = patient_producer
+
+
 def transactional_producers(app: faust.App, settings: Settings) -> PartitionProducers:
     """The per-input-partition transactional producers, built as Faust builds its own: the same
     settings as the worker's producer. Private (``Producer._new_producer``), pinned by a test."""
@@ -276,6 +293,7 @@ def _consume(
         transactional=settings.processing.guarantee == "exactly_once",
         recovery_ends=recovery_ends,
         restore=restore,
+        start_timeout_s=settings.processing.start_timeout,
     )
 
 

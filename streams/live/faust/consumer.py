@@ -82,6 +82,8 @@ from faust.types.tuples import ack_lock
 from mode import Service
 from mode.utils.futures import notify
 
+from streams.live.faust.bootstrap import patient
+
 log = logging.getLogger(__name__)
 
 EXIT_BATCH_FAILED = 70
@@ -329,6 +331,7 @@ def batching_consumer(
     transactional: bool = False,
     recovery_ends: RecoveryEnds | None = None,
     restore: Restore | None = None,
+    start_timeout_s: float | None = None,
 ) -> type[AIOKafkaConsumer]:
     """A consumer class for ``transport.Consumer`` that batches ``input_topic``.
 
@@ -339,6 +342,8 @@ def batching_consumer(
     ``commit_metadata(partition, offset)`` is committed with the input topic's offsets.
     ``restore(message)`` is offered every other topic's message first
     (:class:`~streams.live.faust.recovery.ChangelogRestore`): what it takes skips Faust's callback.
+    With ``start_timeout_s`` the consumer's start waits that long for a broker that is away
+    (:mod:`~streams.live.faust.bootstrap`).
     """
 
     class ConsumerThread(AIOKafkaConsumerThread):
@@ -350,6 +355,8 @@ def batching_consumer(
             # Read by start() too (pinned likewise); Faust reads committed only in its own
             # exactly-once mode, which tactful does not use (streams/live/faust/transactions.py).
             consumer._isolation_level = "read_committed"
+            if start_timeout_s is not None:
+                patient(consumer._client, start_timeout_s)  # start() bootstraps it first (pinned)
             if transactional:
                 consumer.commit = without_topic(consumer.commit, input_topic)
             elif commit_metadata is not None:

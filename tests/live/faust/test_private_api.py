@@ -23,14 +23,14 @@ from typing import Any
 import faust
 import faust.transport.consumer as faust_consumer
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
 from mode import Service
 
 import streams.live.faust as adapter
-from streams.live.faust.app import faust_worker, producer
+from streams.live.faust.app import _patient_producers, faust_worker, producer
 from streams.live.faust.consumer import batching_consumer
 from streams.live.faust.table import state_table
 
@@ -95,6 +95,7 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._committed_offset",
         "._unacked_messages",
         "._waiting_for_ack",
+        "._client",
     }
 
 
@@ -204,6 +205,37 @@ def test_the_worker_consumer_reads_committed_records_only() -> None:
 
     assert asyncio.run(build()) == ("read_committed", "commit_others")
     assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_the_worker_clients_wait_for_a_broker_away_at_start() -> None:
+    # aiokafka's start() bootstraps its client before anything else, and gives up on the first
+    # failure; the adapter makes that bootstrap wait (streams/live/faust/bootstrap.py).
+    assert inspect.getsource(AIOKafkaConsumer.start).count("await self._client.bootstrap()") == 1
+    assert inspect.getsource(AIOKafkaProducer.start).count("await self.client.bootstrap()") == 1
+    assert "self._new_producer()" in inspect.getsource(faust_aiokafka.Producer.on_start)
+
+    async def build() -> tuple[str, str, str]:
+        app = faust.App("test-app-patient", broker="kafka://127.0.0.1:1", web_enabled=False)
+
+        async def handle(batch: list[Any]) -> None:
+            return None
+
+        app.transport.Consumer = batching_consumer("input", handle, 10, start_timeout_s=5.0)
+        consumer = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        _patient_producers(app, 5.0)
+        own = app.producer._new_producer()  # type: ignore[attr-defined]
+        txn = app.producer._new_producer(transactional_id="app-input-0")  # type: ignore[attr-defined]
+        try:
+            return (
+                consumer._client.bootstrap.__qualname__,
+                own.client.bootstrap.__qualname__,
+                txn.client.bootstrap.__qualname__,
+            )
+        finally:
+            for made in (consumer, own, txn):
+                await made.stop()
+
+    assert asyncio.run(build()) == ("patient.<locals>.waiting",) * 3
 
 
 def test_faust_builds_transactional_producers_with_the_workers_producer_settings() -> None:
@@ -458,6 +490,7 @@ PRIVATE = (
     "_new_producer",
     "_build_highwaters",
     "_txn_manager",
+    "_client",
 )
 # Outside the adapter, what may import Faust or aiokafka: Faust's public credentials
 # (settings) and aiokafka's public errors and structs (the sink, and its transactions).
