@@ -14,10 +14,7 @@ the partitions. Order is kept per topic and partition. A record batch is
 also cut before it would outgrow its topic's limit (``max.message.bytes``,
 learnt at start-up: :class:`~streams.live.limits.RecordLimits`), so a topic
 whose limit is below the batch size still takes every batch; each record
-alone fits, the runtime sees to that. The exact sizes (``record_size`` and
-the builder's) are taken only when a cheap upper bound of the batch's size
-nears the limit: computed for every record, they were a third of the sink's
-time. Faust flushes the
+alone fits, the runtime sees to that. Faust flushes the
 producer before it commits offsets, so records submitted without waiting
 (state writes) are on the broker before the offsets that cover them.
 
@@ -47,19 +44,13 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.errors import InfraError
-from streams.live.limits import BATCH_OVERHEAD, RECORD_OVERHEAD, RecordLimits, record_size
+from streams.live.limits import BATCH_OVERHEAD, RecordLimits, record_size
 from streams.live.partitioning import Partitioner, murmur2
 from streams.live.runtime import Committed, Headers, Offset
 
 log = logging.getLogger(__name__)
 
 Pending = list[tuple[bytes | None, bytes | None, Headers]]
-
-# record_size of a record with no headers, less its key and value fields: the batch header,
-# the record's own varints, and the headers count.
-_BARE = BATCH_OVERHEAD + RECORD_OVERHEAD + 1
-# Handed to every append of a record without headers: aiokafka only reads it.
-_NO_HEADERS: list[tuple[str, bytes]] = []
 
 
 class BatchSink:
@@ -85,11 +76,7 @@ class BatchSink:
         origin: int | None = None,
     ) -> None:
         # origin (the input partition behind the record) matters only to TransactionalSink.
-        # get before set: setdefault would build a list for every record to throw away.
-        bucket = self._pending.get((topic, partition))
-        if bucket is None:
-            bucket = self._pending[(topic, partition)] = []
-        bucket.append((key, value, headers))
+        self._pending.setdefault((topic, partition), []).append((key, value, headers))
 
     async def deliver(self) -> None:
         """Send what was added, and return once the broker has acknowledged all of it."""
@@ -114,8 +101,6 @@ class BatchSink:
                 continue
             owner = await self._partitioner(producer, topic)
             n = owner.partitions
-            # One list per partition up front: a record costs an index, not a key tuple and a lookup.
-            buckets = [routed.setdefault((topic, p), []) for p in range(n)]
             for record in records:
                 key = record[0]
                 if key is None:
@@ -125,42 +110,21 @@ class BatchSink:
                     if h is None:
                         h = hashes[key] = murmur2(key) & 0x7FFFFFFF
                     p = h % n
-                buckets[p].append(record)
+                routed.setdefault((topic, p), []).append(record)
         futures: list[Awaitable[object]] = []
         for (topic, partition), records in routed.items():
-            if not records:
-                continue
-            limit = self.limits.of(topic) + BATCH_OVERHEAD
+            limit = self.limits.of(topic)
             batch = producer.create_batch()
-            # At least the batch's size (it grows by at most a record's bound each append):
-            # the exact size and record_size are taken only when it nears the topic's limit.
-            bound = batch.size()
             for key, value, headers in records:
-                if headers:
-                    grows = record_size(key, value, headers)
-                    listed = list(headers)
-                else:
-                    # record_size's bound for a record without headers (a length varint takes at
-                    # most 5 bytes), without its calls: most records here have no headers.
-                    grows = _BARE + (1 if key is None else len(key) + 5) + (1 if value is None else len(value) + 5)
-                    listed = _NO_HEADERS
-                if bound + grows > limit:
-                    exact = record_size(key, value, headers) if not headers else grows
-                    over = batch.size() + exact > limit
-                    bound = batch.size()
-                else:
-                    over = False
+                over = batch.size() + record_size(key, value, headers) - BATCH_OVERHEAD > limit
                 if (over and batch.record_count()) or batch.append(
-                    timestamp=None, key=key, value=value, headers=listed
+                    timestamp=None, key=key, value=value, headers=list(headers)
                 ) is None:
                     # Full, or it would outgrow the topic's limit: this one goes first in the next
                     # batch (an empty batch takes any record).
                     futures.append(await self._send(producer, batch, topic, partition))
                     batch = producer.create_batch()
-                    batch.append(timestamp=None, key=key, value=value, headers=listed)
-                    bound = batch.size()
-                else:
-                    bound += grows - BATCH_OVERHEAD
+                    batch.append(timestamp=None, key=key, value=value, headers=list(headers))
             futures.append(await self._send(producer, batch, topic, partition))
         return futures
 
@@ -243,13 +207,7 @@ class TransactionalSink(BatchSink):
         if origin is None:
             # A record of no input partition would belong to no transaction: a bug, loudly.
             raise ValueError(f"a record for {topic} without its origin partition, in exactly-once mode")
-        pending = self._by_origin.get(origin)
-        if pending is None:
-            pending = self._by_origin[origin] = {}
-        bucket = pending.get((topic, partition))
-        if bucket is None:
-            bucket = pending[(topic, partition)] = []
-        bucket.append((key, value, headers))
+        self._by_origin.setdefault(origin, {}).setdefault((topic, partition), []).append((key, value, headers))
 
     async def deliver(self) -> None:
         raise NotImplementedError("exactly-once: records are sent by commit()")

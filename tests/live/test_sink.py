@@ -238,38 +238,3 @@ def test_batches_are_cut_at_the_topics_limit_below_the_batch_size() -> None:
         assert record_size(None, None, []) + sum(record_size(k, v, h) - 61 for k, v, h in records) <= limit
     # A topic not limited below the batch size keeps its batches whole.
     assert [len(r) for t, _, r in producer.sent if t == "other"] == [2]
-
-
-def exact_cuts(records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]], limit: int) -> list[int]:
-    """Records per batch under the exact rule: a record goes to a new batch if the batch's size plus
-    its record_size (less the batch header counted twice) would pass the limit."""
-    counts: list[int] = []
-    batch = Producer({}, batch_size=256 * 1024).create_batch()
-    for key, value, headers in records:
-        if batch.record_count() and batch.size() + record_size(key, value, headers) - 61 > limit:
-            counts.append(batch.record_count())
-            batch = Producer({}, batch_size=256 * 1024).create_batch()
-        assert batch.append(timestamp=None, key=key, value=value, headers=headers) is not None
-    counts.append(batch.record_count())
-    return counts
-
-
-@pytest.mark.parametrize("headers", [[], [("tactful.reason", b"x" * 40)]], ids=["bare", "with-headers"])
-@pytest.mark.parametrize("limit", [1_000, 4_321, 20_000])
-def test_the_cheap_size_bound_cuts_batches_where_the_exact_size_would(
-    limit: int, headers: list[tuple[str, bytes]]
-) -> None:
-    # Values of 0 to 299 bytes (a length varint grows a byte at 64), keys absent and present.
-    records = [(None if i % 7 == 0 else f"c{i}".encode(), bytes(i % 5) * ((i * 37) % 300), headers) for i in range(400)]
-    producer = Producer({}, batch_size=256 * 1024)
-    sink = BatchSink(lambda: producer, RecordLimits({"t": limit}))
-
-    async def go() -> None:
-        for key, value, hs in records:
-            sink.add("t", key, value, partition=0, headers=tuple(hs))
-        for f in await sink.submit():
-            f.set_result(None)
-
-    asyncio.run(go())
-    assert [len(r) for _, _, r in producer.sent] == exact_cuts(records, limit)
-    assert [rec for _, _, r in producer.sent for rec in r] == [(k, v, h) for k, v, h in records]
