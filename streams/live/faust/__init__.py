@@ -46,8 +46,15 @@ name                                                   module      why
 ``faust Consumer._commit_every``, ``._n_acked``        consumer    commit cadence (as Faust's loop)
 ``faust Consumer._add_gap(tp, from, to)``              consumer    offset gaps (as Faust's loop)
 ``faust.transport.consumer.CONSUMER_FETCHING``         consumer    the diagnostic flag Faust sets
-``faust Consumer.unacked`` (mutated), ``.ack``         consumer    a message is tracked before processing
-``ConsumerMessage.tracked``, ``.generation_id``        consumer    as Faust's stream marks messages
+``faust Consumer.unacked`` (mutated), ``.ack``         consumer    a batch is tracked while processed
+``ConsumerMessage.tracked``, ``.generation_id``        consumer    stale input (a message's generation)
+``faust Consumer._wait_next_records(timeout)``         consumer    getmany inlined: the fetch
+``faust Consumer._buffered_partitions``                consumer    getmany inlined: partitions it takes
+``faust Consumer._to_message(tp, record)``             consumer    other topics' messages, as Faust's
+``faust Consumer._acked``, ``._acked_index``           consumer    ack_all: Faust's ack, in one pass
+``faust Consumer._committed_offset``                   consumer    ack_all: acks below it are dropped
+``faust Consumer._unacked_messages``, ``ack_lock``     consumer    ack_all; one marker a batch in it
+``faust Consumer._waiting_for_ack``                    consumer    ack_all wakes wait_empty, once
 ``faust aiokafka Producer._ensure_producer()``         app         the aiokafka producer, for the sink
 ``Topic.__aiter__()``                                  app         registers the topic with the conductor
 ``app.tables.recovery.completed``                      source      not in Faust's typed interface

@@ -3,18 +3,23 @@
 Faust's consumer loop awaits ``wait_first(callback(message), suspend_flow)``
 for every message, then the conductor builds an ``Event``, queues it, and a
 stream takes it off again: measured, that is most of a worker's time. This
-subclass keeps Faust's loop as it is for every other topic and keeps its
+subclass keeps Faust's loop as it is for every other topic, and keeps its
 bookkeeping for the input topic too (read offsets, offset gaps, the commit
-cadence), but collects the input topic's messages of one fetch and hands them
-to :class:`BatchHandler` in one call. The state table's changelog records
-of a recovery are offered to ``restore`` first
+cadence, the flow and generation checks), but does it once per partition of
+a fetch instead of once per message: its ``getmany`` is inlined, the input
+records become :class:`InputMessage` (not Faust's twenty-field
+``ConsumerMessage``), and a fetch's input goes to :class:`BatchHandler` in
+runs of up to ``max_batch``, one partition after another. The state table's
+changelog records of a recovery are offered to ``restore`` first
 (:mod:`streams.live.faust.recovery`), which applies them in place; the rest
 (the last records of a recovery, standbys) go through the conductor.
 
-The handler tracks each message as unacked before the runtime sees it; the
-runtime acks it (through :class:`~streams.live.faust.source.FaustSource`)
-only after it has published and persisted the batch, so Faust still never
-commits past an event whose effects have not landed. Messages of a stale
+The handler puts one :class:`InFlight` marker per batch in Faust's unacked
+set while the runtime processes it (a rebalance waits for it); the runtime
+acks the messages (through :class:`~streams.live.faust.source.FaustSource`,
+:func:`ack_all`: Faust's ``ack`` in one pass) only after it has published
+and persisted the batch, so Faust still never commits past an event whose
+effects have not landed. Messages of a stale
 consumer generation (a rebalance started) are dropped, untracked and *not*
 acked: Faust's own stream acks them, but an ack is all Faust's commit looks
 at, and an ack of a partition assigned here again (its bookkeeping is
@@ -66,14 +71,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types.tuples import ack_lock
 from mode import Service
+from mode.utils.futures import notify
 
 from streams.live.faust.bootstrap import patient
 
@@ -122,11 +129,130 @@ def with_metadata(commit: Callable[..., Awaitable[Any]], topic: str, metadata: C
     return commit_with_metadata
 
 
+class InputMessage:
+    """One input record, as the runtime reads it and as Faust's ack bookkeeping reads it.
+
+    In place of Faust's ``ConsumerMessage`` (twenty fields, most never read here):
+    built once per record, it was a sizable share of the consumer's cost. It fits
+    :class:`~streams.live.runtime.Incoming` (``timestamp`` in seconds, as Faust's),
+    Faust's ``Consumer.ack`` (``acked``, ``tp``, weak references) and the batch
+    handler's generation check.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "acked",
+        "generation_id",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp",
+        "topic",
+        "tp",
+        "value",
+    )
+
+    def __init__(
+        self,
+        tp: Any,
+        generation_id: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any,
+        timestamp: float | None,
+    ) -> None:
+        self.topic: str = tp.topic
+        self.partition: int = tp.partition
+        self.tp = tp
+        self.generation_id = generation_id
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+        self.acked = False
+
+    def __repr__(self) -> str:
+        return f"<InputMessage {self.topic}/{self.partition}@{self.offset}>"
+
+
+class InFlight:
+    """Stands in Faust's ``unacked`` set for a whole batch while the runtime processes it.
+
+    Faust's rebalance and shutdown (``wait_empty``) wait until that weak set holds
+    nothing unacked; before, every message was added to it and taken out again by its
+    ack, two weak-reference operations per record. One of these per batch says the
+    same: something is in flight until :class:`BatchHandler` marks it acked (and it
+    leaves the set when it is freed, as an unacked message nobody held did).
+    """
+
+    __slots__ = ("__weakref__", "acked", "count", "refcount")
+
+    def __init__(self, count: int) -> None:
+        self.acked = False
+        self.refcount = 0  # read by Faust's wait_empty warning
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"<InFlight batch of {self.count}>"
+
+
+def ack_all(consumer: Any, messages: Iterable[Any]) -> None:
+    """Faust's ``Consumer.ack`` for each message, in one pass under its lock.
+
+    The same bookkeeping (faust/transport/consumer.py ``ack``, pinned by
+    ``tests/live/faust/test_private_api.py``): each offset at or past the committed
+    one goes into the partition's acked list and index once, ``_n_acked`` counts it
+    and a waiting ``wait_empty`` is woken, once. Per message it cost a lock, three
+    dictionary lookups and a weak-set discard; the runtime acks thousands at a time.
+    """
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    committed_offset = consumer._committed_offset
+    acked_index = consumer._acked_index
+    acked_lists = consumer._acked
+    unacked = consumer._unacked_messages
+    enabled: dict[str, bool] = {}
+    n = 0
+    with ack_lock:
+        tp: Any = None
+        committed: int | None = None
+        index: set[int] = set()
+        acked: list[int] = []
+        for m in messages:
+            if m.acked:
+                continue
+            m.acked = True
+            topic = m.topic
+            on = enabled.get(topic)
+            if on is None:
+                on = enabled[topic] = bool(acks_enabled_for(topic))
+            if not on:
+                continue
+            if m.tp is not tp:
+                tp = m.tp
+                committed = committed_offset[tp]
+                index = acked_index[tp]
+                acked = acked_lists[tp]
+            offset = m.offset
+            if (committed is None or offset >= committed) and offset not in index:
+                index.add(offset)
+                acked.append(offset)
+                n += 1
+                if not isinstance(m, InputMessage):
+                    unacked.discard(m)  # tracked by Faust's own path; ours never are (InFlight)
+        consumer._n_acked += n
+        if any(enabled.values()):
+            notify(consumer._waiting_for_ack)
+
+
 class BatchHandler:
-    """Tracks and processes one fetch's worth of input messages; drops the stale ones unacked.
+    """Processes one fetch's worth of input messages; drops the stale ones unacked.
 
     ``process`` (the runtime's ``handle``) acks the messages it is given once
-    their effects have landed.
+    their effects have landed. While it runs, one :class:`InFlight` in Faust's
+    ``unacked`` set stands for the batch.
     """
 
     def __init__(
@@ -145,16 +271,25 @@ class BatchHandler:
         unacked = consumer.unacked
         generation = app.consumer_generation_id
         active = app.flow_control.is_active()
-        live = []
-        stale = []
-        for m in messages:
-            if not active or m.generation_id != generation:
-                stale.append(m)
-                continue
-            m.tracked = True
-            unacked.add(m)
-            live.append(m)
-        if live and self.ready is not None:
+        if active and all(m.generation_id == generation for m in messages):
+            live, stale = messages, []
+        else:
+            live = [m for m in messages if active and m.generation_id == generation]
+            stale = [m for m in messages if not active or m.generation_id != generation]
+        if not live:
+            self._dropped(stale)
+            return
+        in_flight = InFlight(len(live))
+        unacked.add(in_flight)
+        try:
+            await self._process(app, generation, live, stale)
+        finally:
+            # Faust's wait_empty drops acked entries; the weak set loses it anyway once it is
+            # freed, as it did a message nobody acked. The runtime's ack woke wait_empty.
+            in_flight.acked = True
+
+    async def _process(self, app: Any, generation: int, live: list[Any], stale: list[Any]) -> None:
+        if self.ready is not None:
             await self.ready()
             # A rebalance may have come while this batch waited for the new assignment's
             # stream times: what it fetched before belongs to the old generation, maybe to
@@ -176,6 +311,10 @@ class BatchHandler:
                 log.critical("batch failed; exiting so that the batch is processed again", exc_info=True)
                 logging.shutdown()
                 os._exit(EXIT_BATCH_FAILED)
+        self._dropped(stale)
+
+    @staticmethod
+    def _dropped(stale: list[Any]) -> None:
         # The stale ones are neither tracked nor acked: an ack is what lets Faust commit past
         # them, and they were not processed. The rebalance's seek reads them again.
         if stale:
@@ -275,51 +414,30 @@ def batching_consumer(
             return found
 
         async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
-            # Faust's loop (faust/transport/consumer.py), with the input topic batched.
-            callback = self.callback
-            getmany = self.getmany
+            # Faust's loop (faust/transport/consumer.py) with its getmany inlined: the input
+            # topic's records go to the runtime a partition's run at a time, other topics'
+            # one message at a time as Faust hands them over.
             consumer_should_stop = cast(Service, self)._stopped.is_set
             fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-            get_read_offset = self._read_offset.__getitem__
-            set_read_offset = self._read_offset.__setitem__
             set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-            commit_every = self._commit_every
-            acks_enabled_for = self.app.topics.acks_enabled_for
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
                     set_flag(CONSUMER_FETCHING)
-                    ait = getmany(timeout=1.0)
                     await self.sleep(0)
                     if self.should_stop:
                         continue
-                    batch: list[Any] = []
-                    async for tp, message in ait:
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is not None and offset < r_offset:
-                            continue  # already delivered (Faust drops these too)
-                        gap = offset - (r_offset or 0)
-                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                            await self._add_gap(tp, r_offset + 1, offset)
-                        if commit_every is not None and self._n_acked >= commit_every:
-                            self._n_acked = 0
-                            await self.commit()
-                        if message.topic == input_topic:
-                            batch.append(message)
-                            if len(batch) >= max_batch:
-                                set_read_offset(tp, offset)
-                                await handle(batch)
-                                batch = []
-                                continue
-                        else:
-                            if batch:  # keep order across topics
-                                await handle(batch)
-                                batch = []
-                            if restore is None or not restore(message):
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                        set_read_offset(tp, offset)
-                    if batch:
-                        await handle(batch)
+                    records, active_partitions = await self._wait_next_records(1.0)
+                    generation = self.app.consumer_generation_id
+                    if records is None or self.should_stop:
+                        continue
+                    if self.flow_active:
+                        await self._deliver(records, active_partitions, generation)
+                    else:
+                        # As Faust's getmany: a fetch that came back after the flow stopped.
+                        try:
+                            await self.perform_seek()
+                        except Exception as exc:
+                            log.warning("exception performing seek when flow not active %r", exc)
                     unset_flag(CONSUMER_FETCHING)
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
@@ -331,5 +449,125 @@ def batching_consumer(
                 raise
             finally:
                 unset_flag(CONSUMER_FETCHING)
+
+        def _moved_on(self, generation: int) -> bool:
+            """The flow stopped or a rebalance began since the fetch: hand over no more of it
+            (Faust's getmany checks before each message; nothing changes but across an await)."""
+            return not self.flow_active or self.app.consumer_generation_id != generation
+
+        async def _deliver(self, records: Any, active_partitions: Any, generation: int) -> None:
+            """One fetch: Faust's getmany and drain loop body, the input topic a run at a time.
+
+            Per input partition, what Faust did per message is done once: the active-partition
+            test, the highwater it reports to the monitor, the read offset, the commit cadence,
+            and the gap test, which walks the offsets only when the run is not contiguous.
+            """
+            read_offset = self._read_offset
+            commit_every = self._commit_every
+            buffered = self._buffered_partitions
+            monitor = self.app.monitor
+            batch: list[Any] = []
+            for tp, recs in records.items():
+                if not recs:
+                    continue
+                if self._moved_on(generation):
+                    break
+                if active_partitions is not None and tp not in active_partitions and tp not in buffered:
+                    continue
+                monitor.track_tp_end_offset(tp, self.highwater(tp))
+                if tp.topic != input_topic:
+                    if batch:  # keep order across topics
+                        await handle(batch)
+                        batch = []
+                    if not await self._deliver_others(tp, recs, generation):
+                        break
+                    continue
+                r_offset = read_offset[tp]
+                if r_offset is not None and recs[0].offset < r_offset:
+                    recs = [r for r in recs if r.offset >= r_offset]  # already delivered
+                    if not recs:
+                        continue
+                gaps = self.app.topics.acks_enabled_for(input_topic)
+                i, n = 0, len(recs)
+                while i < n:
+                    if i and self._moved_on(generation):
+                        break
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    run = recs[i : i + max_batch - len(batch)]
+                    i += len(run)
+                    # Only for the records about to be handed over, as Faust's loop did: a gap
+                    # recorded for a record never handed over could let a commit pass it.
+                    if gaps and not await self._add_gaps(tp, r_offset, run, generation):
+                        break
+                    r_offset = run[-1].offset
+                    batch += [
+                        InputMessage(
+                            tp,
+                            generation,
+                            r.offset,
+                            r.key,
+                            r.value,
+                            r.headers,
+                            None if r.timestamp is None else r.timestamp / 1000.0,
+                        )
+                        for r in run
+                    ]
+                    read_offset[tp] = run[-1].offset
+                    if len(batch) >= max_batch:
+                        await handle(batch)
+                        batch = []
+            if batch:
+                await handle(batch)
+
+        async def _add_gaps(self, tp: Any, r_offset: int | None, recs: list[Any], generation: int) -> bool:
+            """As Faust's loop: a record more than one past the last one read leaves a gap
+            (compaction, transaction markers) that Faust's commit may pass; none after a read
+            offset of 0 or None, as there. False if a rebalance began meanwhile (``_add_gap``
+            yields): the rest would land in the next generation's bookkeeping."""
+            first = recs[0].offset
+            if r_offset and first - r_offset > 1:
+                if self._moved_on(generation):
+                    return False
+                await self._add_gap(tp, r_offset + 1, first)
+            if recs[-1].offset - first == len(recs) - 1:
+                return not self._moved_on(generation)  # contiguous: nothing between them
+            previous = first
+            for r in recs[1:]:
+                offset = r.offset
+                if previous and offset - previous > 1:
+                    if self._moved_on(generation):
+                        return False
+                    await self._add_gap(tp, previous + 1, offset)
+                previous = offset
+            return not self._moved_on(generation)
+
+        async def _deliver_others(self, tp: Any, recs: list[Any], generation: int) -> bool:
+            """Another topic's records (the changelog), as Faust's loop handles each; False
+            once the flow stopped or a rebalance began."""
+            get_read_offset = self._read_offset.__getitem__
+            set_read_offset = self._read_offset.__setitem__
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            commit_every = self._commit_every
+            callback = self.callback
+            for record in recs:
+                if self._moved_on(generation):
+                    return False
+                message = self._to_message(tp, record)
+                offset = message.offset
+                r_offset = get_read_offset(tp)
+                if r_offset is not None and offset < r_offset:
+                    continue  # already delivered (Faust drops these too)
+                gap = offset - (r_offset or 0)
+                if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                if restore is None or not restore(message):
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                set_read_offset(tp, offset)
+            return True
 
     return BatchingConsumer

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams.live.faust.consumer import ack_all
 from streams.live.runtime import Incoming, decode_stream_time
 from streams.settings import KafkaConnection
 
@@ -81,10 +82,9 @@ class FaustSource:
         return self._partitions
 
     def ack(self, records: Sequence[Incoming]) -> None:
-        # The records are Faust's own consumer messages (streams.live.faust.consumer).
-        ack: Callable[[Any], object] = self.app.consumer.ack
-        for m in records:
-            ack(m)
+        # The records are the consumer's messages (streams.live.faust.consumer), acked as
+        # Faust's Consumer.ack acks each, in one pass.
+        ack_all(self.app.consumer, records)
 
     def recovering(self) -> bool:
         """The state table is still being restored from its changelog."""

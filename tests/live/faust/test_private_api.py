@@ -38,6 +38,9 @@ from streams.live.faust.table import state_table
 # A new Faust that changes the loop fails here: port the change into the copy, then
 # update this digest.
 DRAIN_LOOP_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+# Faust's getmany (inlined into that loop) and ack (done in one pass by ack_all), likewise.
+GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
+ACK_SHA256 = "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f"
 
 
 def params(fun: Callable[..., Any]) -> list[str]:
@@ -84,6 +87,14 @@ def test_the_adapter_docstring_lists_every_private_name_pinned_here() -> None:
         "._txn_manager",
         "._active_events_received_at",
         "._last_flush_at",
+        "._wait_next_records",
+        "._buffered_partitions",
+        "._to_message",
+        "._acked",
+        "._acked_index",
+        "._committed_offset",
+        "._unacked_messages",
+        "._waiting_for_ack",
         "._client",
     }
 
@@ -96,6 +107,53 @@ def test_drain_messages_is_the_loop_the_adapter_copied() -> None:
     assert params(drain) == ["self", "fetcher"]
     digest = hashlib.sha256(inspect.getsource(drain).encode()).hexdigest()
     assert digest == DRAIN_LOOP_SHA256, f"Faust's _drain_messages changed (sha256 {digest}): port it"
+
+
+@pytest.mark.parametrize(
+    ("fun", "digest"),
+    [(faust_consumer.Consumer.getmany, GETMANY_SHA256), (faust_consumer.Consumer.ack, ACK_SHA256)],
+    ids=["getmany", "ack"],
+)
+def test_getmany_and_ack_are_the_code_the_adapter_reimplemented(fun: Callable[..., Any], digest: str) -> None:
+    # The drain loop inlines getmany, per input partition; ack_all is ack in one pass. A
+    # changed original must be ported into streams/live/faust/consumer.py, then the digest updated.
+    got = hashlib.sha256(inspect.getsource(fun).encode()).hexdigest()
+    assert got == digest, f"Faust's {fun.__name__} changed (sha256 {got}): port it"
+    assert getattr(faust_aiokafka.Consumer, fun.__name__) is fun  # the aiokafka driver does not override it
+
+
+def test_the_fields_the_inlined_getmany_and_the_batched_ack_read() -> None:
+    from weakref import WeakSet
+
+    from faust.types.tuples import ack_lock
+
+    def check(app: faust.App) -> dict[str, Any]:
+        consumer: Any = app.consumer
+        return {
+            "wait_next_records": consumer._wait_next_records,
+            "buffered": consumer._buffered_partitions,
+            "to_message": consumer._to_message,
+            "acked": consumer._acked,
+            "acked_index": consumer._acked_index,
+            "committed": consumer._committed_offset,
+            "unacked": consumer._unacked_messages,
+            "waiting": consumer._waiting_for_ack,
+            "track_end": app.monitor.track_tp_end_offset,
+        }
+
+    got = in_app(check)
+    assert inspect.iscoroutinefunction(got["wait_next_records"]) and params(got["wait_next_records"]) == ["timeout"]
+    assert "return records, active_partitions" in inspect.getsource(got["wait_next_records"])
+    assert got["buffered"] == set()
+    assert params(got["to_message"]) == ["tp", "record"]
+    assert got["acked"]["t"] == [] and got["acked_index"]["t"] == set() and got["committed"]["t"] is None
+    assert isinstance(got["unacked"], WeakSet)
+    assert got["waiting"] is None
+    assert params(got["track_end"]) == ["tp", "offset"]
+    with ack_lock, ack_lock:  # reentrant, as Faust takes it inside Message.ack
+        pass
+    assert "self._clean_unacked_messages()" in inspect.getsource(faust_consumer.Consumer.wait_empty)
+    assert "if message.acked" in inspect.getsource(faust_consumer.Consumer._clean_unacked_messages)
 
 
 def test_the_consumer_thread_hooks_exist_with_their_signatures() -> None:
