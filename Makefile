@@ -52,7 +52,7 @@ demo-offline: install
 # virtualenv of its own: it is a peer to measure, not a dependency. The benchmarks
 # live in bench/, run from the checkout: they are not part of the tactful wheel.
 # RUNS: measure every contender RUNS times in one invocation (median, min-max; each run
-# in out/bench/results.json); one run takes about 4 minutes on a quiet 2-core machine, plus
+# in out/bench/results.json); one run takes about 5 minutes on a quiet 2-core machine, plus
 # about 2 for naive Faust (first run only): RUNS=5 about 28 (measured 2026-11-30: 5.3 per run with latency at both guarantees).
 # CUSTOMERS=1000000: throughput and recovery at a million customers (as many events, unless
 # EVENTS says otherwise). BENCH_ARGS: any other option of `python -m bench pipeline`.
